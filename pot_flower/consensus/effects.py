@@ -1,0 +1,119 @@
+"""What a replica or client asks its driver to do.
+
+The state machines never touch sockets, clocks or disks. Each input returns a list of
+effects, to be carried out in order: a :class:`Persist` comes before the sends that
+depend on it, so a replica never says something it would forget after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+from pot_flower.consensus.messages import Message, Reply, Request
+
+if TYPE_CHECKING:
+    from pot_flower.consensus.durable import DurableState
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``message`` to replica ``to``."""
+
+    to: int
+    message: Message
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """Send ``message`` to every other replica."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
+class SendToClient:
+    """Send a reply to client ``client``."""
+
+    client: str
+    message: Reply
+
+
+@dataclass(frozen=True)
+class Persist:
+    """Write ``state`` durably before carrying out the effects after this one."""
+
+    state: DurableState
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    """(Re)arm timer ``name`` to fire after ``delay_ms``."""
+
+    name: str
+    delay_ms: int
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    """Disarm timer ``name`` if armed."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Executed:
+    """Sequence number ``seq`` was executed (for observers: ledgers, checkers)."""
+
+    seq: int
+    view: int
+    digest: bytes
+    requests: tuple[Request, ...]
+    results: tuple[bytes | None, ...]  # None: a duplicate request, not re-executed
+    state_digest: bytes | None  # set at checkpoints
+
+
+@dataclass(frozen=True)
+class StateRestored:
+    """The replica jumped to checkpoint ``seq`` by state transfer."""
+
+    seq: int
+    state_digest: bytes
+
+
+@dataclass(frozen=True)
+class ViewInstalled:
+    """The replica entered ``view`` in normal operation."""
+
+    view: int
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """An input was rejected; ``reason`` says why (for logs and metrics)."""
+
+    reason: str
+    sender: int | str | None = None
+
+
+@dataclass(frozen=True)
+class Completed:
+    """Client side: ``timestamp`` got f + 1 matching replies with ``result``."""
+
+    timestamp: int
+    result: bytes
+
+
+Effect = Union[
+    Send,
+    Broadcast,
+    SendToClient,
+    Persist,
+    SetTimer,
+    CancelTimer,
+    Executed,
+    StateRestored,
+    ViewInstalled,
+    Dropped,
+    Completed,
+]

@@ -1,0 +1,1 @@
+"""Deterministic network simulator, Byzantine behaviours, safety/liveness checker."""

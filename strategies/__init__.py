@@ -1,0 +1,1 @@
+"""Flower strategies: PoTStrategy (the committee replaces Flower's single server)."""

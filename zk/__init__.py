@@ -1,0 +1,1 @@
+"""Commitments, signatures and proofs: pure cryptography, no Flower imports."""
