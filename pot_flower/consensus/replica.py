@@ -199,6 +199,9 @@ class Replica:
         self._request_timer_armed = False
         self._backoff = 0
         self._fetching: tuple[int, tuple[Checkpoint, ...]] | None = None
+        # Normal-case messages for the view being installed, which often overtake
+        # its new-view message; replayed once the view is installed.
+        self._early: list[PrePrepare | Prepare | Commit] = []
         self._verified: set[bytes] = set()
         self.dropped: Counter[str] = Counter()
         self._out: list[Effect] = []
@@ -441,7 +444,17 @@ class Replica:
             return f"seq {seq} outside watermarks ({self.low}, {high}]"
         return None
 
+    def _buffer_early(self, message: PrePrepare | Prepare | Commit) -> bool:
+        """Keep a message for the view we are changing to (bounded)."""
+        if not (self.in_view_change and message.view == self.view):
+            return False
+        if len(self._early) < 3 * self.config.window * self.config.n:
+            self._early.append(message)
+        return True
+
     def _on_pre_prepare(self, pp: PrePrepare) -> None:
+        if self._buffer_early(pp):
+            return
         problem = self._normal_case_check(pp.view, pp.seq)
         if problem is None and pp.sender != primary(pp.view, self.config.n):
             problem = "pre-prepare not from the primary"
@@ -470,6 +483,8 @@ class Replica:
         self._arm_request_timer()
 
     def _on_prepare(self, prepare: Prepare) -> None:
+        if self._buffer_early(prepare):
+            return
         problem = self._normal_case_check(prepare.view, prepare.seq)
         if problem is None and prepare.sender == primary(prepare.view, self.config.n):
             problem = "the primary does not send prepares"
@@ -481,6 +496,8 @@ class Replica:
             self._check_prepared(slot)
 
     def _on_commit(self, commit: Commit) -> None:
+        if self._buffer_early(commit):
+            return
         problem = self._normal_case_check(commit.view, commit.seq)
         if problem is not None:
             self._drop(f"commit: {problem}", commit.sender)
@@ -826,6 +843,12 @@ class Replica:
                 self.low, self.stable_snapshot, self.stable_proof, self.id
             )
             self._send(peer, self._sign(transfer))
+        elif status.stable_seq < self.low:
+            # They executed it but missed the checkpoint votes: forward the proof
+            # (each checkpoint is signed by its author) so their window can move.
+            for checkpoint in self.stable_proof:
+                if checkpoint.sender != peer:
+                    self._send(peer, checkpoint)
         for seq in range(
             max(status.last_executed, self.low) + 1, self.last_executed + 1
         ):
@@ -871,6 +894,7 @@ class Replica:
         self.view = new_view
         self.in_view_change = True
         self._new_view = None
+        self._early = []
         self._sent_new_view = False
         for slot in self._slots.values():
             slot.reset_view()
@@ -1034,6 +1058,9 @@ class Replica:
         max_s = plan[-1][0] if plan else min_s
         self._next_seq = max(max_s, self.last_executed, self.low) + 1
         self._out.append(ViewInstalled(self.view))
+        early, self._early = self._early, []
+        for message in early:
+            self._dispatch(message)
         self._execute_ready()
         self._arm_request_timer(restart=True)
 

@@ -19,11 +19,11 @@ from pot_flower.consensus.messages import (
     Checkpoint,
     Commit,
     Committed,
+    M,
     Message,
     MessageError,
-    NewView,
-    PrePrepare,
     Prepare,
+    PrePrepare,
     Reply,
     StateTransfer,
     ViewChange,
@@ -33,7 +33,6 @@ from pot_flower.consensus.messages import (
 )
 from pot_flower.consensus.replica import Replica
 from pot_flower.zk.signatures import SigningKey
-
 
 #: The view in which colluders attack (its primary, replica 0, is one of them).
 ATTACK_VIEW = 0
@@ -106,6 +105,7 @@ class ByzantineReplica:
         self._key = key
         self._rng = rng
         self._history: list[bytes] = []
+        self._relayed: set[bytes] = set()
         self.id = inner.id
 
     # Same input surface as Replica.
@@ -120,6 +120,10 @@ class ByzantineReplica:
 
     def _relay(self, data: bytes) -> list[RawSend]:
         """Bridge the partition selectively; signed messages relay undetectably."""
+        token = sha256(data)
+        if token in self._relayed:
+            return []  # once each, or two colluders would echo forever
+        self._relayed.add(token)
         try:
             message = decode_message(data)
         except MessageError:
@@ -143,7 +147,7 @@ class ByzantineReplica:
     def _others(self) -> list[int]:
         return [r for r in range(self.inner.config.n) if r != self.id]
 
-    def _sign(self, message: Message) -> Message:
+    def _sign(self, message: M) -> M:
         return message.signed(self._key)
 
     def _corrupt(self, effects: list[Effect]) -> list[Effect | RawSend]:
@@ -163,7 +167,7 @@ class ByzantineReplica:
     def _client_effect(self, effect: SendToClient) -> Effect:
         if self.behaviour in ("wrong-results", "garbage"):
             forged: Reply = replace(effect.message, result=sha256(b"forged"))
-            return SendToClient(effect.client, self._sign(forged))  # type: ignore[arg-type]
+            return SendToClient(effect.client, self._sign(forged))
         return effect
 
     def _lie(self, message: Message, targets: list[int]) -> list[Effect | RawSend]:

@@ -24,7 +24,6 @@ from pot_flower.consensus.effects import (
     Broadcast,
     CancelTimer,
     Completed,
-    Effect,
     Executed,
     Persist,
     Send,
@@ -90,6 +89,7 @@ class Simulation:
         every honest replica.
     replica_factory : callable (default: Replica)
         Builds a replica; tests pass deliberately broken variants.
+
     """
 
     def __init__(

@@ -1,0 +1,49 @@
+"""The client accepts a result only on f + 1 matching replies."""
+
+from dataclasses import replace
+
+from support import Committee, of_type
+
+from pot_flower.consensus.client import RETRANSMIT_TIMER, Client
+from pot_flower.consensus.effects import Broadcast, Completed, Dropped
+from pot_flower.consensus.messages import Reply
+
+
+def make_client(c: Committee) -> Client:
+    return Client("alice", c.client_key, c.config)
+
+
+def reply(c: Committee, sender: int, result: bytes, ts: int = 1) -> Reply:
+    return Reply(0, "alice", ts, result, sender).signed(c.keys[sender])
+
+
+def test_f_plus_1_matching_replies_complete_the_request(committee: Committee) -> None:
+    client = make_client(committee)
+    [request] = [e.message for e in of_type(client.submit(b"op"), Broadcast)]
+    assert not client.handle(reply(committee, 0, b"r"))
+    [done] = of_type(client.handle(reply(committee, 1, b"r")), Completed)
+    assert done == Completed(request.timestamp, b"r") and not client.busy  # type: ignore[attr-defined]
+
+
+def test_a_lying_minority_cannot_complete_a_request(committee: Committee) -> None:
+    client = make_client(committee)
+    client.submit(b"op")
+    assert not client.handle(reply(committee, 3, b"forged"))
+    assert not client.handle(reply(committee, 3, b"forged"))  # repeating does not help
+    assert not client.handle(reply(committee, 0, b"honest"))
+    assert of_type(client.handle(reply(committee, 1, b"honest")), Completed)
+
+
+def test_forged_and_foreign_replies_are_ignored(committee: Committee) -> None:
+    client = make_client(committee)
+    client.submit(b"op")
+    forged = replace(reply(committee, 0, b"r"), sender=1, _payload=b"")
+    assert of_type(client.handle(forged), Dropped)
+    assert client.handle(reply(committee, 0, b"r", ts=99)) == []
+
+
+def test_timeout_retransmits_to_every_replica(committee: Committee) -> None:
+    client = make_client(committee)
+    client.submit(b"op")
+    effects = client.on_timer(RETRANSMIT_TIMER)
+    assert len(of_type(effects, Broadcast)) == 1

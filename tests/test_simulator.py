@@ -1,0 +1,126 @@
+"""The fault-injection simulator and its checker: the protocol holds, bugs do not."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pot_flower.sim.campaign import CampaignSpec, run_campaign
+from pot_flower.sim.checker import ReplicaTrace, check_liveness, check_safety
+from pot_flower.sim.faults import FAULT_KINDS
+from pot_flower.sim.mutants import MUTANTS
+from pot_flower.sim.simulator import Simulation
+
+
+@pytest.mark.parametrize(("n", "runs"), [(4, 40), (7, 12), (10, 4)])
+def test_full_fault_mix_keeps_safety_and_liveness(n: int, runs: int) -> None:
+    report = run_campaign(CampaignSpec(validators=n, runs=runs, seed=500), jobs=1)
+    summary = report.summary()
+    assert summary["safety_violations"] == 0, report.failing
+    assert summary["liveness_failures"] == 0, report.failing
+    assert summary["requests_committed"] == runs * 2 * 4
+
+
+def attack_plans(
+    n: int, mutant: str | None, count: int, victims_extra: int
+) -> list[Simulation]:
+    """Seeds whose plan is the coordinated attack aimed at one quorum rule."""
+    f = (n - 1) // 3
+    kinds = frozenset(FAULT_KINDS) - {"crash"}
+    extra = {} if mutant is None else {"replica_factory": MUTANTS[mutant]}
+    found: list[Simulation] = []
+    seed = 0
+    while len(found) < count:
+        sim = Simulation(n, seed, faults=kinds, **extra)  # type: ignore[arg-type]
+        seed += 1
+        plan = sim.plan
+        if (
+            0 in plan.byzantine
+            and len(plan.partition) > 1
+            and len(plan.victims) == f + victims_extra
+        ):
+            found.append(sim)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("mutant", "victims_extra"),
+    [("commit-on-2f", 0), ("skip-prepared-certificates", 1)],
+)
+def test_checker_catches_a_replica_that_breaks_a_quorum_rule(
+    mutant: str, victims_extra: int
+) -> None:
+    violating = [
+        sim.seed
+        for sim in attack_plans(4, mutant, 8, victims_extra)
+        if sim.run().verdict.safety
+    ]
+    assert violating, f"{mutant} survived every coordinated attack"
+
+
+@pytest.mark.parametrize("victims_extra", [0, 1])
+def test_correct_replicas_survive_the_same_coordinated_attacks(
+    victims_extra: int,
+) -> None:
+    for sim in attack_plans(4, None, 8, victims_extra):
+        verdict = sim.run().verdict
+        assert not verdict.safety and not verdict.liveness, (sim.seed, verdict)
+
+
+def fingerprint(n: int, seed: int) -> str:
+    sim = Simulation(n, seed)
+    sim.run()
+    traces = {
+        rid: sorted((s, d.hex()) for s, d in t.executed.items())
+        for rid, t in sim.traces.items()
+    }
+    blob = json.dumps(
+        [traces, sorted(sim.accepted.items(), key=str).__repr__()], sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def test_a_seed_replays_identically_in_another_process() -> None:
+    here = fingerprint(4, 42)
+    assert fingerprint(4, 42) == here
+    code = "from test_simulator import fingerprint; print(fingerprint(4, 42))"
+    there = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=__file__.rsplit("/", 1)[0],
+    ).stdout.strip()
+    assert there == here
+
+
+def test_checker_reports_disagreement_and_forged_acceptance() -> None:
+    a, b = ReplicaTrace(), ReplicaTrace()
+    a.executed[1], b.executed[1] = b"x" * 32, b"y" * 32
+    a.results[("c", 1)], b.results[("c", 1)] = b"r1", b"r2"
+    problems = check_safety({0: a, 1: b}, {("c", 1): b"r3"})
+    assert any("disagree on the batch at seq 1" in p for p in problems)
+    assert any("different results" in p for p in problems)
+    assert any("no honest replica computed" in p for p in problems)
+
+
+def test_checker_reports_requests_that_never_executed() -> None:
+    done, behind = ReplicaTrace(last_executed=3), ReplicaTrace(last_executed=1)
+    problems = check_liveness(
+        {0: done, 1: behind}, [("c", 1), ("c", 2)], {("c", 1): b"r"}, {("c", 1): 3}
+    )
+    assert problems == [
+        "replica 1 never executed request ('c', 1) (seq 3)",
+        "request ('c', 2) never completed at its client",
+    ]
+
+
+def test_bad_campaign_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown faults"):
+        CampaignSpec(validators=4, runs=1, faults=frozenset({"meteor"}))
+    with pytest.raises(ValueError, match="unknown mutant"):
+        CampaignSpec(validators=4, runs=1, mutant="nope")
