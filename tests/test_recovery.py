@@ -2,7 +2,8 @@
 
 import pytest
 
-from pot_flower.consensus.durable import DurableState
+from pot_flower.consensus.durable import DurableState, slot_key
+from pot_flower.consensus.effects import Persist
 from pot_flower.consensus.replica import STATUS_TIMER
 from pot_flower.sim.inmemory import InMemoryCommittee
 
@@ -59,25 +60,43 @@ def test_restarted_replica_catches_up_from_commit_certificates_within_the_window
     assert committee.replicas[2].state_digest() == committee.replicas[0].state_digest()
 
 
-def test_persisted_state_round_trips_through_bytes() -> None:
+def test_incremental_writes_add_up_to_the_full_state() -> None:
     committee = InMemoryCommittee(4, checkpoint_interval=2, window=4)
     run_requests(committee, 0, 5)
-    data = committee.logs[1].persisted
-    assert data is not None
-    state = DurableState.from_bytes(data)
-    assert state.to_bytes() == data
+    store = committee.logs[1].store
+    state = DurableState.from_records(store)
+    assert state == committee.replicas[1].durable_state()
+    assert state.to_records() == store
     assert state.last_executed == 5 and state.stable_seq == 4
+    assert sorted(k for k in store if k.startswith("slot/")) == [
+        slot_key(5)
+    ]  # GC'd below 4
 
 
-@pytest.mark.parametrize("corrupt", [b"", b"garbage", b"l5:helloe"])
-def test_corrupt_persisted_state_is_refused_with_a_clear_error(corrupt: bytes) -> None:
+def test_a_step_writes_only_the_records_it_changed() -> None:
+    committee = InMemoryCommittee(4, checkpoint_interval=8, window=32)
+    run_requests(committee, 0, 3)
+    replica = committee.replicas[1]
+    effects = replica.on_timer(
+        STATUS_TIMER
+    )  # a status broadcast changes nothing durable
+    assert not [e for e in effects if isinstance(e, Persist)]
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [{}, {"meta": b"garbage", "stable": b"", "new-view": b"n"}, {"meta": b"l5:helloe"}],
+)
+def test_corrupt_persisted_state_is_refused_with_a_clear_error(
+    corrupt: dict[str, bytes],
+) -> None:
     with pytest.raises(ValueError, match="replica state"):
-        DurableState.from_bytes(corrupt)
+        DurableState.from_records(corrupt)
 
 
 def test_state_of_another_replica_is_refused() -> None:
     committee = InMemoryCommittee(4)
     run_requests(committee, 0, 1)
-    committee.logs[3].persisted = committee.logs[1].persisted
+    committee.logs[3].store = dict(committee.logs[1].store)
     with pytest.raises(ValueError, match="another replica"):
         committee.restart(3)

@@ -1,7 +1,15 @@
-"""What a replica must remember across a crash, and its canonical byte form."""
+"""What a replica must remember across a crash, as records of a key/value store.
+
+A replica's durable state is split into records (``meta``, ``stable``, ``new-view``
+and one ``slot/<seq>`` per sequence number above the stable checkpoint) so that
+each protocol step writes only the few records it changed; a driver applies the
+writes of a :class:`~pot_flower.consensus.effects.Persist` effect atomically (a
+dict here, one SQLite transaction in a validator).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,31 +59,33 @@ class DurableState:
     slots: tuple[SlotRecord, ...]
     new_view: NewView | None
 
-    def to_bytes(self) -> bytes:
-        """Canonical encoding, stable across processes and versions of Python."""
-        return encode(
-            [
-                FORMAT,
-                self.replica_id,
-                self.view,
-                self.in_view_change,
-                self.stable_seq,
-                [c.to_bytes() for c in self.stable_proof],
-                self.stable_snapshot,
-                self.last_executed,
-                [_slot_value(s) for s in self.slots],
-                None if self.new_view is None else self.new_view.to_bytes(),
-            ]
-        )
+    def to_records(self) -> dict[str, bytes]:
+        """The whole state as store records (see :func:`records_delta`)."""
+        records = {
+            META_KEY: meta_value(self),
+            STABLE_KEY: stable_value(self),
+            NEW_VIEW_KEY: new_view_value(self),
+        }
+        for slot in self.slots:
+            records[slot_key(slot.seq)] = encode_slot(slot)
+        return records
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> DurableState:
-        """Inverse of :meth:`to_bytes`; raises ``ValueError`` on corrupt input."""
+    def from_records(cls, records: Mapping[str, bytes]) -> DurableState:
+        """Rebuild from store records; raises ``ValueError`` on corrupt input."""
         try:
-            value = decode(data)
-            if not isinstance(value, list) or len(value) != 10 or value[0] != FORMAT:
+            meta = decode(records[META_KEY])
+            stable = decode(records[STABLE_KEY])
+            nv = decode(records[NEW_VIEW_KEY])
+            if not isinstance(meta, list) or len(meta) != 5 or meta[0] != FORMAT:
                 raise ValueError("not a pot-flower replica state")
-            (_, rid, view, in_vc, stable_seq, proof, snap, last, slots, nv) = value
+            _, rid, view, in_vc, last = meta
+            stable_seq, proof, snapshot = _list(stable)
+            slots = tuple(
+                _slot_from(decode(records[k]))
+                for k in sorted(records)
+                if k.startswith(SLOT_PREFIX)
+            )
             return cls(
                 replica_id=_int(rid),
                 view=_int(view),
@@ -84,13 +94,64 @@ class DurableState:
                 stable_proof=tuple(
                     decode_message(_bytes(c), Checkpoint) for c in _list(proof)
                 ),
-                stable_snapshot=_bytes(snap),
+                stable_snapshot=_bytes(snapshot),
                 last_executed=_int(last),
-                slots=tuple(_slot_from(s) for s in _list(slots)),
+                slots=slots,
                 new_view=None if nv is None else decode_message(_bytes(nv), NewView),
             )
-        except (DecodeError, MessageError, TypeError) as exc:
+        except KeyError as exc:
+            raise ValueError(f"corrupt replica state: missing record {exc}") from exc
+        except (DecodeError, MessageError, TypeError, ValueError) as exc:
             raise ValueError(f"corrupt replica state: {exc}") from exc
+
+
+META_KEY = "meta"
+STABLE_KEY = "stable"
+NEW_VIEW_KEY = "new-view"
+SLOT_PREFIX = "slot/"
+
+
+def slot_key(seq: int) -> str:
+    """Store key of a slot; zero-padded so keys sort by sequence number."""
+    return f"{SLOT_PREFIX}{seq:020d}"
+
+
+def apply_writes(store: dict[str, bytes], writes: Mapping[str, bytes | None]) -> None:
+    """Apply a Persist effect's writes to an in-memory store."""
+    for key, value in writes.items():
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+
+
+def meta_value(state: DurableState) -> bytes:
+    """The small record that changes on most steps."""
+    return encode(
+        [
+            FORMAT,
+            state.replica_id,
+            state.view,
+            state.in_view_change,
+            state.last_executed,
+        ]
+    )
+
+
+def new_view_value(state: DurableState) -> bytes:
+    """The new-view message that installed the current view (forwarded to laggards)."""
+    return encode(None if state.new_view is None else state.new_view.to_bytes())
+
+
+def stable_value(state: DurableState) -> bytes:
+    """The stable checkpoint: its proof and the state snapshot it certifies."""
+    proof = [c.to_bytes() for c in state.stable_proof]
+    return encode([state.stable_seq, proof, state.stable_snapshot])
+
+
+def encode_slot(slot: SlotRecord) -> bytes:
+    """Canonical bytes of one slot record."""
+    return encode(_slot_value(slot))
 
 
 def _slot_value(slot: SlotRecord) -> list[Any]:

@@ -7,13 +7,11 @@ depend on it, so a replica never says something it would forget after a crash.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 from pot_flower.consensus.messages import Message, Reply, Request
-
-if TYPE_CHECKING:
-    from pot_flower.consensus.durable import DurableState
 
 
 @dataclass(frozen=True)
@@ -41,9 +39,13 @@ class SendToClient:
 
 @dataclass(frozen=True)
 class Persist:
-    """Write ``state`` durably before carrying out the effects after this one."""
+    """Apply ``writes`` to the durable store (atomically) before what follows.
 
-    state: DurableState
+    Keys are record names (see :mod:`pot_flower.consensus.durable`); a value of
+    None deletes the record.
+    """
+
+    writes: Mapping[str, bytes | None]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,18 @@ from typing import TypeVar
 
 from pot_flower.consensus.application import Application
 from pot_flower.consensus.config import CommitteeConfig
-from pot_flower.consensus.durable import DurableState, SlotRecord
+from pot_flower.consensus.durable import (
+    META_KEY,
+    NEW_VIEW_KEY,
+    STABLE_KEY,
+    DurableState,
+    SlotRecord,
+    encode_slot,
+    meta_value,
+    new_view_value,
+    slot_key,
+    stable_value,
+)
 from pot_flower.consensus.effects import (
     Broadcast,
     CancelTimer,
@@ -206,8 +217,17 @@ class Replica:
         self.dropped: Counter[str] = Counter()
         self._out: list[Effect] = []
         self._dirty = False
+        # What the store holds, to write only what changed.
+        self._saved_meta = b""
+        self._saved_low: int | None = None
+        self._saved_new_view: NewView | None = None
+        self._saved_slots: dict[int, SlotRecord] = {}
         if durable is not None:
             self._restore(durable)
+            self._saved_meta = meta_value(durable)
+            self._saved_low = durable.stable_seq
+            self._saved_new_view = durable.new_view
+            self._saved_slots = {rec.seq: rec for rec in durable.slots}
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -292,10 +312,34 @@ class Replica:
     def _finish(self) -> list[Effect]:
         out = self._out
         if self._dirty:
-            # Persist first: nothing below may be said and then forgotten.
-            out.insert(0, Persist(self.durable_state()))
+            writes = self._changed_records()
+            if writes:
+                # Persist first: nothing below may be said and then forgotten.
+                out.insert(0, Persist(writes))
         self._out = []
         return out
+
+    def _changed_records(self) -> dict[str, bytes | None]:
+        state = self.durable_state()
+        first = self._saved_low is None
+        writes: dict[str, bytes | None] = {}
+        meta = meta_value(state)
+        if meta != self._saved_meta:
+            writes[META_KEY] = self._saved_meta = meta
+        if self.low != self._saved_low:
+            writes[STABLE_KEY] = stable_value(state)
+            self._saved_low = self.low
+        if first or state.new_view is not self._saved_new_view:
+            writes[NEW_VIEW_KEY] = new_view_value(state)
+            self._saved_new_view = state.new_view
+        for record in state.slots:
+            if self._saved_slots.get(record.seq) != record:
+                writes[slot_key(record.seq)] = encode_slot(record)
+                self._saved_slots[record.seq] = record
+        for seq in [s for s in self._saved_slots if s not in self._slots]:
+            writes[slot_key(seq)] = None
+            del self._saved_slots[seq]
+        return writes
 
     def _drop(self, reason: str, sender: int | str | None = None) -> None:
         self.dropped[reason] += 1

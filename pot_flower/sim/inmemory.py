@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pot_flower.consensus.application import Application, HashChainApp
 from pot_flower.consensus.client import Client
 from pot_flower.consensus.config import CommitteeConfig
-from pot_flower.consensus.durable import DurableState
+from pot_flower.consensus.durable import DurableState, apply_writes
 from pot_flower.consensus.effects import (
     Broadcast,
     CancelTimer,
@@ -35,7 +35,7 @@ class NodeLog:
     """What the driver saw one replica do."""
 
     executed: list[Executed] = field(default_factory=list)
-    persisted: bytes | None = None
+    store: dict[str, bytes] = field(default_factory=dict)  # persisted records
     timers: set[str] = field(default_factory=set)
 
 
@@ -51,7 +51,7 @@ class InMemoryCommittee:
     app_factory : callable (default: HashChainApp)
         Builds each replica's application.
     persist : bool (default: True)
-        Encode and keep each replica's durable state on every Persist effect.
+        Keep each replica's persisted records (they are encoded either way).
     seed : bytes (default: b"committee")
         Derives every key deterministically.
     **config : Any
@@ -123,9 +123,9 @@ class InMemoryCommittee:
         self.down.add(rid)
 
     def restart(self, rid: int) -> None:
-        """Rebuild replica ``rid`` from the bytes it last persisted."""
-        stored = self.logs[rid].persisted
-        durable = None if stored is None else DurableState.from_bytes(stored)
+        """Rebuild replica ``rid`` from the records it persisted."""
+        stored = self.logs[rid].store
+        durable = DurableState.from_records(stored) if stored else None
         self.replicas[rid] = Replica(
             self.config, rid, self.keys[rid], self.app_factory(), durable
         )
@@ -151,7 +151,7 @@ class InMemoryCommittee:
                 self._enqueue(node, effect.client, effect.message.to_bytes())
             elif isinstance(effect, Persist) and isinstance(node, int):
                 if self.persist:
-                    self.logs[node].persisted = effect.state.to_bytes()
+                    apply_writes(self.logs[node].store, effect.writes)
             elif isinstance(effect, SetTimer) and isinstance(node, int):
                 self.logs[node].timers.add(effect.name)
             elif isinstance(effect, CancelTimer) and isinstance(node, int):

@@ -19,7 +19,7 @@ from typing import Any
 from pot_flower.consensus.application import HashChainApp
 from pot_flower.consensus.client import Client
 from pot_flower.consensus.config import CommitteeConfig
-from pot_flower.consensus.durable import DurableState
+from pot_flower.consensus.durable import DurableState, apply_writes
 from pot_flower.consensus.effects import (
     Broadcast,
     CancelTimer,
@@ -142,7 +142,7 @@ class Simulation:
         self._timer_gen: dict[tuple[Node, str], int] = {}
         self.replicas: dict[int, Replica | ByzantineReplica] = {}
         self.down: set[int] = set()
-        self.disk: dict[int, DurableState] = {}
+        self.disk: dict[int, dict[str, bytes]] = {}  # each replica's record store
         self.traces = {
             r: ReplicaTrace() for r in range(n) if r not in self.plan.byzantine
         }
@@ -214,7 +214,7 @@ class Simulation:
                 self._transmit(node, effect.client, effect.message.to_bytes())
             elif isinstance(effect, Persist):
                 assert isinstance(node, int)
-                self.disk[node] = effect.state
+                apply_writes(self.disk.setdefault(node, {}), effect.writes)
             elif isinstance(effect, SetTimer):
                 gen = self._timer_gen.get((node, effect.name), 0) + 1
                 self._timer_gen[(node, effect.name)] = gen
@@ -353,10 +353,8 @@ class Simulation:
         elif kind == "restart":
             self.down.discard(payload)
             stored = self.disk.get(payload)
-            # Round-trip through bytes: recovery must work from what is on disk.
-            durable = (
-                None if stored is None else DurableState.from_bytes(stored.to_bytes())
-            )
+            # Recovery works from the bytes on "disk" only.
+            durable = None if stored is None else DurableState.from_records(stored)
             self._build_replica(payload, durable)
             self._apply(payload, self.replicas[payload].start())
 

@@ -1,0 +1,113 @@
+"""PBFT core throughput and latency over the in-memory transport, real signatures.
+
+One process runs every replica, so wall time per decision is the *serial* work of
+the whole committee (every replica verifying every vote, encoding its durable state
+after every step); on separate hosts each replica does roughly 1/n of it in
+parallel. Two modes per committee size:
+
+* latency: one closed-loop client, one request outstanding at a time;
+* throughput: several closed-loop clients, the primary batches what waits.
+
+Usage::
+
+    python benchmarks/consensus.py [--sizes 4,7,16] [--requests 200] [--out FILE]
+
+Prints one summary line and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+from pot_flower.sim.inmemory import InMemoryCommittee
+from pot_flower.sim.simulator import percentile
+
+
+def measure(n: int, clients: int, requests: int, persist: bool) -> dict[str, float]:
+    ids = [f"client-{i}" for i in range(clients)]
+    committee = InMemoryCommittee(
+        n,
+        clients=ids,
+        persist=persist,
+        checkpoint_interval=32,
+        window=128,
+        max_batch=32,
+        max_in_flight=2,
+    )
+    started: dict[str, float] = {}
+    done = {c: 0 for c in ids}
+    latencies: list[float] = []
+    submitted = 0
+    t0 = time.perf_counter()
+    while sum(done.values()) < requests:
+        for c in ids:
+            if not committee.clients[c].busy and submitted < requests:
+                started[c] = time.perf_counter()
+                committee.submit(c, b"op-%d" % submitted)
+                submitted += 1
+        committee.run(max_messages=50)
+        for c in ids:
+            if len(committee.completed[c]) > done[c]:
+                done[c] = len(committee.completed[c])
+                latencies.append((time.perf_counter() - started[c]) * 1000)
+    elapsed = time.perf_counter() - t0
+    decisions = committee.replicas[0].last_executed
+    return {
+        "validators": n,
+        "clients": clients,
+        "requests": requests,
+        "persist": persist,
+        "decisions": decisions,
+        "decisions_per_s": round(decisions / elapsed, 2),
+        "requests_per_s": round(requests / elapsed, 2),
+        "latency_p50_ms": round(percentile(latencies, 50), 3),
+        "latency_p99_ms": round(percentile(latencies, 99), 3),
+        "latency_mean_ms": round(statistics.fmean(latencies), 3),
+        "messages": committee.delivered,
+        "elapsed_s": round(elapsed, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="4,7,16")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=8, help="throughput mode")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/consensus.json")
+    )
+    args = parser.parse_args()
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        for clients in (1, args.clients):
+            rows.append(measure(n, clients, args.requests, persist=True))
+    report = {
+        "benchmark": "consensus",
+        "transport": "in-memory, one process runs every replica",
+        "signatures": "Ed25519 (cryptography)",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for row in rows:
+        print(
+            f"n={row['validators']:>2} clients={row['clients']}: "
+            f"{row['decisions_per_s']:>7} decisions/s {row['requests_per_s']:>7} req/s "
+            f"p50 {row['latency_p50_ms']} ms p99 {row['latency_p99_ms']} ms"
+        )
+    summary = " ".join(
+        f"n={r['validators']}/c={r['clients']}:{r['decisions_per_s']}dps,p50={r['latency_p50_ms']}ms"
+        for r in rows
+    )
+    print(f"consensus {summary} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
