@@ -127,3 +127,20 @@ def test_mutated_wire_bytes_never_crash_the_parser(data: st.DataObject) -> None:
 def test_random_bytes_never_crash_the_parser(data: bytes) -> None:
     with contextlib.suppress(MessageError):
         decode_message(data)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (Status(-1, False, 0, 0, 1), "view must be non-negative"),
+        (Status(0, False, 0, 0, -2), "sender must be non-negative"),
+        (Checkpoint(2, b"short", 1), "state digest must be 32 bytes"),
+        (FetchState(1, -1), "sender must be non-negative"),
+        (StateTransfer(0, b"", (), 1), "seq must be >= 1"),
+    ],
+)
+def test_out_of_range_fields_are_rejected(
+    committee: Committee, message: Message, reason: str
+) -> None:
+    with pytest.raises(MessageError, match=reason):
+        decode_message(message.signed(committee.keys[1]).to_bytes())

@@ -16,6 +16,7 @@ from pot_flower.sim.mutants import MUTANTS
 from pot_flower.sim.simulator import Simulation
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "runs"), [(4, 40), (7, 12), (10, 4)])
 def test_full_fault_mix_keeps_safety_and_liveness(n: int, runs: int) -> None:
     report = run_campaign(CampaignSpec(validators=n, runs=runs, seed=500), jobs=1)
@@ -23,6 +24,10 @@ def test_full_fault_mix_keeps_safety_and_liveness(n: int, runs: int) -> None:
     assert summary["safety_violations"] == 0, report.failing
     assert summary["liveness_failures"] == 0, report.failing
     assert summary["requests_committed"] == runs * 2 * 4
+    # Byzantine traffic was seen and rejected, each time with a reason.
+    assert summary["dropped"] and all(
+        count > 0 for count in summary["dropped"].values()
+    )
 
 
 def attack_plans(
@@ -47,6 +52,7 @@ def attack_plans(
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("mutant", "victims_extra"),
     [("commit-on-2f", 0), ("skip-prepared-certificates", 1)],

@@ -85,7 +85,14 @@ class Message:
         return sha256(self.payload)
 
     def validate(self) -> None:
-        """Structural checks that need no keys; raise :class:`MessageError`."""
+        """Structural checks that need no keys; raise :class:`MessageError`.
+
+        Every integer field (views, sequence numbers, timestamps, replica ids) is
+        non-negative; subclasses add their own rules.
+        """
+        for name, kind in _field_types(type(self)):
+            if kind is int and getattr(self, name) < 0:
+                raise MessageError(f"{name} must be non-negative")
 
     # -- signatures ---------------------------------------------------------------
     def signed(self: M, key: SigningKey) -> M:
@@ -213,11 +220,6 @@ def _check_digest(value: bytes, what: str) -> None:
         raise MessageError(f"{what} must be {DIGEST_SIZE} bytes")
 
 
-def _check_index(value: int, what: str) -> None:
-    if value < 0:
-        raise MessageError(f"{what} must be non-negative")
-
-
 @dataclass(frozen=True)
 class Request(Message):
     """A client's operation; ``(client, timestamp)`` identifies it for deduplication."""
@@ -228,9 +230,9 @@ class Request(Message):
     operation: bytes
 
     def validate(self) -> None:
+        super().validate()
         if not self.client or len(self.client) > 256:
             raise MessageError("client id must be 1..256 characters")
-        _check_index(self.timestamp, "timestamp")
 
 
 def batch_digest(requests: Sequence[Request]) -> bytes:
@@ -250,8 +252,7 @@ class PrePrepare(Message):
     sender: int
 
     def validate(self) -> None:
-        _check_index(self.view, "view")
-        _check_index(self.sender, "sender")
+        super().validate()
         if self.seq < 1:
             raise MessageError("seq must be >= 1")
         _check_digest(self.digest, "batch digest")
@@ -272,8 +273,7 @@ class Vote(Message):
     sender: int
 
     def validate(self) -> None:
-        _check_index(self.view, "view")
-        _check_index(self.sender, "sender")
+        super().validate()
         if self.seq < 1:
             raise MessageError("seq must be >= 1")
         _check_digest(self.digest, "batch digest")
@@ -304,11 +304,6 @@ class Reply(Message):
     result: bytes
     sender: int
 
-    def validate(self) -> None:
-        _check_index(self.view, "view")
-        _check_index(self.sender, "sender")
-        _check_index(self.timestamp, "timestamp")
-
 
 @dataclass(frozen=True)
 class Checkpoint(Message):
@@ -320,8 +315,7 @@ class Checkpoint(Message):
     sender: int
 
     def validate(self) -> None:
-        _check_index(self.seq, "seq")
-        _check_index(self.sender, "sender")
+        super().validate()
         _check_digest(self.state_digest, "state digest")
 
 
@@ -381,10 +375,9 @@ class ViewChange(Message):
     sender: int
 
     def validate(self) -> None:
+        super().validate()
         if self.new_view < 1:
             raise MessageError("new_view must be >= 1")
-        _check_index(self.stable_seq, "stable_seq")
-        _check_index(self.sender, "sender")
         seqs = [p.pre_prepare.seq for p in self.prepared]
         if len(set(seqs)) != len(seqs):
             raise MessageError("prepared set repeats a sequence number")
@@ -401,9 +394,9 @@ class NewView(Message):
     sender: int
 
     def validate(self) -> None:
+        super().validate()
         if self.view < 1:
             raise MessageError("view must be >= 1")
-        _check_index(self.sender, "sender")
 
 
 @dataclass(frozen=True)
@@ -417,10 +410,6 @@ class Status(Message):
     last_executed: int
     sender: int
 
-    def validate(self) -> None:
-        for name in ("view", "stable_seq", "last_executed", "sender"):
-            _check_index(getattr(self, name), name)
-
 
 @dataclass(frozen=True)
 class Committed(Message):
@@ -430,9 +419,6 @@ class Committed(Message):
     certificate: CommitCertificate
     sender: int
 
-    def validate(self) -> None:
-        _check_index(self.sender, "sender")
-
 
 @dataclass(frozen=True)
 class FetchState(Message):
@@ -441,10 +427,6 @@ class FetchState(Message):
     TAG: ClassVar[str] = "fetch-state"
     seq: int
     sender: int
-
-    def validate(self) -> None:
-        _check_index(self.seq, "seq")
-        _check_index(self.sender, "sender")
 
 
 @dataclass(frozen=True)
@@ -458,9 +440,9 @@ class StateTransfer(Message):
     sender: int
 
     def validate(self) -> None:
+        super().validate()
         if self.seq < 1:
             raise MessageError("seq must be >= 1")
-        _check_index(self.sender, "sender")
 
 
 ReplicaMessage = Union[

@@ -917,7 +917,7 @@ class Replica:
                     slot.prepares.get(self.id),
                     slot.commits.get(self.id),
                 ):
-                    if message is not None:
+                    if message is not None and message.sender != peer:
                         self._send(peer, message)
 
     # ------------------------------------------------------------ view change

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class CampaignReport:
     latencies_wall_ms: list[float] = field(default_factory=list)
     latencies_sim_ms: list[float] = field(default_factory=list)
     failing: list[dict[str, Any]] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
 
     def add(self, result: RunResult) -> None:
@@ -73,6 +75,7 @@ class CampaignReport:
         self.messages += result.messages
         self.latencies_wall_ms.extend(result.latencies_wall_ms)
         self.latencies_sim_ms.extend(result.latencies_sim_ms)
+        self.dropped.update(result.dropped)
         if result.verdict.safety:
             self.safety_violations += 1
         if result.verdict.liveness:
@@ -113,6 +116,8 @@ class CampaignReport:
             "sim_latency_p50_ms": round(percentile(self.latencies_sim_ms, 50), 1),
             "sim_latency_p99_ms": round(percentile(self.latencies_sim_ms, 99), 1),
             "elapsed_s": round(self.elapsed_s, 2),
+            # Why honest validators rejected inputs (most frequent first).
+            "dropped": dict(self.dropped.most_common(12)),
             "failing_seeds": [f["seed"] for f in self.failing],
         }
 

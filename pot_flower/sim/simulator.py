@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import heapq
 import random
+import re
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,7 @@ from pot_flower.consensus.effects import (
     Broadcast,
     CancelTimer,
     Completed,
+    Dropped,
     Executed,
     Persist,
     Send,
@@ -46,6 +49,7 @@ from pot_flower.sim.faults import FAULT_KINDS, FaultPlan, draw_fault_plan
 from pot_flower.zk.signatures import SigningKey
 
 ReplicaFactory = Callable[..., Replica]
+_DIGITS = re.compile(r"\d+")  # drop reasons are counted with numbers masked
 Node = int | str  # replica index or client id
 
 
@@ -65,6 +69,7 @@ class RunResult:
     latencies_sim_ms: list[int] = field(default_factory=list)
     messages: int = 0
     sim_time_ms: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)  # reason -> count
 
 
 class Simulation:
@@ -159,6 +164,7 @@ class Simulation:
         self.messages = 0
         self.latencies_wall_ms: list[float] = []
         self.latencies_sim_ms: list[int] = []
+        self.dropped: Counter[str] = Counter()
 
     # ------------------------------------------------------------- plumbing
     def _schedule(self, at: int, kind: str, payload: Any) -> None:
@@ -236,6 +242,8 @@ class Simulation:
                     self.max_view = max(self.max_view, effect.view)
             elif isinstance(effect, Completed):
                 self._on_completed(node, effect)
+            elif isinstance(effect, Dropped) and node not in self.plan.byzantine:
+                self.dropped[_DIGITS.sub("N", effect.reason)] += 1
 
     def _observe_execution(self, node: Node, effect: Executed) -> None:
         trace = self.traces.get(node)  # type: ignore[arg-type]
@@ -327,6 +335,7 @@ class Simulation:
             latencies_sim_ms=self.latencies_sim_ms,
             messages=self.messages,
             sim_time_ms=self.now,
+            dropped=self.dropped,
         )
 
     def _step(self, kind: str, payload: Any) -> None:
