@@ -30,6 +30,13 @@ def test_full_fault_mix_keeps_safety_and_liveness(n: int, runs: int) -> None:
     )
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_every_committee_size_runs_under_the_fault_mix(n: int) -> None:
+    summary = run_campaign(CampaignSpec(validators=n, runs=3, seed=9), jobs=1).summary()
+    assert (summary["safety_violations"], summary["liveness_failures"]) == (0, 0)
+    assert summary["requests_committed"] == 3 * 2 * 4
+
+
 def attack_plans(
     n: int, mutant: str | None, count: int, victims_extra: int
 ) -> list[Simulation]:

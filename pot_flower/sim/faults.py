@@ -114,7 +114,7 @@ def draw_fault_plan(
     partition: tuple[frozenset[int], ...] = ()
     if colluding_partition:
         partition = colluding_partition
-    elif "partition" in kinds and rng.random() < 0.6:
+    elif "partition" in kinds and n > 1 and rng.random() < 0.6:
         members = list(range(n))
         rng.shuffle(members)
         cut = rng.randint(1, n - 1)
