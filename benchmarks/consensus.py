@@ -21,6 +21,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -100,10 +101,12 @@ def main() -> None:
         print(
             f"n={row['validators']:>2} clients={row['clients']}: "
             f"{row['decisions_per_s']:>7} decisions/s {row['requests_per_s']:>7} req/s "
-            f"p50 {row['latency_p50_ms']} ms p99 {row['latency_p99_ms']} ms"
+            f"p50 {row['latency_p50_ms']} ms p99 {row['latency_p99_ms']} ms",
+            file=sys.stderr,
         )
     summary = " ".join(
-        f"n={r['validators']}/c={r['clients']}:{r['decisions_per_s']}dps,p50={r['latency_p50_ms']}ms"
+        f"n={r['validators']}/c={r['clients']}:{r['decisions_per_s']}dps"
+        f",p50={r['latency_p50_ms']}ms,p99={r['latency_p99_ms']}ms"
         for r in rows
     )
     print(f"consensus {summary} -> {args.out}")
