@@ -29,6 +29,8 @@ Decoded = Union[None, bool, int, bytes, str, list["Decoded"], dict[str, "Decoded
 
 MAX_DEPTH = 32
 _DIGITS = frozenset(b"0123456789")
+_N, _T, _F, _I, _U, _L, _D, _E = b"ntfiulde"
+_COLON = ord(":")
 
 
 class DecodeError(ValueError):
@@ -100,7 +102,7 @@ def _read_int(buf: bytes, start: int, stop_byte: int) -> tuple[int, int]:
         raise DecodeError("unterminated integer")
     digits = buf[start:stop]
     body = digits[1:] if digits[:1] == b"-" else digits
-    if not body or not _DIGITS.issuperset(body):
+    if not body.isdigit():  # ASCII digits only, and at least one
         raise DecodeError("malformed integer")
     if (body[0:1] == b"0" and len(body) > 1) or digits == b"-0":
         raise DecodeError("non-canonical integer")
@@ -110,7 +112,7 @@ def _read_int(buf: bytes, start: int, stop_byte: int) -> tuple[int, int]:
 
 
 def _read_raw(buf: bytes, pos: int) -> tuple[bytes, int]:
-    length, start = _read_int(buf, pos, ord(":"))
+    length, start = _read_int(buf, pos, _COLON)
     if length < 0:
         raise DecodeError("negative length")
     end = start + length
@@ -125,37 +127,37 @@ def _decode(buf: bytes, pos: int, depth: int) -> tuple[Decoded, int]:
     if pos >= len(buf):
         raise DecodeError("truncated input")
     head = buf[pos]
-    if head == ord("n"):
-        return None, pos + 1
-    if head == ord("t"):
-        return True, pos + 1
-    if head == ord("f"):
-        return False, pos + 1
-    if head == ord("i"):
-        return _read_int(buf, pos + 1, ord("e"))
     if head in _DIGITS:
         return _read_raw(buf, pos)
-    if head == ord("u"):
-        raw, end = _read_raw(buf, pos + 1)
-        try:
-            return raw.decode("utf-8"), end
-        except UnicodeDecodeError as exc:
-            raise DecodeError("invalid UTF-8") from exc
-    if head == ord("l"):
+    if head == _I:
+        return _read_int(buf, pos + 1, _E)
+    if head == _L:
         items: list[Decoded] = []
         pos += 1
-        while pos < len(buf) and buf[pos] != ord("e"):
+        while pos < len(buf) and buf[pos] != _E:
             item, pos = _decode(buf, pos, depth + 1)
             items.append(item)
         if pos >= len(buf):
             raise DecodeError("unterminated list")
         return items, pos + 1
-    if head == ord("d"):
+    if head == _N:
+        return None, pos + 1
+    if head == _T:
+        return True, pos + 1
+    if head == _F:
+        return False, pos + 1
+    if head == _U:
+        raw, end = _read_raw(buf, pos + 1)
+        try:
+            return raw.decode("utf-8"), end
+        except UnicodeDecodeError as exc:
+            raise DecodeError("invalid UTF-8") from exc
+    if head == _D:
         result: dict[str, Decoded] = {}
         previous: bytes | None = None
         pos += 1
-        while pos < len(buf) and buf[pos] != ord("e"):
-            if buf[pos] != ord("u"):
+        while pos < len(buf) and buf[pos] != _E:
+            if buf[pos] != _U:
                 raise DecodeError("dict key is not a string")
             raw, pos = _read_raw(buf, pos + 1)
             if previous is not None and raw <= previous:

@@ -11,6 +11,7 @@ a certificate can be re-verified by anyone, signature by signature.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -129,8 +130,18 @@ def decode_message(data: bytes, expected: type[Message] | None = None) -> Messag
     """Parse wire bytes into a message (signature not yet checked).
 
     Raises :class:`MessageError` for anything malformed, including a message of
-    another type than ``expected``.
+    another type than ``expected``. Parsing is a pure function of the bytes and
+    messages are immutable, so recent results are cached: retransmissions and the
+    votes nested in certificates are parsed once.
     """
+    if expected is not None and not expected.TAG:
+        raise TypeError("expected must be a concrete message class")
+    return _decode_cached(bytes(data), expected.TAG if expected else "")
+
+
+@functools.lru_cache(maxsize=8192)
+def _decode_cached(data: bytes, expected_tag: str) -> Message:
+    expected = _REGISTRY[expected_tag] if expected_tag else None
     try:
         outer = decode(data)
     except DecodeError as exc:
