@@ -60,7 +60,7 @@ class DurableState:
     new_view: NewView | None
 
     def to_records(self) -> dict[str, bytes]:
-        """The whole state as store records (see :func:`records_delta`)."""
+        """The whole state as store records (a replica writes only the changed ones)."""
         records = {
             META_KEY: meta_value(self),
             STABLE_KEY: stable_value(self),

@@ -454,17 +454,3 @@ class StateTransfer(Message):
         super().validate()
         if self.seq < 1:
             raise MessageError("seq must be >= 1")
-
-
-ReplicaMessage = Union[
-    PrePrepare,
-    Prepare,
-    Commit,
-    Checkpoint,
-    ViewChange,
-    NewView,
-    Status,
-    Committed,
-    FetchState,
-    StateTransfer,
-]

@@ -249,7 +249,7 @@ class Replica:
         try:
             message = decode_message(data)
         except MessageError as exc:
-            self.dropped["malformed"] += 1
+            self.dropped["malformed message"] += 1
             return [Dropped(f"malformed message: {exc}")]
         return self.handle(message)
 
