@@ -59,6 +59,7 @@ class Message:
     signature: bytes = field(default=b"", kw_only=True, repr=False)
     # Cached canonical payload, filled on signing or decoding.
     _payload: bytes = field(default=b"", kw_only=True, repr=False, compare=False)
+    _wire: bytes = field(default=b"", kw_only=True, repr=False, compare=False)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -79,7 +80,9 @@ class Message:
 
     def to_bytes(self) -> bytes:
         """The wire form (payload and signature)."""
-        return encode([self.payload, self.signature])
+        if not self._wire:
+            object.__setattr__(self, "_wire", encode([self.payload, self.signature]))
+        return self._wire
 
     def payload_digest(self) -> bytes:
         """SHA-256 of the signed payload: the message's identity."""
@@ -98,7 +101,7 @@ class Message:
     # -- signatures ---------------------------------------------------------------
     def signed(self: M, key: SigningKey) -> M:
         """Return a copy signed with ``key``."""
-        unsigned = replace(self, signature=b"", _payload=b"")
+        unsigned = replace(self, signature=b"", _payload=b"", _wire=b"")
         payload = unsigned.payload
         return replace(unsigned, signature=key.sign(DOMAIN, payload), _payload=payload)
 
@@ -108,7 +111,7 @@ class Message:
 
 
 def _data_fields(cls: type[Message]) -> list[Any]:
-    return [f for f in fields(cls) if f.name not in ("signature", "_payload")]
+    return [f for f in fields(cls) if f.name not in ("signature", "_payload", "_wire")]
 
 
 def _to_value(value: Any) -> Any:

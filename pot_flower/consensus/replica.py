@@ -222,6 +222,7 @@ class Replica:
         self._saved_low: int | None = None
         self._saved_new_view: NewView | None = None
         self._saved_slots: dict[int, SlotRecord] = {}
+        self._touched: set[int] = set()  # slots this step may have changed
         if durable is not None:
             self._restore(durable)
             self._saved_meta = meta_value(durable)
@@ -286,7 +287,7 @@ class Replica:
                 self._start_view_change(self.view + 1)
         return self._finish()
 
-    def durable_state(self) -> DurableState:
+    def durable_state(self, *, slots: bool = True) -> DurableState:
         """Everything needed to rebuild this replica after a crash."""
         return DurableState(
             replica_id=self.id,
@@ -296,7 +297,9 @@ class Replica:
             stable_proof=self.stable_proof,
             stable_snapshot=self.stable_snapshot,
             last_executed=self.last_executed,
-            slots=tuple(self._slots[s].record() for s in sorted(self._slots)),
+            slots=tuple(self._slots[s].record() for s in sorted(self._slots))
+            if slots
+            else (),
             new_view=self._new_view,
         )
 
@@ -316,11 +319,12 @@ class Replica:
             if writes:
                 # Persist first: nothing below may be said and then forgotten.
                 out.insert(0, Persist(writes))
+            self._touched.clear()
         self._out = []
         return out
 
     def _changed_records(self) -> dict[str, bytes | None]:
-        state = self.durable_state()
+        state = self.durable_state(slots=False)
         first = self._saved_low is None
         writes: dict[str, bytes | None] = {}
         meta = meta_value(state)
@@ -332,10 +336,14 @@ class Replica:
         if first or state.new_view is not self._saved_new_view:
             writes[NEW_VIEW_KEY] = new_view_value(state)
             self._saved_new_view = state.new_view
-        for record in state.slots:
-            if self._saved_slots.get(record.seq) != record:
-                writes[slot_key(record.seq)] = encode_slot(record)
-                self._saved_slots[record.seq] = record
+        for seq in sorted(self._touched):
+            slot = self._slots.get(seq)
+            if slot is None:
+                continue
+            record = slot.record()
+            if self._saved_slots.get(seq) != record:
+                writes[slot_key(seq)] = encode_slot(record)
+                self._saved_slots[seq] = record
         for seq in [s for s in self._saved_slots if s not in self._slots]:
             writes[slot_key(seq)] = None
             del self._saved_slots[seq]
@@ -399,6 +407,7 @@ class Replica:
             self._drop(f"unexpected {message.TAG} message")
 
     def _slot(self, seq: int) -> Slot:
+        self._touched.add(seq)
         slot = self._slots.get(seq)
         if slot is None:
             slot = self._slots[seq] = Slot(seq)
@@ -942,6 +951,7 @@ class Replica:
         self._sent_new_view = False
         for slot in self._slots.values():
             slot.reset_view()
+        self._touched.update(self._slots)
         self._assigned.clear()
         if self._request_timer_armed:
             self._out.append(CancelTimer(REQUEST_TIMER))
@@ -1094,6 +1104,7 @@ class Replica:
                 self._start_fetch(min_s, source.checkpoint_proof)
         for slot in self._slots.values():
             slot.reset_view()
+        self._touched.update(self._slots)
         self._assigned = set()
         for pp in nv.pre_prepares:
             self._assigned.update((r.client, r.timestamp) for r in pp.requests)
