@@ -10,12 +10,23 @@ from pot_flower.consensus.application import HashChainApp
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.consensus.effects import Broadcast, Effect, Send, SendToClient
 from pot_flower.consensus.messages import (
+    Checkpoint,
     Commit,
+    CommitCertificate,
+    Committed,
+    FetchState,
     Message,
+    NewView,
     Prepare,
+    PreparedCertificate,
     PrePrepare,
+    Reply,
     Request,
+    StateTransfer,
+    Status,
+    ViewChange,
     batch_digest,
+    sha256,
 )
 from pot_flower.consensus.replica import Replica
 
@@ -71,3 +82,27 @@ def sent(effects: list[Effect], kind: type[Message]) -> list[Message]:
 def of_type(effects: list[Effect], kind: type) -> list:
     """Effects of type ``kind``."""
     return [e for e in effects if isinstance(e, kind)]
+
+
+def every_message(c: Committee) -> list[Message]:
+    """One valid, signed instance of every message type."""
+    req = c.request()
+    pp = c.pre_prepare(0, 1, req)
+    prepares = tuple(c.prepare(0, 1, pp.digest, i) for i in (1, 2))
+    commits = tuple(c.commit(0, 1, pp.digest, i) for i in (0, 1, 2))
+    cp = tuple(Checkpoint(2, sha256(b"s"), i).signed(c.keys[i]) for i in range(3))
+    vc = ViewChange(1, 2, cp, (PreparedCertificate(pp, prepares),), 1).signed(c.keys[1])
+    return [
+        req,
+        pp,
+        prepares[0],
+        commits[0],
+        Reply(0, "alice", 1, b"result", 2).signed(c.keys[2]),
+        cp[0],
+        vc,
+        NewView(1, (vc,), (c.pre_prepare(1, 1),), 1).signed(c.keys[1]),
+        Status(0, False, 0, 0, 3).signed(c.keys[3]),
+        Committed(CommitCertificate(pp, commits), 3).signed(c.keys[3]),
+        FetchState(2, 3).signed(c.keys[3]),
+        StateTransfer(2, b"snapshot", cp, 0).signed(c.keys[0]),
+    ]

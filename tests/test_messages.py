@@ -6,19 +6,15 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import Committee
+from support import Committee, every_message
 
 from pot_flower.consensus.messages import (
     NULL_DIGEST,
     Checkpoint,
-    CommitCertificate,
-    Committed,
     FetchState,
     Message,
     MessageError,
-    NewView,
     PreparedCertificate,
-    Reply,
     StateTransfer,
     Status,
     ViewChange,
@@ -26,29 +22,6 @@ from pot_flower.consensus.messages import (
     decode_message,
     sha256,
 )
-
-
-def every_message(c: Committee) -> list[Message]:
-    req = c.request()
-    pp = c.pre_prepare(0, 1, req)
-    prepares = tuple(c.prepare(0, 1, pp.digest, i) for i in (1, 2))
-    commits = tuple(c.commit(0, 1, pp.digest, i) for i in (0, 1, 2))
-    cp = tuple(Checkpoint(2, sha256(b"s"), i).signed(c.keys[i]) for i in range(3))
-    vc = ViewChange(1, 2, cp, (PreparedCertificate(pp, prepares),), 1).signed(c.keys[1])
-    return [
-        req,
-        pp,
-        prepares[0],
-        commits[0],
-        Reply(0, "alice", 1, b"result", 2).signed(c.keys[2]),
-        cp[0],
-        vc,
-        NewView(1, (vc,), (c.pre_prepare(1, 1),), 1).signed(c.keys[1]),
-        Status(0, False, 0, 0, 3).signed(c.keys[3]),
-        Committed(CommitCertificate(pp, commits), 3).signed(c.keys[3]),
-        FetchState(2, 3).signed(c.keys[3]),
-        StateTransfer(2, b"snapshot", cp, 0).signed(c.keys[0]),
-    ]
 
 
 def test_every_message_round_trips_with_its_signature(committee: Committee) -> None:

@@ -2,8 +2,7 @@
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import Committee
-from test_messages import every_message
+from support import Committee, every_message
 
 from pot_flower.consensus.effects import Dropped
 from pot_flower.consensus.replica import REQUEST_TIMER, STATUS_TIMER, Replica
