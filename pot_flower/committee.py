@@ -1,0 +1,220 @@
+"""The committee seam: what the strategy asks of validators, and the embedded one.
+
+:class:`Committee` is all :class:`~pot_flower.strategies.PoTStrategy` knows: start a
+chain, tell the next round's ticket, take payloads, certify a round. The embedded
+committee runs n validators in this process over the in-memory PBFT transport (real
+replicas, real signatures, one SQLite ledger each); a remote committee over gRPC
+implements the same protocol.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pot_flower.consensus.quorum import quorum
+from pot_flower.encoding import Decoded, decode
+from pot_flower.ledger import Ledger
+from pot_flower.protocol.block import Certificate, assemble_certificate
+from pot_flower.protocol.execution import (
+    ChainState,
+    Params,
+    RoundBatch,
+    SubmissionRef,
+    genesis,
+)
+from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
+from pot_flower.sim.inmemory import InMemoryCommittee
+from pot_flower.validator import PoTApplication, Validator, parse_result
+from pot_flower.zk.signatures import SigningKey
+
+COORDINATOR = "coordinator"
+
+
+class CommitteeError(RuntimeError):
+    """The committee did not certify a round."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What miners of the next round train against."""
+
+    round: int
+    nonce: bytes
+    base_digest: bytes
+    previous_block: bytes
+
+
+@dataclass(frozen=True)
+class CertifiedRound:
+    """A round the committee executed and a quorum certified."""
+
+    height: int
+    block: bytes
+    body: dict[str, Decoded]
+    certificate: Certificate
+    model: Arrays
+
+
+class Committee(Protocol):
+    """The validators, as the strategy sees them."""
+
+    @property
+    def params(self) -> Params: ...
+
+    def ticket(self) -> Ticket:
+        """The next round's nonce and base model (from the last certified block)."""
+        ...
+
+    def certify_round(
+        self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
+    ) -> CertifiedRound:
+        """Order, execute and certify the next round's batch."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class EmbeddedCommittee:
+    """n validators in this process (default for ``flwr run``).
+
+    Parameters
+    ----------
+    directory : Path
+        Ledgers go to ``directory/validator-<i>/``.
+    run : int
+        Flower run id.
+    model : Arrays
+        The initial global model (block 0 names its digest).
+    validators : int (default: 4)
+        Committee size n; tolerates f = (n - 1) // 3 faulty validators.
+    norm_bound_units, registration, allowed_miners, emission, validator_fee_ppm
+        See :class:`~pot_flower.protocol.execution.Params`.
+
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        run: int,
+        model: Arrays,
+        validators: int = 4,
+        norm_bound_units: int,
+        registration: str = "open",
+        allowed_miners: tuple[bytes, ...] = (),
+        emission: int = 1_000_000,
+        validator_fee_ppm: int = 100_000,
+    ) -> None:
+        self.directory = Path(directory)
+        seed = os.urandom(32)  # fresh committee keys per chain
+        keys = [
+            SigningKey.from_seed(seed + b"/replica/%d" % i) for i in range(validators)
+        ]
+        self._quorum = quorum(validators)
+        self._params = Params(
+            run=run,
+            validators=tuple(k.verify_key.raw for k in keys),
+            quorum=self._quorum,
+            norm_bound_units=norm_bound_units,
+            registration=registration,
+            allowed_miners=allowed_miners,
+            emission=emission,
+            validator_fee_ppm=validator_fee_ppm,
+        )
+        self.payloads: dict[bytes, bytes] = {}
+        body, state = genesis(self._params, model)
+        self.validators: list[Validator] = []
+        for i, key in enumerate(keys):
+            ledger = Ledger(self.directory / f"validator-{i}")
+            if ledger.head_height() >= 0:
+                raise CommitteeError(f"{ledger.directory} already holds a chain")
+            ledger.store_model(state.model_digest, _model_bytes(state))
+            ledger.append(0, state.head, body)
+            app = PoTApplication(_copy(state), self.payloads, ledger)
+            self.validators.append(Validator(i, key, app))
+        apps = iter([v.app for v in self.validators])
+        self._pbft = InMemoryCommittee(
+            validators,
+            clients=(COORDINATOR,),
+            app_factory=lambda: next(apps),
+            seed=seed,
+        )
+        self._last = self._certify(0, state.head)
+
+    @property
+    def params(self) -> Params:
+        return self._params
+
+    @property
+    def last_certificate(self) -> Certificate:
+        return self._last
+
+    def ticket(self) -> Ticket:
+        state = self.validators[0].app.state
+        return Ticket(state.height + 1, state.nonce(), state.model_digest, state.head)
+
+    def certify_round(
+        self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
+    ) -> CertifiedRound:
+        self.payloads.clear()
+        self.payloads.update(payloads)
+        height = self.ticket().round
+        batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
+        self._pbft.submit(COORDINATOR, batch.to_bytes())
+        self._pbft.run()
+        completed = self._pbft.completed[COORDINATOR]
+        if not completed:
+            raise CommitteeError(f"round {height}: the committee did not reply")
+        try:
+            got_height, digest = parse_result(completed[-1].result)
+        except ValueError as exc:
+            raise CommitteeError(f"round {height}: batch refused: {exc}") from exc
+        if got_height != height:
+            raise CommitteeError(f"round {height}: committee executed {got_height}")
+        self._last = self._certify(height, digest)
+        self.payloads.clear()
+        source = next(v for v in self.validators if v.app.state.head == digest)
+        body = decode(source.app.last_body or b"")
+        assert isinstance(body, dict)
+        return CertifiedRound(height, digest, body, self._last, source.app.state.model)
+
+    def _certify(self, height: int, digest: bytes) -> Certificate:
+        votes = {}
+        for v in self.validators:
+            vote = v.vote(height, digest)
+            if vote is not None:
+                votes[v.index] = vote
+        if len(votes) < self._quorum:
+            raise CommitteeError(
+                f"block {height}: {len(votes)} votes, quorum is {self._quorum}"
+            )
+        certificate = assemble_certificate(height, digest, votes, self._quorum)
+        for v in self.validators:
+            if v.app.state.head == digest:
+                v.accept_certificate(certificate)
+        return certificate
+
+    def close(self) -> None:
+        for v in self.validators:
+            if v.app.ledger is not None:
+                v.app.ledger.close()
+
+
+def _model_bytes(state: ChainState) -> bytes:
+    return encode_arrays(state.model)
+
+
+def _copy(state: ChainState) -> ChainState:
+    model = decode_arrays(_model_bytes(state))
+    return ChainState(
+        state.params,
+        state.height,
+        state.head,
+        {k: v.copy() for k, v in model.items()},
+        state.model_digest,
+        set(state.miners),
+    )

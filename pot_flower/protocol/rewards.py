@@ -1,0 +1,73 @@
+"""Rewards v1: integer token units, split by deterministic contribution scores.
+
+Each round mints ``emission`` units. A ``validator_fee_ppm`` share goes in equal parts
+to the validators whose signatures certified the previous block; the rest is split
+among accepted miners in proportion to ``score = examples * quality_ppm``, where
+``quality_ppm`` is the cosine similarity of the miner's update to the round's
+aggregate, clipped to [0, 1] and expressed in millionths. Shares are floors; the
+left-over units go one each to the largest fractional remainders (ties: canonical
+order), so every round's payouts sum exactly to what was minted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pot_flower.protocol.fixedpoint import (
+    FloatArray,
+    dot_error_bound,
+    exact_float_dot,
+    filtered_dot,
+)
+
+PPM = 1_000_000
+
+
+def largest_remainder(pool: int, weights: Sequence[int]) -> list[int]:
+    """Split ``pool`` in proportion to ``weights``; all-zero weights get nothing."""
+    if pool < 0 or any(w < 0 for w in weights):
+        raise ValueError("pool and weights must be non-negative")
+    total = sum(weights)
+    if total == 0 or pool == 0:
+        return [0] * len(weights)
+    shares = [pool * w // total for w in weights]
+    remainders = [pool * w % total for w in weights]
+    left = pool - sum(shares)
+    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+    for i in order[:left]:
+        shares[i] += 1
+    return shares
+
+
+def fee_pool(emission: int, fee_ppm: int) -> int:
+    """The validators' part of one round's emission."""
+    return emission * fee_ppm // PPM
+
+
+def quality_ppm(update: FloatArray, aggregate: FloatArray, aggregate_sq: float) -> int:
+    """``floor(1e6 * max(0, cos(update, aggregate)))``, exactly.
+
+    Both vectors hold integers as float64 (see :mod:`fixedpoint`); ``aggregate_sq``
+    is ``aggregate . aggregate`` as a float. Float dot products with certified error
+    bounds decide almost always; near an integer step, exact integers decide.
+    """
+    d, ed = filtered_dot(update, aggregate)
+    u, eu = filtered_dot(update, update)
+    a = aggregate_sq
+    ea = dot_error_bound(aggregate.size) * a * 1.01 + 1.0
+    if d + ed <= 0:
+        return 0
+    if d - ed > 0 and u - eu > 0 and a - ea > 0:
+        slack = 1 + 2.0**-40
+        low = PPM * (d - ed) / math.sqrt((u + eu) * (a + ea)) / slack
+        high = PPM * (d + ed) / math.sqrt((u - eu) * (a - ea)) * slack
+        if math.floor(low) == math.floor(high) or low >= PPM:
+            return min(PPM, math.floor(low))
+    dot = exact_float_dot(update, aggregate)
+    uu = exact_float_dot(update, update)
+    aa = exact_float_dot(aggregate, aggregate)
+    if dot <= 0 or uu == 0 or aa == 0:
+        return 0
+    # floor(sqrt(floor(z))) == floor(sqrt(z)) for z >= 0.
+    return min(PPM, math.isqrt((PPM * dot) ** 2 // (uu * aa)))

@@ -1,0 +1,80 @@
+"""The miner's side: turn a training result into a signed submission."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pot_flower.protocol.envelope import Envelope, update_commitment
+from pot_flower.protocol.fixedpoint import MAX_UNITS, IntArray, quantize_difference
+from pot_flower.protocol.model import canonical, encode_arrays, model_digest
+from pot_flower.zk.signatures import SigningKey
+
+
+class SubmissionError(ValueError):
+    """The training result cannot be committed to (e.g. NaN, wrong layout)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What travels from miner to committee for one round."""
+
+    envelope: Envelope
+    envelope_bytes: bytes
+    signature: bytes
+    payload: bytes  # canonical bytes of the returned arrays
+
+
+def quantize_update(
+    returned: Mapping[str, NDArray[np.generic]],
+    received: Mapping[str, NDArray[np.generic]],
+) -> dict[str, IntArray]:
+    """The fixed-point update ``returned - received``, as validators will compute it."""
+    if list(returned) != list(received):
+        raise SubmissionError("returned arrays have other names than the received ones")
+    units: dict[str, IntArray] = {}
+    for name, base in received.items():
+        array = returned[name]
+        if array.shape != base.shape or array.dtype != base.dtype:
+            raise SubmissionError(f"{name}: shape or dtype changed during training")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise SubmissionError(f"{name}: non-finite values")
+        q = quantize_difference(array, base, MAX_UNITS)
+        if q is None:
+            raise SubmissionError(f"{name}: update beyond the fixed-point range")
+        units[name] = q
+    return units
+
+
+def build_submission(
+    key: SigningKey,
+    *,
+    run: int,
+    round_: int,
+    node: int,
+    nonce: bytes,
+    received: Mapping[str, NDArray[np.generic]],
+    returned: Mapping[str, NDArray[np.generic]],
+    num_examples: int,
+) -> Submission:
+    """Quantize, commit and sign one round's update."""
+    received = {k: canonical(v) for k, v in received.items()}
+    returned = {k: canonical(v) for k, v in returned.items()}
+    units = quantize_update(returned, received)
+    envelope = Envelope(
+        run=run,
+        round=round_,
+        node=node,
+        miner=key.verify_key.raw,
+        base_digest=model_digest(received),
+        nonce=nonce,
+        commitment=update_commitment(units),
+        num_examples=num_examples,
+    )
+    envelope_bytes = envelope.to_bytes()
+    return Submission(
+        envelope, envelope_bytes, envelope.sign(key), encode_arrays(returned)
+    )
