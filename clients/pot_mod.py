@@ -1,0 +1,84 @@
+"""``pot_mod``: a Flower client mod that turns any train reply into a PoT submission.
+
+Put it first (outermost) in the mod list so it sees the final update. It leaves the
+reply's ArrayRecord and MetricRecord untouched (what Flower's DP mods and wrappers
+expect) and adds a ``"pot"`` ConfigRecord with the signed envelope. Messages that do
+not carry a PoT ticket (another strategy, evaluate, query) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message
+from pot_flower.clients.keystore import Keystore
+
+from pot_flower.protocol.envelope import Envelope
+from pot_flower.protocol.model import Arrays, canonical, model_digest
+from pot_flower.protocol.submission import SubmissionError, build_submission
+
+TICKET_RECORD = "pot.ticket"
+SUBMISSION_RECORD = "pot"
+KEYSTORE_KEY = "pot-keystore"
+
+ClientAppCallable = Callable[[Message, Context], Message]
+
+
+def arrays_of(record: ArrayRecord) -> Arrays:
+    """An ArrayRecord as canonical numpy arrays, in the record's key order."""
+    return {name: canonical(array.numpy()) for name, array in record.items()}
+
+
+def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
+    """Sign the train reply's update for the PoT committee (a Flower client mod)."""
+    ticket = msg.content.config_records.get(TICKET_RECORD)
+    if msg.metadata.message_type.split(".")[0] != "train" or ticket is None:
+        return call_next(msg, ctxt)
+    received_records = list(msg.content.array_records.values())
+    received = arrays_of(received_records[0]) if len(received_records) == 1 else None
+    reply = call_next(msg, ctxt)
+    if reply.has_error() or received is None:
+        return reply
+    returned_records = list(reply.content.array_records.values())
+    metrics = list(reply.content.metric_records.values())
+    num_examples = metrics[0].get("num-examples", 0) if len(metrics) == 1 else 0
+    if not isinstance(num_examples, int):
+        num_examples = int(num_examples) if float(num_examples).is_integer() else 0
+    keystore = Keystore(str(ctxt.run_config.get(KEYSTORE_KEY, "")) or None)
+    key = keystore.miner_key(str(ctxt.node_id))
+    run, round_ = int(ticket["run"]), int(ticket["round"])  # type: ignore[call-overload]
+    nonce = ticket["nonce"]
+    assert isinstance(nonce, bytes)
+    node = msg.metadata.dst_node_id
+    try:
+        if len(returned_records) != 1:
+            raise SubmissionError("the reply must carry exactly one ArrayRecord")
+        submission = build_submission(
+            key,
+            run=run,
+            round_=round_,
+            node=node,
+            nonce=nonce,
+            received=received,
+            returned=arrays_of(returned_records[0]),
+            num_examples=num_examples,
+        )
+        envelope_bytes, signature = submission.envelope_bytes, submission.signature
+    except SubmissionError:
+        # Nothing sensible to commit to (NaN, wrong layout): still sign, so the
+        # committee records the miner's verdict and reason rather than a gap.
+        envelope = Envelope(
+            run=run,
+            round=round_,
+            node=node,
+            miner=key.verify_key.raw,
+            base_digest=model_digest(received),
+            nonce=nonce,
+            commitment=bytes(32),
+            num_examples=num_examples,
+        )
+        envelope_bytes, signature = envelope.to_bytes(), envelope.sign(key)
+    reply.content[SUBMISSION_RECORD] = ConfigRecord(
+        {"envelope": envelope_bytes, "signature": signature}
+    )
+    return reply

@@ -1,0 +1,490 @@
+"""Flower message-based PoT strategy: a validator committee replaces the server."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from logging import INFO, WARNING
+from pathlib import Path
+from typing import Any, cast
+
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.common import log
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Result, Strategy
+from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
+from pot_flower.clients.pot_mod import SUBMISSION_RECORD, TICKET_RECORD, arrays_of
+
+from pot_flower.committee import CertifiedRound, Committee, EmbeddedCommittee
+from pot_flower.protocol.execution import SubmissionRef
+from pot_flower.protocol.fixedpoint import max_norm_units
+from pot_flower.protocol.model import (
+    Arrays,
+    ModelFormatError,
+    encode_arrays,
+)
+
+CommitteeFactory = Callable[[int, Arrays], Committee]
+
+
+@dataclass
+class RoundReport:
+    """What one certified round did, for progress displays and the summary."""
+
+    round: int
+    block: bytes
+    accepted: int
+    rejected: int
+    reasons: Counter[str]
+    minted: int
+    failures: int
+    seconds: float
+    evaluation: Mapping[str, Any] = field(default_factory=dict)
+
+
+class PoTStrategy(Strategy):
+    """Proof-of-Training strategy: every round is checked and certified by a committee.
+
+    Each sampled node gets its own train message carrying the round's ticket (nonce
+    and base-model digest). Replies, signed by :func:`pot_flower.clients.pot_mod`,
+    go to the committee as one batch; every validator verifies every submission,
+    aggregates in fixed point, pays rewards and appends a block to its ledger; the
+    strategy returns the model a quorum certified.
+
+    Parameters
+    ----------
+    fraction_train : float (default: 1.0)
+        Fraction of nodes sampled for training (at least ``min_train_nodes``).
+    fraction_evaluate : float (default: 1.0)
+        Fraction of nodes sampled for federated evaluation; 0 disables it.
+    min_train_nodes : int (default: 2)
+        Minimum number of nodes sampled for training.
+    min_evaluate_nodes : int (default: 2)
+        Minimum number of nodes sampled for evaluation.
+    min_available_nodes : int (default: 2)
+        Wait until this many nodes are connected.
+    validators : int (default: 4)
+        Size of the embedded committee (tolerates ``(n - 1) // 3`` faulty).
+    ledger_dir : str | Path | None (default: None)
+        Where validators keep their ledgers; default ``~/.pot/runs/run-<id>``.
+    max_update_norm : float (default: 100.0)
+        Largest accepted L2 norm of an update (returned minus received weights).
+    registration : str (default: "open")
+        ``"open"``: miners register with their first valid submission;
+        ``"allow-list"``: only the keys in ``allowed_miners``.
+    allowed_miners : Iterable[bytes | str] | str | Path | None (default: None)
+        Miner public keys (raw or hex), or a file with one hex key per line.
+    emission : int (default: 1_000_000)
+        Token units minted per round.
+    validator_fee_ppm : int (default: 100_000)
+        Millionths of the emission paid to the previous block's certifiers.
+    committee : Callable[[int, Arrays], Committee] | None (default: None)
+        Builds the committee from (run id, initial model); default: embedded.
+    on_round : Callable[[RoundReport], None] | None (default: None)
+        Called after every certified round (progress displays).
+    arrayrecord_key : str (default: "arrays")
+        Key of the ArrayRecord in train/evaluate messages.
+    configrecord_key : str (default: "config")
+        Key of the ConfigRecord in train/evaluate messages.
+
+    """
+
+    def __init__(  # pylint: disable=too-many-arguments
+        self,
+        *,
+        fraction_train: float = 1.0,
+        fraction_evaluate: float = 1.0,
+        min_train_nodes: int = 2,
+        min_evaluate_nodes: int = 2,
+        min_available_nodes: int = 2,
+        validators: int = 4,
+        ledger_dir: str | Path | None = None,
+        max_update_norm: float = 100.0,
+        registration: str = "open",
+        allowed_miners: Iterable[bytes | str] | str | Path | None = None,
+        emission: int = 1_000_000,
+        validator_fee_ppm: int = 100_000,
+        committee: CommitteeFactory | None = None,
+        on_round: Callable[[RoundReport], None] | None = None,
+        arrayrecord_key: str = "arrays",
+        configrecord_key: str = "config",
+    ) -> None:
+        self.fraction_train = fraction_train
+        self.fraction_evaluate = fraction_evaluate
+        self.min_train_nodes = min_train_nodes
+        self.min_evaluate_nodes = min_evaluate_nodes
+        self.min_available_nodes = min_available_nodes
+        self.validators = validators
+        self.ledger_dir = None if ledger_dir is None else Path(ledger_dir)
+        self.max_update_norm = max_update_norm
+        self.norm_bound_units = max_norm_units(max_update_norm)
+        if registration not in ("open", "allow-list"):
+            raise ValueError("registration must be 'open' or 'allow-list'")
+        self.registration = registration
+        self.allowed_miners = _load_miners(allowed_miners)
+        if registration == "allow-list" and not self.allowed_miners:
+            raise ValueError("registration 'allow-list' needs allowed_miners")
+        self.emission = emission
+        self.validator_fee_ppm = validator_fee_ppm
+        self._committee_factory = committee
+        self.on_round = on_round
+        self.arrayrecord_key = arrayrecord_key
+        self.configrecord_key = configrecord_key
+        self.committee: Committee | None = None
+        self.history: list[RoundReport] = []
+        self._round_started = 0.0
+        self._failures = 0
+
+    @classmethod
+    def from_run_config(
+        cls, run_config: Mapping[str, Any], **overrides: Any
+    ) -> PoTStrategy:
+        """Settings from ``[tool.flwr.app.config]`` kebab-case keys (see README)."""
+        keys = {
+            "fraction-train": ("fraction_train", float),
+            "fraction-evaluate": ("fraction_evaluate", float),
+            "min-train-nodes": ("min_train_nodes", int),
+            "min-evaluate-nodes": ("min_evaluate_nodes", int),
+            "min-available-nodes": ("min_available_nodes", int),
+            "pot-validators": ("validators", int),
+            "pot-ledger-dir": ("ledger_dir", str),
+            "pot-max-update-norm": ("max_update_norm", float),
+            "pot-registration": ("registration", str),
+            "pot-allowed-miners": ("allowed_miners", str),
+            "pot-emission": ("emission", int),
+            "pot-validator-fee-ppm": ("validator_fee_ppm", int),
+        }
+        kwargs: dict[str, Any] = {}
+        for key, (name, kind) in keys.items():
+            value = run_config.get(key)
+            if value is not None and value != "":
+                kwargs[name] = kind(value)
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # ----------------------------------------------------------------- start
+    def start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        train_config: ConfigRecord | None = None,
+        evaluate_config: ConfigRecord | None = None,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
+    ) -> Result:
+        """Open the committee's chain on ``initial_arrays``, then run Flower's loop."""
+        run_id = grid.run.run_id
+        model = arrays_of(initial_arrays)
+        self.committee = (self._committee_factory or self._embedded)(run_id, model)
+        wrapped = None
+        if evaluate_fn is not None:
+            user_fn = evaluate_fn
+
+            def wrapped(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+                metrics = user_fn(server_round, arrays)
+                if metrics is not None and server_round >= 1 and self.history:
+                    self.history[-1].evaluation = dict(metrics)
+                if server_round >= 1 and self.history and self.on_round is not None:
+                    self.on_round(self.history[-1])
+                return metrics
+
+        try:
+            return super().start(
+                grid,
+                initial_arrays,
+                num_rounds,
+                timeout,
+                train_config,
+                evaluate_config,
+                wrapped,
+            )
+        finally:
+            self.committee.close()
+
+    def _embedded(self, run_id: int, model: Arrays) -> Committee:
+        directory = self.ledger_dir or Path.home() / ".pot" / "runs" / f"run-{run_id}"
+        return EmbeddedCommittee(
+            directory,
+            run=run_id,
+            model=model,
+            validators=self.validators,
+            norm_bound_units=self.norm_bound_units,
+            registration=self.registration,
+            allowed_miners=self.allowed_miners,
+            emission=self.emission,
+            validator_fee_ppm=self.validator_fee_ppm,
+        )
+
+    def summary(self) -> None:
+        log(INFO, "\t├──> Sampling:")
+        log(
+            INFO,
+            "\t│\t├──Fraction: train (%.2f) | evaluate (%5.2f)",
+            self.fraction_train,
+            self.fraction_evaluate,
+        )
+        log(
+            INFO,
+            "\t│\t├──Minimum nodes: train (%d) | evaluate (%d)",
+            self.min_train_nodes,
+            self.min_evaluate_nodes,
+        )
+        log(INFO, "\t│\t└──Minimum available nodes: %d", self.min_available_nodes)
+        log(INFO, "\t└──> Proof of Training:")
+        log(
+            INFO,
+            "\t\t├──Committee: %d validators (embedded: %s)",
+            self.validators,
+            self._committee_factory is None,
+        )
+        log(INFO, "\t\t├──Max update norm: %s", self.max_update_norm)
+        log(INFO, "\t\t├──Registration: %s", self.registration)
+        log(
+            INFO,
+            "\t\t└──Rewards: %d units/round, validator fee %d ppm",
+            self.emission,
+            self.validator_fee_ppm,
+        )
+
+    # ----------------------------------------------------------------- train
+    def _committee(self) -> Committee:
+        if self.committee is None:
+            raise RuntimeError("PoTStrategy.start() opens the committee first")
+        return self.committee
+
+    def _sample(
+        self, grid: Grid, fraction: float, minimum: int, seed: bytes
+    ) -> list[int]:
+        nodes = sorted(grid.get_node_ids())
+        wanted = max(int(len(nodes) * fraction), minimum)
+        while len(nodes) < max(self.min_available_nodes, wanted):
+            log(
+                INFO,
+                "Waiting for nodes to connect: %d connected (minimum required: %d).",
+                len(nodes),
+                max(self.min_available_nodes, wanted),
+            )
+            time.sleep(1)
+            nodes = sorted(grid.get_node_ids())
+        # Seeded from the certified chain: the coordinator cannot pick its favourites.
+        return random.Random(seed).sample(nodes, wanted)
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        if self.fraction_train == 0.0:
+            return []
+        ticket = self._committee().ticket()
+        if ticket.round != server_round:
+            raise RuntimeError(
+                f"Flower round {server_round} but the chain expects {ticket.round}"
+            )
+        nodes = self._sample(
+            grid, self.fraction_train, self.min_train_nodes, ticket.previous_block
+        )
+        pot = ConfigRecord(
+            {
+                "run": grid.run.run_id,
+                "round": ticket.round,
+                "nonce": ticket.nonce,
+                "base-digest": ticket.base_digest,
+            }
+        )
+        train_config = ConfigRecord(dict(config))
+        train_config["server-round"] = server_round
+        log(
+            INFO,
+            "configure_train: sampled %s nodes (out of %s)",
+            len(nodes),
+            len(list(grid.get_node_ids())),
+        )
+        self._round_started = time.perf_counter()
+        return [
+            Message(
+                RecordDict(
+                    {
+                        self.arrayrecord_key: arrays,
+                        self.configrecord_key: train_config,
+                        TICKET_RECORD: pot,
+                    }
+                ),
+                dst_node_id=node,
+                message_type=MessageType.TRAIN,
+            )
+            for node in nodes
+        ]
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        submissions: list[SubmissionRef] = []
+        payloads: dict[bytes, bytes] = {}
+        failures = 0
+        metrics_of: dict[int, RecordDict] = {}
+        for reply in replies:
+            if reply.has_error():
+                failures += 1
+                log(
+                    WARNING,
+                    "train reply from node %s failed: %s",
+                    reply.metadata.src_node_id,
+                    reply.error.reason,
+                )
+                continue
+            node = reply.metadata.src_node_id
+            ref, payload = _submission(node, reply.content)
+            if payload is not None and ref.payload is not None:
+                payloads[ref.payload] = payload
+            submissions.append(ref)
+            metrics_of[node] = reply.content
+        certified = self._committee().certify_round(submissions, payloads)
+        report = self._report(certified, failures)
+        self.history.append(report)
+        reasons = ", ".join(f"{k} x{v}" for k, v in sorted(report.reasons.items()))
+        log(
+            INFO,
+            "PoT round %d: block %s certified by %d validators: %d accepted, "
+            "%d rejected%s; %d units minted",
+            server_round,
+            certified.block.hex()[:16],
+            len(certified.certificate.signatures),
+            report.accepted,
+            report.rejected,
+            f" ({reasons})" if reasons else "",
+            report.minted,
+        )
+        model = ArrayRecord({k: Array(v) for k, v in certified.model.items()})
+        metrics = MetricRecord(
+            {
+                "pot-accepted": report.accepted,
+                "pot-rejected": report.rejected,
+                "pot-minted": report.minted,
+            }
+        )
+        accepted_nodes = {
+            s["node"]
+            for s in cast(list[dict[str, Any]], certified.body["submissions"])
+            if s["verdict"] == "accepted"
+        }
+        records = [
+            r for n, r in metrics_of.items() if n in accepted_nodes and _weighted(r)
+        ]
+        if records:
+            for key, value in aggregate_metricrecords(records, "num-examples").items():
+                metrics[key] = value
+        return model, metrics
+
+    def _report(self, certified: CertifiedRound, failures: int) -> RoundReport:
+        subs = cast(list[dict[str, Any]], certified.body["submissions"])
+        reasons = Counter(str(s["reason"]) for s in subs if s["verdict"] != "accepted")
+        accepted = sum(1 for s in subs if s["verdict"] == "accepted")
+        return RoundReport(
+            round=certified.height,
+            block=certified.block,
+            accepted=accepted,
+            rejected=len(subs) - accepted,
+            reasons=reasons,
+            minted=int(cast(int, certified.body["minted"])),
+            failures=failures,
+            seconds=time.perf_counter() - self._round_started,
+        )
+
+    # -------------------------------------------------------------- evaluate
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        if self.fraction_evaluate == 0.0:
+            return []
+        seed = hashlib.sha256(b"evaluate" + self._committee().ticket().previous_block)
+        nodes = self._sample(
+            grid, self.fraction_evaluate, self.min_evaluate_nodes, seed.digest()
+        )
+        evaluate_config = ConfigRecord(dict(config))
+        evaluate_config["server-round"] = server_round
+        return [
+            Message(
+                RecordDict(
+                    {
+                        self.arrayrecord_key: arrays,
+                        self.configrecord_key: evaluate_config,
+                    }
+                ),
+                dst_node_id=node,
+                message_type=MessageType.EVALUATE,
+            )
+            for node in nodes
+        ]
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        records = [
+            r.content for r in replies if not r.has_error() and _weighted(r.content)
+        ]
+        if not records:
+            return None
+        return aggregate_metricrecords(records, "num-examples")
+
+
+def _weighted(content: RecordDict) -> bool:
+    metrics = list(content.metric_records.values())
+    return (
+        len(metrics) == 1
+        and isinstance(metrics[0].get("num-examples"), (int, float))
+        and float(metrics[0]["num-examples"]) > 0
+    )  # type: ignore[arg-type]
+
+
+def _submission(node: int, content: RecordDict) -> tuple[SubmissionRef, bytes | None]:
+    """The committee's view of one reply; anything malformed stays for a verdict."""
+    pot = content.config_records.get(SUBMISSION_RECORD)
+    envelope = pot.get("envelope") if pot is not None else None
+    signature = pot.get("signature") if pot is not None else None
+    payload: bytes | None = None
+    records = list(content.array_records.values())
+    if len(records) == 1:
+        try:
+            payload = encode_arrays(arrays_of(records[0]))
+        except (ValueError, TypeError, ModelFormatError):
+            payload = None
+    return (
+        SubmissionRef(
+            node,
+            envelope if isinstance(envelope, bytes) else None,
+            signature if isinstance(signature, bytes) else None,
+            None if payload is None else hashlib.sha256(payload).digest(),
+        ),
+        payload,
+    )
+
+
+def _load_miners(value: Iterable[bytes | str] | str | Path | None) -> tuple[bytes, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, Path)):
+        lines = Path(value).read_text().splitlines()
+        items: list[bytes | str] = [
+            line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()
+        ]
+    else:
+        items = list(value)
+    keys = []
+    for item in items:
+        raw = bytes.fromhex(item) if isinstance(item, str) else item
+        if len(raw) != 32:
+            raise ValueError(f"miner key must be 32 bytes, got {len(raw)}")
+        keys.append(raw)
+    return tuple(sorted(set(keys)))
