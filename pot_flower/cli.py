@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 consensus = typer.Typer(help="The PBFT consensus core.", no_args_is_help=True)
 app.add_typer(consensus, name="consensus")
+ledger = typer.Typer(
+    help="Inspect and verify a validator's ledger.", no_args_is_help=True
+)
+app.add_typer(ledger, name="ledger")
 err = Console(stderr=True)
 
 
@@ -121,6 +125,116 @@ def simulate(
     if json_out is not None:
         json_out.write_text(line + "\n")
     print(line)
+
+
+LedgerPath = Annotated[
+    Path, typer.Argument(help="A validator's ledger directory or its ledger.sqlite.")
+]
+
+
+def _short(key: bytes | None) -> str:
+    return "-" if not key else key.hex()[:12]
+
+
+@ledger.command("show")
+def ledger_show(path: LedgerPath, blocks: bool = True) -> None:
+    """Print the ledger as a table: one row per block, then its submissions."""
+    from pot_flower.audit import read_blocks
+    from pot_flower.encoding import decode
+
+    try:
+        rows = read_blocks(path)
+    except Exception as exc:
+        err.print(f"[red]cannot read {path}: {exc}")
+        raise typer.Exit(2) from exc
+    out = Console()
+    table = Table(title=f"ledger {path}")
+    for column in (
+        "block",
+        "hash",
+        "model",
+        "accepted",
+        "rejected",
+        "reasons",
+        "minted",
+        "certified by",
+    ):
+        table.add_column(column)
+    for row in rows:
+        try:
+            body = decode(row.body)
+            assert isinstance(body, dict)
+        except Exception:
+            table.add_row(str(row.height), _short(row.hash), "undecodable", *[""] * 5)
+            continue
+        subs = body.get("submissions") or []
+        assert isinstance(subs, list)
+        accepted = [
+            s for s in subs if isinstance(s, dict) and s["verdict"] == "accepted"
+        ]
+        reasons: dict[str, int] = {}
+        for s in subs:
+            if isinstance(s, dict) and s["verdict"] != "accepted":
+                reasons[str(s["reason"])] = reasons.get(str(s["reason"]), 0) + 1
+        signers = "-"
+        if row.certificate is not None:
+            cert = decode(row.certificate)
+            if isinstance(cert, dict) and isinstance(cert.get("signatures"), list):
+                signers = ",".join(str(x[0]) for x in cert["signatures"])  # type: ignore[index,union-attr]
+        table.add_row(
+            str(row.height),
+            _short(row.hash),
+            _short(body.get("model")),  # type: ignore[arg-type]
+            "genesis" if row.height == 0 else str(len(accepted)),
+            "" if row.height == 0 else str(len(subs) - len(accepted)),
+            ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())),
+            str(body.get("minted", "")),
+            signers,
+        )
+    out.print(table)
+
+
+@ledger.command("verify")
+def ledger_verify(path: LedgerPath) -> None:
+    """Recompute the hash chain, certificates, rewards and model files.
+
+    Exit 0 only if every block holds; otherwise name the first bad block and why.
+    """
+    from pot_flower.audit import audit_ledger
+
+    report = audit_ledger(path)
+    if not report.ok:
+        err.print(f"[red]FAIL[/red] {path}: {report.problem}")
+        raise typer.Exit(1)
+    Console().print(
+        f"[green]OK[/green] {path}: {report.blocks} blocks (genesis + "
+        f"{report.blocks - 1} rounds), chain, certificates "
+        f"({len(report.validators)} validators), rewards ({report.minted} units) "
+        "and models verified"
+    )
+
+
+@app.command("rewards")
+def rewards(path: LedgerPath) -> None:
+    """Print token balances (miners and validators) from a verified ledger."""
+    from pot_flower.audit import audit_ledger
+
+    report = audit_ledger(path)
+    if not report.ok:
+        err.print(f"[red]ledger does not verify[/red]: {report.problem}")
+        raise typer.Exit(1)
+    table = Table(title=f"balances after {report.blocks - 1} rounds (token units)")
+    table.add_column("account")
+    table.add_column("key")
+    table.add_column("balance", justify="right")
+    for miner, amount in sorted(report.miner_balances.items(), key=lambda kv: -kv[1]):
+        table.add_row("miner", miner.hex()[:16], str(amount))
+    for index, amount in sorted(report.validator_balances.items()):
+        table.add_row(
+            f"validator {index}", report.validators[index].hex()[:16], str(amount)
+        )
+    table.add_row("total minted", "", str(report.minted))
+    Console().print(table)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Proof of Training quickstart: a small CNN on Fashion-MNIST."""

@@ -1,0 +1,187 @@
+"""Model, data and training loop (plain PyTorch; nothing here knows about PoT)."""
+
+from __future__ import annotations
+
+import gzip
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+HUB_DATASET = "zalando-datasets/fashion_mnist"
+
+
+class Net(nn.Module):
+    """A small CNN (37,610 parameters): two conv layers, two dense layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 5)
+        self.conv2 = nn.Conv2d(8, 16, 5)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(16 * 4 * 4, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def local_files_present(data_dir: str) -> bool:
+    """Whether the Debian package's idx files are in ``data_dir``."""
+    return all(
+        (Path(data_dir) / f).exists() for pair in IDX_FILES.values() for f in pair
+    )
+
+
+@cache
+def load_split(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 28, 28) uint8 and labels (N,) from the Debian package's idx files."""
+    images, labels = IDX_FILES[split]
+    return _read_idx(Path(data_dir) / images), _read_idx(Path(data_dir) / labels)
+
+
+def to_tensors(
+    images: np.ndarray, labels: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalized float images (N, 1, 28, 28) and int64 labels."""
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    x = (x - 0.2860) / 0.3530  # Fashion-MNIST mean / std
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+@cache
+def _partitioner(num_partitions: int, alpha: float, seed: int, data_dir: str):  # type: ignore[no-untyped-def]
+    from datasets import Dataset
+    from flwr_datasets.partitioner import DirichletPartitioner
+
+    _, labels = load_split("train", data_dir)
+    partitioner = DirichletPartitioner(
+        num_partitions=num_partitions,
+        partition_by="label",
+        alpha=alpha,
+        seed=seed,
+        min_partition_size=10,
+        self_balancing=True,
+    )
+    # Partition indices by label: the images stay in numpy.
+    partitioner.dataset = Dataset.from_dict(
+        {"label": labels.astype(np.int64), "index": np.arange(len(labels))}
+    )
+    return partitioner
+
+
+@cache
+def _hub_dataset(num_partitions: int, alpha: float, seed: int):  # type: ignore[no-untyped-def]
+    from flwr_datasets import FederatedDataset
+    from flwr_datasets.partitioner import DirichletPartitioner
+
+    partitioner = DirichletPartitioner(
+        num_partitions=num_partitions,
+        partition_by="label",
+        alpha=alpha,
+        seed=seed,
+        min_partition_size=10,
+        self_balancing=True,
+    )
+    return FederatedDataset(dataset=HUB_DATASET, partitioners={"train": partitioner})
+
+
+def use_local(source: str, data_dir: str) -> bool:
+    """Whether to read local files ('auto' prefers them when present)."""
+    if source == "local" or (source == "auto" and local_files_present(data_dir)):
+        if not local_files_present(data_dir):
+            raise FileNotFoundError(
+                f"Fashion-MNIST not found in {data_dir}: "
+                "apt-get install dataset-fashion-mnist (or data-source='hub')"
+            )
+        return True
+    return False
+
+
+def load_partition(
+    partition_id: int,
+    num_partitions: int,
+    *,
+    alpha: float,
+    seed: int,
+    source: str,
+    data_dir: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One client's non-IID (Dirichlet) share of the training set."""
+    if use_local(source, data_dir):
+        part = _partitioner(num_partitions, alpha, seed, data_dir).load_partition(
+            partition_id
+        )
+        index = np.asarray(part[:]["index"], dtype=np.int64)
+        images, labels = load_split("train", data_dir)
+        return to_tensors(images[index], labels[index])
+    part = _hub_dataset(num_partitions, alpha, seed).load_partition(partition_id)
+    images = np.stack([np.asarray(img, dtype=np.uint8) for img in part[:]["image"]])
+    return to_tensors(images, np.asarray(part[:]["label"]))
+
+
+def load_test(source: str, data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 10,000-image test set (centralized evaluation)."""
+    if use_local(source, data_dir):
+        return to_tensors(*load_split("test", data_dir))
+    from datasets import load_dataset
+
+    test = load_dataset(HUB_DATASET, split="test")
+    images = np.stack([np.asarray(img, dtype=np.uint8) for img in test[:]["image"]])
+    return to_tensors(images, np.asarray(test[:]["label"]))
+
+
+def train(
+    net: Net,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+) -> float:
+    """Local SGD; returns the mean training loss of the last epoch."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    net.train()
+    mean_loss = 0.0
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        total, batches = 0.0, 0
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            batches += 1
+        mean_loss = total / max(batches, 1)
+    return mean_loss
+
+
+def evaluate(net: Net, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(loss, accuracy) on (x, y)."""
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat([net(x[i : i + 1000]) for i in range(0, len(x), 1000)])
+        loss = float(nn.functional.cross_entropy(logits, y))
+        accuracy = float((logits.argmax(1) == y).float().mean())
+    return loss, accuracy
