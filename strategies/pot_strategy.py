@@ -51,6 +51,7 @@ class RoundReport:
     minted: int
     failures: int
     seconds: float
+    committee_seconds: float
     evaluation: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -350,8 +351,9 @@ class PoTStrategy(Strategy):
                 payloads[ref.payload] = payload
             submissions.append(ref)
             metrics_of[node] = reply.content
+        started = time.perf_counter()
         certified = self._committee().certify_round(submissions, payloads)
-        report = self._report(certified, failures)
+        report = self._report(certified, failures, time.perf_counter() - started)
         self.history.append(report)
         reasons = ", ".join(f"{k} x{v}" for k, v in sorted(report.reasons.items()))
         log(
@@ -387,7 +389,9 @@ class PoTStrategy(Strategy):
                 metrics[key] = value
         return model, metrics
 
-    def _report(self, certified: CertifiedRound, failures: int) -> RoundReport:
+    def _report(
+        self, certified: CertifiedRound, failures: int, committee_seconds: float
+    ) -> RoundReport:
         subs = cast(list[dict[str, Any]], certified.body["submissions"])
         reasons = Counter(str(s["reason"]) for s in subs if s["verdict"] != "accepted")
         accepted = sum(1 for s in subs if s["verdict"] == "accepted")
@@ -400,6 +404,7 @@ class PoTStrategy(Strategy):
             minted=int(cast(int, certified.body["minted"])),
             failures=failures,
             seconds=time.perf_counter() - self._round_started,
+            committee_seconds=committee_seconds,
         )
 
     # -------------------------------------------------------------- evaluate

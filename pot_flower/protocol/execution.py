@@ -385,10 +385,13 @@ class RoundOutcome:
     previous_certificate: Certificate | None  # the batch's, if it verified
 
 
-def _check(
+def check_submission(
     state: ChainState, sub: SubmissionRef, payloads: Mapping[bytes, bytes]
 ) -> Verdict:
-    """Every per-submission check, in a fixed order; the first failure decides."""
+    """Every per-submission check, in a fixed order; the first failure decides.
+
+    A pure function of the state and the submission.
+    """
     verdict = Verdict(sub.node, None, None, 0)
     if not sub.envelope or not sub.signature:
         verdict.reason = Reason.MISSING_SIGNATURE
@@ -473,13 +476,14 @@ def _sort_key(v: Verdict, sub: SubmissionRef) -> tuple[bytes, int, bytes, bytes]
 
 
 def execute_round(
-    state: ChainState, batch_bytes: bytes, payloads: Mapping[bytes, bytes]
+    state: ChainState,
+    batch_bytes: bytes,
+    payloads: Mapping[bytes, bytes],
 ) -> RoundOutcome:
     """Execute one round's batch; raise :class:`BatchError` if it is not executable.
 
     ``payloads`` maps payload digests to canonical array bytes; each is re-hashed
-    before use, so a wrong or missing payload only rejects its own submission.
-    """
+    before use, so a wrong or missing payload only rejects its own submission."""
     try:
         batch = RoundBatch.from_bytes(batch_bytes)
     except (ValueError, CertificateError) as exc:
@@ -492,7 +496,9 @@ def execute_round(
     if len(batch.submissions) > MAX_SUBMISSIONS:
         raise BatchError(f"more than {MAX_SUBMISSIONS} submissions")
 
-    checked = [(_check(state, sub, payloads), sub) for sub in batch.submissions]
+    checked = [
+        (check_submission(state, sub, payloads), sub) for sub in batch.submissions
+    ]
     checked.sort(key=lambda pair: _sort_key(*pair))
     verdicts = [v for v, _ in checked]
 

@@ -52,9 +52,9 @@ def quantize_difference(
     BLAS, converted to int64 where exact sums are needed. Callers check finiteness.
     """
     if received.dtype.kind == "f":
-        diff = returned.astype(np.float64) - received.astype(np.float64)
+        diff = np.subtract(returned, received, dtype=np.float64)
         diff *= scale_of(received.dtype)
-        if diff.size and float(np.max(np.abs(diff))) > limit:
+        if diff.size and max(float(diff.max()), -float(diff.min())) > limit:
             return None
         return np.rint(diff, out=diff)
     a = returned.astype(np.int64)

@@ -94,7 +94,19 @@ def main(grid: Grid, context: Context) -> None:
     )
     out = str(rc.get("metrics-out", ""))
     if out:
-        Path(out).write_text(json.dumps({"timeline": timeline}, indent=1))
+        rounds_info = [
+            {
+                "round": r.round,
+                "seconds": r.seconds,
+                "committee_seconds": r.committee_seconds,
+                "accepted": r.accepted,
+                "rejected": r.rejected,
+            }
+            for r in getattr(strategy, "history", [])
+        ]
+        Path(out).write_text(
+            json.dumps({"timeline": timeline, "pot_rounds": rounds_info}, indent=1)
+        )
     if isinstance(strategy, PoTStrategy):
         _report_ledger(strategy)
     log(INFO, "final accuracy: %.4f", timeline[-1]["accuracy"] if timeline else 0.0)

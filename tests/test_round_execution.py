@@ -1,0 +1,225 @@
+"""Round execution: every rejection reason, and the round still commits with the good."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pot_flower.encoding import decode
+from pot_flower.protocol.envelope import Envelope
+from pot_flower.protocol.execution import (
+    MAX_EXAMPLES,
+    BatchError,
+    Reason,
+    execute_round,
+)
+from pot_flower.protocol.model import encode_arrays
+from pot_flower.protocol.rewards import fee_pool
+from pot_support import RoundBuilder, chain, miner, trained
+
+HONEST = (1, 2, 3)
+
+
+def run_with(bad: callable, **chain_params: object):  # type: ignore[valid-type]
+    """Three honest miners plus whatever ``bad`` adds; returns the outcome."""
+    builder = RoundBuilder(chain(**chain_params))
+    for i in HONEST:
+        builder.honest(i)
+    bad(builder)
+    outcome = execute_round(builder.state, builder.batch(), builder.payloads)
+    body = decode(outcome.body)
+    assert isinstance(body, dict)
+    return outcome, body
+
+
+def verdict_of(outcome, node: int):  # type: ignore[no-untyped-def]
+    matches = [v for v in outcome.verdicts if v.node == node]
+    assert len(matches) >= 1
+    return matches
+
+
+def envelope_with(builder: RoundBuilder, i: int, **changes: object) -> tuple[bytes, bytes, bytes]:
+    """An honest submission whose envelope is re-signed with ``changes``."""
+    sub = builder.sign(i, trained(builder.state.model, i))
+    fields = sub.envelope.__dict__ | changes
+    envelope = Envelope(**fields)
+    return envelope.to_bytes(), envelope.sign(miner(i)), sub.payload
+
+
+def bad_payload(builder: RoundBuilder, i: int, returned: dict) -> None:  # type: ignore[type-arg]
+    """Miner i signs honestly, then the arrays are swapped for ``returned``."""
+    sub = builder.sign(i, trained(builder.state.model, i))
+    builder.add(sub, node=1000 + i, payload=encode_arrays(returned))
+
+
+def crafted(reason: Reason):  # type: ignore[no-untyped-def]
+    i = 9
+
+    def missing_signature(b: RoundBuilder) -> None:
+        b.add(b.sign(i, trained(b.state.model, i)), node=1009, signature=b"")
+
+    def malformed_envelope(b: RoundBuilder) -> None:
+        b.add(b.sign(i, trained(b.state.model, i)), node=1009, envelope=b"i1e")
+
+    def bad_signature(b: RoundBuilder) -> None:
+        sub = b.sign(i, trained(b.state.model, i))
+        b.add(sub, node=1009, signature=bytes(64))
+
+    def with_envelope(**changes: object):  # type: ignore[no-untyped-def]
+        def craft(b: RoundBuilder) -> None:
+            env, sig, payload = envelope_with(b, i, **changes)
+            b.add(None, node=1009, envelope=env, signature=sig, payload=payload)
+
+        return craft
+
+    def unknown_miner(b: RoundBuilder) -> None:
+        b.add(b.sign(i, trained(b.state.model, i)), node=1009)
+
+    def wrong_node(b: RoundBuilder) -> None:
+        b.add(b.sign(i, trained(b.state.model, i)), node=4444)
+
+    def malformed_update(b: RoundBuilder) -> None:
+        b.add(b.sign(i, trained(b.state.model, i)), node=1009, payload=b"garbage")
+
+    def wrong_keys(b: RoundBuilder) -> None:
+        returned = trained(b.state.model, i)
+        returned["extra"] = np.zeros(3, np.float32)
+        bad_payload(b, i, returned)
+
+    def wrong_shape(b: RoundBuilder) -> None:
+        returned = trained(b.state.model, i)
+        returned["fc.bias"] = np.zeros(11, np.float32)
+        bad_payload(b, i, returned)
+
+    def wrong_dtype(b: RoundBuilder) -> None:
+        returned = trained(b.state.model, i)
+        returned["fc.bias"] = returned["fc.bias"].astype(np.float64)
+        bad_payload(b, i, returned)
+
+    def non_finite(b: RoundBuilder) -> None:
+        returned = trained(b.state.model, i)
+        returned["fc.weight"] = returned["fc.weight"].copy()
+        returned["fc.weight"][3, 4] = np.nan
+        bad_payload(b, i, returned)
+
+    def norm_above_bound(b: RoundBuilder) -> None:
+        # Every element small, the norm large: the L2 check, not the element check.
+        b.add(b.sign(i, trained(b.state.model, i, scale=2.0)), node=1009)
+
+    def commitment_mismatch(b: RoundBuilder) -> None:
+        returned = trained(b.state.model, 42)
+        bad_payload(b, i, returned)
+
+    def duplicate(b: RoundBuilder) -> None:
+        b.honest(2, node=1002)  # miner 2 again, same node, another update
+        b.add(b.sign(2, trained(b.state.model, 77)), node=1002)
+
+    def copied(b: RoundBuilder) -> None:
+        # Miner 9 copies miner 1's returned weights exactly (its own envelope).
+        b.add(b.sign(i, trained(b.state.model, 1)), node=1009)
+
+    table = {
+        Reason.MISSING_SIGNATURE: missing_signature,
+        Reason.MALFORMED_ENVELOPE: malformed_envelope,
+        Reason.BAD_SIGNATURE: bad_signature,
+        Reason.UNKNOWN_MINER: unknown_miner,
+        Reason.WRONG_RUN: with_envelope(run=1),
+        Reason.WRONG_ROUND: with_envelope(round=5),
+        Reason.WRONG_NONCE: with_envelope(nonce=b"\x00" * 16),
+        Reason.WRONG_NODE: wrong_node,
+        Reason.BASE_DIGEST_MISMATCH: with_envelope(base_digest=b"\x01" * 32),
+        Reason.BAD_NUM_EXAMPLES: with_envelope(num_examples=MAX_EXAMPLES + 1),
+        Reason.MALFORMED_UPDATE: malformed_update,
+        Reason.WRONG_KEYS: wrong_keys,
+        Reason.WRONG_SHAPE: wrong_shape,
+        Reason.WRONG_DTYPE: wrong_dtype,
+        Reason.NON_FINITE: non_finite,
+        Reason.NORM_ABOVE_BOUND: norm_above_bound,
+        Reason.COMMITMENT_MISMATCH: commitment_mismatch,
+        Reason.DUPLICATE_SUBMISSION: duplicate,
+        Reason.COPIED_UPDATE: copied,
+    }
+    return table[reason]
+
+
+@pytest.mark.parametrize("reason", list(Reason), ids=lambda r: r.value)
+def test_every_rejection_reason_has_a_crafted_submission(reason: Reason) -> None:
+    params: dict[str, object] = {}
+    if reason is Reason.UNKNOWN_MINER:
+        params = {
+            "registration": "allow-list",
+            "allowed_miners": tuple(miner(i).verify_key.raw for i in HONEST),
+        }
+    outcome, body = run_with(crafted(reason), **params)
+    rejected = [v for v in outcome.verdicts if not v.accepted]
+    assert {v.reason for v in rejected} == {reason}
+    # The round commits with the good ones (copies reject both sides of the copy).
+    good = {v.node for v in outcome.verdicts if v.accepted}
+    expected = set(1000 + i for i in HONEST)
+    if reason is Reason.COPIED_UPDATE:
+        expected -= {1001}
+    if reason is Reason.DUPLICATE_SUBMISSION:
+        assert len([v for v in outcome.verdicts if v.node == 1002 and v.accepted]) == 1
+    assert good == expected
+    assert outcome.state.height == 1
+    assert outcome.state.model_digest != chain().model_digest
+    # Rejected submissions are in the block with their reason, and earn nothing.
+    subs = body["submissions"]
+    assert sum(s["reason"] == reason.value for s in subs) == len(rejected)
+    assert all(s["reward"] == 0 for s in subs if s["verdict"] == "rejected")
+
+
+def test_rewards_sum_to_emission_and_follow_scores() -> None:
+    outcome, body = run_with(lambda b: b.honest(4, examples=400))
+    params = chain().params
+    miners = [v.reward for v in outcome.verdicts if v.accepted]
+    assert sum(miners) == params.emission - fee_pool(params.emission, params.validator_fee_ppm)
+    assert body["minted"] == sum(miners)  # no previous certificate: no validator fee
+    big = next(v for v in outcome.verdicts if v.node == 1004)
+    assert big.reward == max(miners)
+
+
+def test_lazy_miner_returning_the_base_model_earns_nothing() -> None:
+    def lazy(b: RoundBuilder) -> None:
+        b.add(b.sign(5, dict(b.state.model)), node=1005)
+
+    outcome, _ = run_with(lazy)
+    v = next(v for v in outcome.verdicts if v.node == 1005)
+    assert v.accepted and v.quality_ppm == 0 and v.reward == 0
+
+
+def test_round_without_any_valid_submission_keeps_the_model() -> None:
+    builder = RoundBuilder(chain())
+    builder.add(None, node=1, envelope=b"x", signature=b"y", payload=b"z")
+    outcome = execute_round(builder.state, builder.batch(), builder.payloads)
+    assert outcome.state.model_digest == builder.state.model_digest
+    assert outcome.state.height == 1
+    assert decode(outcome.body)["minted"] == 0  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"run": 5}, "run"), ({"round": 3}, "round")],
+)
+def test_batch_for_another_run_or_round_is_refused(overrides: dict, message: str) -> None:  # type: ignore[type-arg]
+    builder = RoundBuilder(chain())
+    builder.honest(1)
+    with pytest.raises(BatchError, match=message):
+        execute_round(builder.state, builder.batch(**overrides), builder.payloads)
+
+
+@pytest.mark.parametrize("data", [b"", b"garbage", b"d4:kindu5:rounde", b"le"])
+def test_malformed_batches_are_refused_not_crashed(data: bytes) -> None:
+    with pytest.raises(BatchError):
+        execute_round(chain(), data, {})
+
+
+def test_execution_is_deterministic_and_order_independent() -> None:
+    builder = RoundBuilder(chain())
+    for i in range(6):
+        builder.honest(i)
+    first = execute_round(builder.state, builder.batch(), builder.payloads)
+    builder.refs.reverse()
+    second = execute_round(builder.state, builder.batch(), builder.payloads)
+    assert first.hash == second.hash
+    assert first.body == second.body
