@@ -91,7 +91,8 @@ def main() -> None:
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(summary, indent=1))
     print(
-        f"fedavg acc {fedavg['final_accuracy']:.4f} pot acc {pot['final_accuracy']:.4f} "
+        f"fedavg acc {fedavg['final_accuracy']:.4f} "
+        f"pot acc {pot['final_accuracy']:.4f} "
         f"(ratio {summary['accuracy_ratio']:.4f}); round time fedavg "
         f"{fedavg['mean_round_seconds_excl_first']:.2f}s pot "
         f"{pot['mean_round_seconds_excl_first']:.2f}s (ratio "

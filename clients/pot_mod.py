@@ -41,14 +41,19 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
         return reply
     returned_records = list(reply.content.array_records.values())
     metrics = list(reply.content.metric_records.values())
-    num_examples = metrics[0].get("num-examples", 0) if len(metrics) == 1 else 0
-    if not isinstance(num_examples, int):
-        num_examples = int(num_examples) if float(num_examples).is_integer() else 0
+    claimed = metrics[0].get("num-examples", 0) if len(metrics) == 1 else 0
+    num_examples = 0
+    if isinstance(claimed, int):
+        num_examples = claimed
+    elif isinstance(claimed, float) and claimed.is_integer():
+        num_examples = int(claimed)
     keystore = Keystore(str(ctxt.run_config.get(KEYSTORE_KEY, "")) or None)
     key = keystore.miner_key(str(ctxt.node_id))
-    run, round_ = int(ticket["run"]), int(ticket["round"])  # type: ignore[call-overload]
-    nonce = ticket["nonce"]
-    assert isinstance(nonce, bytes)
+    run, round_, nonce = ticket.get("run"), ticket.get("round"), ticket.get("nonce")
+    if not (
+        isinstance(run, int) and isinstance(round_, int) and isinstance(nonce, bytes)
+    ):
+        return reply  # not a ticket this mod understands: leave the reply as it is
     node = msg.metadata.dst_node_id
     try:
         if len(returned_records) != 1:

@@ -446,11 +446,8 @@ class PoTStrategy(Strategy):
 
 def _weighted(content: RecordDict) -> bool:
     metrics = list(content.metric_records.values())
-    return (
-        len(metrics) == 1
-        and isinstance(metrics[0].get("num-examples"), (int, float))
-        and float(metrics[0]["num-examples"]) > 0
-    )  # type: ignore[arg-type]
+    weight = metrics[0].get("num-examples") if len(metrics) == 1 else None
+    return isinstance(weight, (int, float)) and weight > 0
 
 
 def _submission(node: int, content: RecordDict) -> tuple[SubmissionRef, bytes | None]:

@@ -107,7 +107,9 @@ class Net(nn.Module):
         return self.fc2(torch.relu(self.fc1(x)))
 
 
-def synthetic_partition(partition: int, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_partition(
+    partition: int, n: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng(partition)
     y = rng.integers(0, 10, size=n)
     centers = np.random.default_rng(99).standard_normal((10, 784)).astype(np.float32)

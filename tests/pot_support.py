@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from pot_flower.zk.signatures import SigningKey
 
 from pot_flower.protocol.execution import (
     ChainState,
@@ -17,7 +18,6 @@ from pot_flower.protocol.execution import (
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
 from pot_flower.protocol.submission import Submission, build_submission
-from pot_flower.zk.signatures import SigningKey
 
 RUN = 77
 VALIDATOR_KEYS = [SigningKey.from_seed(b"validator-%d" % i) for i in range(4)]
@@ -69,12 +69,16 @@ class RoundBuilder:
     refs: list[SubmissionRef] = field(default_factory=list)
     payloads: dict[bytes, bytes] = field(default_factory=dict)
 
-    def honest(self, i: int, *, examples: int = 100, node: int | None = None) -> Submission:
+    def honest(
+        self, i: int, *, examples: int = 100, node: int | None = None
+    ) -> Submission:
         sub = self.sign(i, trained(self.state.model, i), examples=examples)
         self.add(sub, node=1000 + i if node is None else node)
         return sub
 
-    def sign(self, i: int, returned: Arrays, *, examples: int = 100, **overrides: object) -> Submission:
+    def sign(
+        self, i: int, returned: Arrays, *, examples: int = 100, **overrides: object
+    ) -> Submission:
         kwargs: dict[str, object] = {
             "run": self.state.params.run,
             "round_": self.state.height + 1,
@@ -96,7 +100,9 @@ class RoundBuilder:
         signature: bytes | None = None,
         payload: bytes | None = None,
     ) -> None:
-        env = envelope if envelope is not None else (sub.envelope_bytes if sub else None)
+        env = (
+            envelope if envelope is not None else (sub.envelope_bytes if sub else None)
+        )
         sig = signature if signature is not None else (sub.signature if sub else None)
         data = payload if payload is not None else (sub.payload if sub else None)
         digest = None

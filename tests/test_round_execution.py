@@ -1,9 +1,10 @@
-"""Round execution: every rejection reason, and the round still commits with the good."""
+"""Round execution: every rejection reason; the round still commits with the good."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from pot_support import RoundBuilder, chain, miner, trained
 
 from pot_flower.encoding import decode
 from pot_flower.protocol.envelope import Envelope
@@ -15,7 +16,6 @@ from pot_flower.protocol.execution import (
 )
 from pot_flower.protocol.model import encode_arrays
 from pot_flower.protocol.rewards import fee_pool
-from pot_support import RoundBuilder, chain, miner, trained
 
 HONEST = (1, 2, 3)
 
@@ -38,7 +38,9 @@ def verdict_of(outcome, node: int):  # type: ignore[no-untyped-def]
     return matches
 
 
-def envelope_with(builder: RoundBuilder, i: int, **changes: object) -> tuple[bytes, bytes, bytes]:
+def envelope_with(
+    builder: RoundBuilder, i: int, **changes: object
+) -> tuple[bytes, bytes, bytes]:
     """An honest submission whose envelope is re-signed with ``changes``."""
     sub = builder.sign(i, trained(builder.state.model, i))
     fields = sub.envelope.__dict__ | changes
@@ -173,7 +175,9 @@ def test_rewards_sum_to_emission_and_follow_scores() -> None:
     outcome, body = run_with(lambda b: b.honest(4, examples=400))
     params = chain().params
     miners = [v.reward for v in outcome.verdicts if v.accepted]
-    assert sum(miners) == params.emission - fee_pool(params.emission, params.validator_fee_ppm)
+    assert sum(miners) == params.emission - fee_pool(
+        params.emission, params.validator_fee_ppm
+    )
     assert body["minted"] == sum(miners)  # no previous certificate: no validator fee
     big = next(v for v in outcome.verdicts if v.node == 1004)
     assert big.reward == max(miners)
@@ -201,7 +205,9 @@ def test_round_without_any_valid_submission_keeps_the_model() -> None:
     "overrides, message",
     [({"run": 5}, "run"), ({"round": 3}, "round")],
 )
-def test_batch_for_another_run_or_round_is_refused(overrides: dict, message: str) -> None:  # type: ignore[type-arg]
+def test_batch_for_another_run_or_round_is_refused(
+    overrides: dict, message: str
+) -> None:  # type: ignore[type-arg]
     builder = RoundBuilder(chain())
     builder.honest(1)
     with pytest.raises(BatchError, match=message):

@@ -138,9 +138,9 @@ def update_commitment(units: Mapping[str, NDArray[np.int64]]) -> bytes:
     """
     h = hashlib.sha256(COMMITMENT_DOMAIN)
     for name, array in units.items():
-        a = np.ascontiguousarray(array, dtype="<i4")
+        a = np.asarray(array, dtype="<i4", order="C")
         h.update(encode([name, list(a.shape), a.nbytes]))
-        h.update(memoryview(a).cast("B"))
+        h.update(a.tobytes())
     return h.digest()
 
 

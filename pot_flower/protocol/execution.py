@@ -42,6 +42,7 @@ from pot_flower.protocol.fixedpoint import (
 from pot_flower.protocol.model import (
     Arrays,
     ModelFormatError,
+    canonical,
     decode_arrays,
     encode_arrays,
     model_digest,
@@ -159,7 +160,7 @@ class Params:
             "registration": self.registration,
             "run": self.run,
             "validator-fee-ppm": self.validator_fee_ppm,
-            "validators": list(self.validators),  # type: ignore[dict-item]
+            "validators": list(self.validators),
         }
 
     @classmethod
@@ -214,7 +215,7 @@ class ChainState:
             {
                 "head": self.head,
                 "height": self.height,
-                "miners": sorted(self.miners),  # type: ignore[dict-item]
+                "miners": sorted(self.miners),
                 "model": encode_arrays(self.model),
                 "params": self.params.to_value(),
             }
@@ -245,7 +246,7 @@ class ChainState:
 
 def genesis(params: Params, model: Arrays) -> tuple[bytes, ChainState]:
     """Block 0's body and the state after it."""
-    model = {k: np.ascontiguousarray(v) for k, v in model.items()}
+    model = {k: canonical(v) for k, v in model.items()}
     digest = model_digest(model)
     body = encode(
         {
@@ -483,7 +484,8 @@ def execute_round(
     """Execute one round's batch; raise :class:`BatchError` if it is not executable.
 
     ``payloads`` maps payload digests to canonical array bytes; each is re-hashed
-    before use, so a wrong or missing payload only rejects its own submission."""
+    before use, so a wrong or missing payload only rejects its own submission.
+    """
     try:
         batch = RoundBatch.from_bytes(batch_bytes)
     except (ValueError, CertificateError) as exc:
@@ -585,7 +587,7 @@ def execute_round(
             "model": new_digest,
             "nonce": state.nonce(),
             "previous": state.head,
-            "registrations": registered,  # type: ignore[dict-item]
+            "registrations": registered,
             "run": params.run,
             "submissions": [v.to_value() for v in verdicts],
             "validator-fees": [

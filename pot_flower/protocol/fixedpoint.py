@@ -52,11 +52,12 @@ def quantize_difference(
     BLAS, converted to int64 where exact sums are needed. Callers check finiteness.
     """
     if received.dtype.kind == "f":
-        diff = np.subtract(returned, received, dtype=np.float64)
+        diff: FloatArray = np.subtract(returned, received, dtype=np.float64)
         diff *= scale_of(received.dtype)
         if diff.size and max(float(diff.max()), -float(diff.min())) > limit:
             return None
-        return np.rint(diff, out=diff)
+        np.rint(diff, out=diff)
+        return diff
     a = returned.astype(np.int64)
     b = received.astype(np.int64)
     # Integer buffers: compare before subtracting so nothing can wrap around.

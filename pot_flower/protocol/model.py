@@ -31,7 +31,7 @@ def canonical(array: NDArray[np.generic]) -> NDArray[np.generic]:
     dtype = (
         array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
     )
-    return np.ascontiguousarray(array, dtype=dtype)
+    return np.asarray(array, dtype=dtype, order="C")  # keeps 0-d arrays 0-d
 
 
 def dtype_name(dtype: np.dtype[np.generic]) -> str:
@@ -39,14 +39,17 @@ def dtype_name(dtype: np.dtype[np.generic]) -> str:
     return dtype.str
 
 
+def _buffer(array: NDArray[np.generic]) -> memoryview:
+    """The raw bytes of a C-contiguous array, without copying."""
+    return array.reshape(-1).view(np.uint8).data
+
+
 def encode_arrays(arrays: Mapping[str, NDArray[np.generic]]) -> bytes:
     """The canonical bytes of ``arrays`` (order preserved)."""
     items = []
     for name, array in arrays.items():
         a = canonical(array)
-        items.append(
-            [name, dtype_name(a.dtype), list(a.shape), memoryview(a).cast("B")]
-        )
+        items.append([name, dtype_name(a.dtype), list(a.shape), _buffer(a)])
     return encode(items)
 
 
@@ -60,16 +63,16 @@ def decode_arrays(data: bytes) -> Arrays:
         raise ModelFormatError("expected a list of arrays")
     out: Arrays = {}
     for item in items:
-        if not (
-            isinstance(item, list)
-            and len(item) == 4
-            and isinstance(item[0], str)
-            and isinstance(item[1], str)
-            and isinstance(item[2], list)
-            and isinstance(item[3], bytes)
-        ):
+        if not (isinstance(item, list) and len(item) == 4):
             raise ModelFormatError("array entry must be [name, dtype, shape, data]")
         name, dtype_str, shape, raw = item
+        if not (
+            isinstance(name, str)
+            and isinstance(dtype_str, str)
+            and isinstance(shape, list)
+            and isinstance(raw, bytes)
+        ):
+            raise ModelFormatError("array entry must be [name, dtype, shape, data]")
         if name in out:
             raise ModelFormatError(f"duplicate array name {name!r}")
         try:
@@ -82,12 +85,13 @@ def decode_arrays(data: bytes) -> Arrays:
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
         ):
             raise ModelFormatError(f"{name}: bad shape {shape!r}")
+        dims = [d for d in shape if isinstance(d, int)]
         count = 1
-        for d in shape:
+        for d in dims:
             count *= d
         if count * dtype.itemsize != len(raw):
             raise ModelFormatError(f"{name}: {len(raw)} bytes do not fit shape {shape}")
-        out[name] = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        out[name] = np.frombuffer(raw, dtype=dtype).reshape(dims)
     return out
 
 

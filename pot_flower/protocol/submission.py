@@ -45,7 +45,7 @@ def quantize_update(
         q = quantize_difference(array, base, MAX_UNITS)
         if q is None:
             raise SubmissionError(f"{name}: update beyond the fixed-point range")
-        units[name] = q
+        units[name] = q.astype(np.int64)
     return units
 
 

@@ -1,0 +1,41 @@
+"""End to end: the quickstart under `flwr run` (simulation engine), ledgers verified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pot_flower.audit import audit_ledger
+from pot_flower.flower_local import flwr_run, local_superlink
+
+APP = Path(__file__).resolve().parents[1] / "examples" / "quickstart-pytorch"
+DATA = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="apt-get install dataset-fashion-mnist")
+def test_quickstart_runs_under_flwr_run_and_leaves_verified_ledgers(
+    tmp_path: Path,
+) -> None:
+    with local_superlink(tmp_path / "flwr-home") as env:
+        proc = flwr_run(
+            APP,
+            env,
+            run_config={
+                "num-server-rounds": 2,
+                "fraction-evaluate": 0.5,
+                "pot-ledger-dir": str(tmp_path / "ledger"),
+                "pot-keystore": str(tmp_path / "keys"),
+            },
+            num_supernodes=4,
+            timeout=280,
+        )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "round 2/2  accuracy" in output
+    assert "accepted 4  rejected 0" in output
+    for i in range(4):
+        report = audit_ledger(tmp_path / "ledger" / f"validator-{i}")
+        assert report.ok, report.problem
+        assert report.blocks == 3
+    assert len(list((tmp_path / "keys").glob("miner-*.key"))) == 4

@@ -1,0 +1,161 @@
+"""PoTStrategy with Flower's own Message/Context/mod machinery (offline grid)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flower_support import LocalGrid, Net, make_plain_app
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from pot_flower.clients import Keystore, PoTClientApp, pot_mod
+from pot_flower.strategies import PoTStrategy, RoundReport
+
+from pot_flower.audit import audit_ledger
+
+
+def start(
+    tmp_path: Path,
+    app: object,
+    *,
+    rounds: int = 2,
+    nodes: int = 5,
+    tamper: object = None,
+    **strategy_kwargs: object,
+) -> tuple[PoTStrategy, object, LocalGrid]:
+    grid = LocalGrid(
+        app,  # type: ignore[arg-type]
+        nodes,
+        run_config={"pot-keystore": str(tmp_path / "keys")},
+        tamper=tamper,  # type: ignore[arg-type]
+    )
+    reports: list[RoundReport] = []
+    strategy = PoTStrategy(
+        ledger_dir=tmp_path / "ledger",
+        min_available_nodes=nodes,
+        on_round=reports.append,
+        **strategy_kwargs,  # type: ignore[arg-type]
+    )
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(Net().state_dict()),
+        num_rounds=rounds,
+        train_config=ConfigRecord({"lr": 0.1}),
+        evaluate_fn=lambda r, arrays: MetricRecord({"round": r}),
+    )
+    assert [r.round for r in reports] == list(range(1, rounds + 1))
+    return strategy, result, grid
+
+
+def ledgers_verify(tmp_path: Path) -> None:
+    for i in range(4):
+        report = audit_ledger(tmp_path / "ledger" / f"validator-{i}")
+        assert report.ok, report.problem
+
+
+def test_plain_torch_clientapp_with_only_pot_mod_added(tmp_path: Path) -> None:
+    strategy, result, grid = start(tmp_path, make_plain_app(mods=[pot_mod]))
+    assert all(r.accepted == 5 and r.rejected == 0 for r in strategy.history)
+    assert result.train_metrics_clientapp[2]["pot-accepted"] == 5
+    # Federated evaluation ran and was aggregated.
+    assert 0.0 <= result.evaluate_metrics_clientapp[2]["accuracy"] <= 1.0
+    # Centralized evaluation saw every round.
+    assert sorted(result.evaluate_metrics_serverapp) == [0, 1, 2]
+    # The returned model is the certified one: it differs from the initial model.
+    initial = ArrayRecord(Net().state_dict())
+    assert not np.array_equal(
+        result.arrays["fc1.weight"].numpy(), initial["fc1.weight"].numpy()
+    )
+    # Per-miner messages: each carries the same round nonce, its own destination.
+    train = [m for m in grid.sent if m.metadata.message_type == "train"]
+    assert len({m.metadata.dst_node_id for m in train[:5]}) == 5
+    assert len({m.content["pot.ticket"]["nonce"] for m in train[:5]}) == 1
+    ledgers_verify(tmp_path)
+    keys = sorted(p.name for p in (tmp_path / "keys").glob("miner-*.key"))
+    assert len(keys) == 5
+
+
+def test_existing_clientapp_wrapped_without_editing_it(tmp_path: Path) -> None:
+    strategy, _, _ = start(tmp_path, PoTClientApp(make_plain_app()))
+    assert [r.accepted for r in strategy.history] == [5, 5]
+    ledgers_verify(tmp_path)
+
+
+def test_without_pot_mod_every_reply_is_rejected_not_crashed(tmp_path: Path) -> None:
+    strategy, result, _ = start(tmp_path, make_plain_app())
+    assert all(r.accepted == 0 for r in strategy.history)
+    assert strategy.history[0].reasons == {"missing-signature": 5}
+    # The model stays the initial one; the run still finishes and verifies.
+    initial = ArrayRecord(Net().state_dict())
+    assert np.array_equal(
+        result.arrays["fc1.weight"].numpy(), initial["fc1.weight"].numpy()
+    )
+    ledgers_verify(tmp_path)
+
+
+def test_tampered_and_failed_replies_become_verdicts(tmp_path: Path) -> None:
+    def tamper(node: int, reply: Message) -> Message:
+        if reply.metadata.message_type != "train":
+            return reply
+        if node == 1000:  # a coordinator rewriting an update
+            arrays = reply.content["arrays"]
+            weight = arrays["fc2.bias"].numpy() + 1.0
+            arrays["fc2.bias"] = Array(weight.astype(np.float32))
+        elif node == 1007:  # a NaN update (signed by the miner, then poisoned)
+            arrays = reply.content["arrays"]
+            arrays["fc2.bias"] = Array(np.full(10, np.nan, np.float32))
+        elif node == 1014:  # a reply without arrays at all
+            del reply.content["arrays"]
+        return reply
+
+    strategy, _, _ = start(tmp_path, make_plain_app(mods=[pot_mod]), tamper=tamper)
+    first = strategy.history[0]
+    assert first.accepted == 2
+    assert first.reasons == {
+        "commitment-mismatch": 1,
+        "non-finite": 1,
+        "malformed-update": 1,
+    }
+    ledgers_verify(tmp_path)
+
+
+def test_allow_list_admits_only_listed_miners(tmp_path: Path) -> None:
+    keystore = Keystore(tmp_path / "keys")
+    allowed = tmp_path / "miners.txt"
+    listed = [1000, 1007]
+    allowed.write_text(
+        "# miners\n"
+        + "".join(
+            keystore.miner_key(str(n)).verify_key.raw.hex() + "\n" for n in listed
+        )
+    )
+    strategy, _, _ = start(
+        tmp_path,
+        make_plain_app(mods=[pot_mod]),
+        registration="allow-list",
+        allowed_miners=str(allowed),
+    )
+    assert strategy.history[0].accepted == 2
+    assert strategy.history[0].reasons == {"unknown-miner": 3}
+
+
+def test_settings_from_run_config() -> None:
+    strategy = PoTStrategy.from_run_config(
+        {
+            "fraction-train": 0.5,
+            "pot-validators": 7,
+            "pot-max-update-norm": 3.5,
+            "pot-emission": 10,
+            "pot-ledger-dir": "",
+            "unrelated": "x",
+        }
+    )
+    assert strategy.fraction_train == 0.5
+    assert strategy.validators == 7
+    assert strategy.max_update_norm == 3.5
+    assert strategy.emission == 10
+    assert strategy.ledger_dir is None
+    with pytest.raises(ValueError, match="allow-list"):
+        PoTStrategy(registration="allow-list")
+    with pytest.raises(ValueError, match="norm bound"):
+        PoTStrategy(max_update_norm=1e9)
