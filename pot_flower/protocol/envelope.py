@@ -140,7 +140,7 @@ def update_commitment(units: Mapping[str, NDArray[np.int64]]) -> bytes:
     for name, array in units.items():
         a = np.asarray(array, dtype="<i4", order="C")
         h.update(encode([name, list(a.shape), a.nbytes]))
-        h.update(a.tobytes())
+        h.update(a.reshape(-1).view(np.uint8).data)
     return h.digest()
 
 
