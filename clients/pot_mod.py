@@ -13,9 +13,12 @@ from collections.abc import Callable
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from pot_flower.clients.keystore import Keystore
 
-from pot_flower.protocol.envelope import Envelope
-from pot_flower.protocol.model import Arrays, canonical, model_digest
-from pot_flower.protocol.submission import SubmissionError, build_submission
+from pot_flower.protocol.model import Arrays, canonical
+from pot_flower.protocol.submission import (
+    SubmissionError,
+    build_submission,
+    sign_without_update,
+)
 
 TICKET_RECORD = "pot.ticket"
 SUBMISSION_RECORD = "pot"
@@ -72,17 +75,15 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
     except SubmissionError:
         # Nothing sensible to commit to (NaN, wrong layout): still sign, so the
         # committee records the miner's verdict and reason rather than a gap.
-        envelope = Envelope(
+        envelope_bytes, signature = sign_without_update(
+            key,
             run=run,
-            round=round_,
+            round_=round_,
             node=node,
-            miner=key.verify_key.raw,
-            base_digest=model_digest(received),
             nonce=nonce,
-            commitment=bytes(32),
+            received=received,
             num_examples=num_examples,
         )
-        envelope_bytes, signature = envelope.to_bytes(), envelope.sign(key)
     reply.content[SUBMISSION_RECORD] = ConfigRecord(
         {"envelope": envelope_bytes, "signature": signature}
     )

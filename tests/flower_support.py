@@ -63,16 +63,16 @@ class LocalGrid(Grid):
         return self._run
 
     def create_message(self, *args: object, **kwargs: object) -> Message:
-        raise NotImplementedError
+        raise NotImplementedError("LocalGrid only delivers via send_and_receive")
 
     def get_node_ids(self) -> Iterable[int]:
         return list(self.node_ids)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        raise NotImplementedError
+        raise NotImplementedError("LocalGrid only delivers via send_and_receive")
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        raise NotImplementedError
+        raise NotImplementedError("LocalGrid only delivers via send_and_receive")
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None

@@ -159,3 +159,18 @@ def test_settings_from_run_config() -> None:
         PoTStrategy(registration="allow-list")
     with pytest.raises(ValueError, match="norm bound"):
         PoTStrategy(max_update_norm=1e9)
+
+
+def test_a_miner_whose_training_diverges_gets_a_signed_non_finite_verdict(
+    tmp_path: Path,
+) -> None:
+    def diverge(msg: Message, ctxt: object, call_next: object) -> Message:
+        reply = call_next(msg, ctxt)  # type: ignore[operator]
+        if msg.metadata.message_type == "train" and msg.metadata.dst_node_id == 1007:
+            reply.content["arrays"]["fc2.bias"] = Array(np.full(10, np.inf, np.float32))
+        return reply
+
+    strategy, _, _ = start(tmp_path, make_plain_app(mods=[pot_mod, diverge]))
+    assert strategy.history[0].reasons == {"non-finite": 1}
+    assert strategy.history[0].accepted == 4
+    ledgers_verify(tmp_path)

@@ -78,3 +78,31 @@ def build_submission(
     return Submission(
         envelope, envelope_bytes, envelope.sign(key), encode_arrays(returned)
     )
+
+
+def sign_without_update(
+    key: SigningKey,
+    *,
+    run: int,
+    round_: int,
+    node: int,
+    nonce: bytes,
+    received: Mapping[str, NDArray[np.generic]],
+    num_examples: int,
+) -> tuple[bytes, bytes]:
+    """``(envelope, signature)`` for a result that cannot be committed to.
+
+    The commitment is all zeros; validators then record the reason the update
+    fails (non-finite, wrong shape...) instead of a missing submission.
+    """
+    envelope = Envelope(
+        run=run,
+        round=round_,
+        node=node,
+        miner=key.verify_key.raw,
+        base_digest=model_digest({k: canonical(v) for k, v in received.items()}),
+        nonce=nonce,
+        commitment=bytes(32),
+        num_examples=num_examples,
+    )
+    return envelope.to_bytes(), envelope.sign(key)

@@ -65,13 +65,10 @@ def to_tensors(
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
-@cache
-def _partitioner(num_partitions: int, alpha: float, seed: int, data_dir: str):  # type: ignore[no-untyped-def]
-    from datasets import Dataset
+def _dirichlet(num_partitions: int, alpha: float, seed: int):  # type: ignore[no-untyped-def]
     from flwr_datasets.partitioner import DirichletPartitioner
 
-    _, labels = load_split("train", data_dir)
-    partitioner = DirichletPartitioner(
+    return DirichletPartitioner(
         num_partitions=num_partitions,
         partition_by="label",
         alpha=alpha,
@@ -79,6 +76,14 @@ def _partitioner(num_partitions: int, alpha: float, seed: int, data_dir: str):  
         min_partition_size=10,
         self_balancing=True,
     )
+
+
+@cache
+def _partitioner(num_partitions: int, alpha: float, seed: int, data_dir: str):  # type: ignore[no-untyped-def]
+    from datasets import Dataset
+
+    _, labels = load_split("train", data_dir)
+    partitioner = _dirichlet(num_partitions, alpha, seed)
     # Partition indices by label: the images stay in numpy.
     partitioner.dataset = Dataset.from_dict(
         {"label": labels.astype(np.int64), "index": np.arange(len(labels))}
@@ -89,16 +94,8 @@ def _partitioner(num_partitions: int, alpha: float, seed: int, data_dir: str):  
 @cache
 def _hub_dataset(num_partitions: int, alpha: float, seed: int):  # type: ignore[no-untyped-def]
     from flwr_datasets import FederatedDataset
-    from flwr_datasets.partitioner import DirichletPartitioner
 
-    partitioner = DirichletPartitioner(
-        num_partitions=num_partitions,
-        partition_by="label",
-        alpha=alpha,
-        seed=seed,
-        min_partition_size=10,
-        self_balancing=True,
-    )
+    partitioner = _dirichlet(num_partitions, alpha, seed)
     return FederatedDataset(dataset=HUB_DATASET, partitioners={"train": partitioner})
 
 
