@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 
@@ -27,7 +28,6 @@ from pot_flower.protocol.block import (
 from pot_flower.protocol.envelope import (
     EnvelopeError,
     round_nonce,
-    update_commitment,
     verify_envelope,
 )
 from pot_flower.protocol.fixedpoint import (
@@ -36,9 +36,9 @@ from pot_flower.protocol.fixedpoint import (
     IntArray,
     apply_update,
     norm_within,
-    quantize_difference,
     weighted_mean,
 )
+from pot_flower.protocol.layout import Layout
 from pot_flower.protocol.model import (
     Arrays,
     ModelFormatError,
@@ -206,6 +206,11 @@ class ChainState:
     model_digest: bytes
     miners: set[bytes] = field(default_factory=set)
 
+    @cached_property
+    def layout(self) -> Layout:
+        """The model's layout (computed once per state, used for every check)."""
+        return Layout(self.model)
+
     def nonce(self) -> bytes:
         """The nonce of the next round."""
         return round_nonce(self.params.run, self.height + 1, self.head)
@@ -355,7 +360,7 @@ class Verdict:
     reason: Reason | None = None
     quality_ppm: int = 0
     reward: int = 0
-    units: list[IntArray] | None = field(default=None, repr=False)
+    units: IntArray | None = field(default=None, repr=False)  # flat order
     flat: FloatArray | None = field(default=None, repr=False)
 
     @property
@@ -429,47 +434,41 @@ def check_submission(
     if payload is None or hashlib.sha256(payload).digest() != sub.payload:
         verdict.reason = Reason.MALFORMED_UPDATE
         return verdict
-    try:
-        returned = decode_arrays(payload)
-    except ModelFormatError:
-        verdict.reason = Reason.MALFORMED_UPDATE
+    layout = state.layout
+    arrays = layout.parse(payload)
+    if arrays is None:
+        verdict.reason = _layout_reason(state, payload)
         return verdict
-    if list(returned) != list(state.model):
-        verdict.reason = Reason.WRONG_KEYS
+    status, flat = layout.quantize(arrays, params.norm_bound_units)
+    if status == "non-finite":
+        verdict.reason = Reason.NON_FINITE
         return verdict
-    for name, base in state.model.items():
-        if returned[name].shape != base.shape:
-            verdict.reason = Reason.WRONG_SHAPE
-            return verdict
-        if returned[name].dtype != base.dtype:
-            verdict.reason = Reason.WRONG_DTYPE
-            return verdict
-    exact: list[FloatArray] = []
-    bound = params.norm_bound_units
-    for name, base in state.model.items():
-        array = returned[name]
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            verdict.reason = Reason.NON_FINITE
-            return verdict
-        # An element past the bound already puts the norm past it.
-        q = quantize_difference(array, base, bound)
-        if q is None:
-            verdict.reason = Reason.NORM_ABOVE_BOUND
-            return verdict
-        exact.append(q)
-    flat = np.concatenate([q.ravel() for q in exact]) if exact else np.zeros(0)
-    if not norm_within(flat, bound):
+    if flat is None or not norm_within(flat, params.norm_bound_units):
         verdict.reason = Reason.NORM_ABOVE_BOUND
         return verdict
-    units = [q.astype(np.int64) for q in exact]
-    if update_commitment(dict(zip(state.model, units, strict=True))) != (
-        envelope.commitment
-    ):
+    units = flat.astype(np.int64)
+    if layout.commitment(units.astype(np.int32)) != envelope.commitment:
         verdict.reason = Reason.COMMITMENT_MISMATCH
         return verdict
     verdict.units = units
     verdict.flat = flat
     return verdict
+
+
+def _layout_reason(state: ChainState, payload: bytes) -> Reason:
+    """Why a payload does not have the model's exact canonical layout."""
+    try:
+        returned = decode_arrays(payload)
+    except ModelFormatError:
+        return Reason.MALFORMED_UPDATE
+    if list(returned) != list(state.model):
+        return Reason.WRONG_KEYS
+    for name, base in state.model.items():
+        if returned[name].shape != base.shape:
+            return Reason.WRONG_SHAPE
+        if returned[name].dtype != base.dtype:
+            return Reason.WRONG_DTYPE
+    return Reason.MALFORMED_UPDATE  # same layout, yet not the canonical bytes
 
 
 def _sort_key(v: Verdict, sub: SubmissionRef) -> tuple[bytes, int, bytes, bytes]:
@@ -538,24 +537,19 @@ def execute_round(
     new_model = state.model
     new_digest = state.model_digest
     if accepted:
-        names = list(state.model)
-        weights = [v.examples for v in accepted]
-        aggregate = [
-            weighted_mean(
-                [v.units[i] for v in accepted if v.units is not None], weights
-            )
-            for i in range(len(names))
-        ]
-        aggregate_flat = np.concatenate([a.ravel() for a in aggregate]).astype(
-            np.float64
+        aggregate = weighted_mean(
+            [v.units for v in accepted if v.units is not None],
+            [v.examples for v in accepted],
         )
+        aggregate_flat = aggregate.astype(np.float64)
         aggregate_sq = float(np.dot(aggregate_flat, aggregate_flat))
         for v in accepted:
             assert v.flat is not None
             v.quality_ppm = quality_ppm(v.flat, aggregate_flat, aggregate_sq)
+        per_array = state.layout.split(aggregate)
         new_model = {
-            name: apply_update(state.model[name], aggregate[i])
-            for i, name in enumerate(names)
+            name: apply_update(base, per_array[name])
+            for name, base in state.model.items()
         }
         new_digest = model_digest(new_model)
 
