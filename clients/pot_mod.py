@@ -32,6 +32,17 @@ def arrays_of(record: ArrayRecord) -> Arrays:
     return {name: canonical(array.numpy()) for name, array in record.items()}
 
 
+def in_order(arrays: Arrays, keys: list[str]) -> Arrays:
+    """``arrays`` in the model's key order when they hold exactly its keys.
+
+    Key order carries no meaning in a reply; fixing it here (miner and coordinator
+    alike) keeps a reordered but complete reply from being rejected as wrong-keys.
+    """
+    if set(arrays) == set(keys) and len(arrays) == len(keys):
+        return {k: arrays[k] for k in keys}
+    return arrays
+
+
 def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
     """Sign the train reply's update for the PoT committee (a Flower client mod)."""
     ticket = msg.content.config_records.get(TICKET_RECORD)
@@ -68,7 +79,7 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
             node=node,
             nonce=nonce,
             received=received,
-            returned=arrays_of(returned_records[0]),
+            returned=in_order(arrays_of(returned_records[0]), list(received)),
             num_examples=num_examples,
         )
         envelope_bytes, signature = submission.envelope_bytes, submission.signature

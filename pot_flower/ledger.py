@@ -131,7 +131,3 @@ class Ledger:
             "SELECT height, hash, body, certificate FROM blocks ORDER BY height"
         ):
             yield StoredBlock(height, bytes(digest), bytes(body), cert and bytes(cert))
-
-    def load_model(self, digest: bytes) -> bytes | None:
-        path = self.models / digest.hex()
-        return path.read_bytes() if path.exists() else None

@@ -25,7 +25,12 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
-from pot_flower.clients.pot_mod import SUBMISSION_RECORD, TICKET_RECORD, arrays_of
+from pot_flower.clients.pot_mod import (
+    SUBMISSION_RECORD,
+    TICKET_RECORD,
+    arrays_of,
+    in_order,
+)
 
 from pot_flower.committee import CertifiedRound, Committee, EmbeddedCommittee
 from pot_flower.protocol.execution import SubmissionRef
@@ -144,6 +149,7 @@ class PoTStrategy(Strategy):
         self.arrayrecord_key = arrayrecord_key
         self.configrecord_key = configrecord_key
         self.committee: Committee | None = None
+        self._keys: list[str] = []
         self.history: list[RoundReport] = []
         self._round_started = 0.0
         self._failures = 0
@@ -190,6 +196,7 @@ class PoTStrategy(Strategy):
         run_id = grid.run.run_id
         model = arrays_of(initial_arrays)
         self.committee = (self._committee_factory or self._embedded)(run_id, model)
+        self._keys = list(model)
         wrapped = None
         if evaluate_fn is not None:
             user_fn = evaluate_fn
@@ -346,7 +353,7 @@ class PoTStrategy(Strategy):
                 )
                 continue
             node = reply.metadata.src_node_id
-            ref, payload = _submission(node, reply.content)
+            ref, payload = _submission(node, reply.content, self._keys)
             if payload is not None and ref.payload is not None:
                 payloads[ref.payload] = payload
             submissions.append(ref)
@@ -450,7 +457,9 @@ def _weighted(content: RecordDict) -> bool:
     return isinstance(weight, (int, float)) and weight > 0
 
 
-def _submission(node: int, content: RecordDict) -> tuple[SubmissionRef, bytes | None]:
+def _submission(
+    node: int, content: RecordDict, keys: list[str]
+) -> tuple[SubmissionRef, bytes | None]:
     """The committee's view of one reply; anything malformed stays for a verdict."""
     pot = content.config_records.get(SUBMISSION_RECORD)
     envelope = pot.get("envelope") if pot is not None else None
@@ -459,7 +468,7 @@ def _submission(node: int, content: RecordDict) -> tuple[SubmissionRef, bytes | 
     records = list(content.array_records.values())
     if len(records) == 1:
         try:
-            payload = encode_arrays(arrays_of(records[0]))
+            payload = encode_arrays(in_order(arrays_of(records[0]), keys))
         except (ValueError, TypeError, ModelFormatError):
             payload = None
     return (

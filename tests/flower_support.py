@@ -107,6 +107,17 @@ class Net(nn.Module):
         return self.fc2(torch.relu(self.fc1(x)))
 
 
+class BatchNormNet(Net):
+    """The MLP with BatchNorm: int64 0-d counters and float buffers in its state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.bn(self.fc1(x))))
+
+
 def synthetic_partition(
     partition: int, n: int = 64
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,14 +128,17 @@ def synthetic_partition(
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def make_plain_app(mods: list | None = None) -> ClientApp:  # type: ignore[type-arg]
+def make_plain_app(
+    mods: list | None = None,  # type: ignore[type-arg]
+    net: type[Net] = Net,
+) -> ClientApp:
     """A quickstart-style ClientApp: it knows Flower and torch, nothing of PoT."""
     app = ClientApp(mods=mods)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         torch.manual_seed(0)
-        model = Net()
+        model = net()
         model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
         x, y = synthetic_partition(int(context.node_config["partition-id"]))
         opt = torch.optim.SGD(model.parameters(), lr=float(msg.content["config"]["lr"]))
@@ -146,7 +160,7 @@ def make_plain_app(mods: list | None = None) -> ClientApp:  # type: ignore[type-
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        model = Net()
+        model = net()
         model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
         x, y = synthetic_partition(1000 + int(context.node_config["partition-id"]))
         with torch.no_grad():

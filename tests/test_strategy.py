@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flower_support import LocalGrid, Net, make_plain_app
+from flower_support import BatchNormNet, LocalGrid, Net, make_plain_app
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from pot_flower.clients import Keystore, PoTClientApp, pot_mod
 from pot_flower.strategies import PoTStrategy, RoundReport
@@ -21,6 +21,7 @@ def start(
     rounds: int = 2,
     nodes: int = 5,
     tamper: object = None,
+    net: type[Net] = Net,
     **strategy_kwargs: object,
 ) -> tuple[PoTStrategy, object, LocalGrid]:
     grid = LocalGrid(
@@ -38,7 +39,7 @@ def start(
     )
     result = strategy.start(
         grid=grid,
-        initial_arrays=ArrayRecord(Net().state_dict()),
+        initial_arrays=ArrayRecord(net().state_dict()),
         num_rounds=rounds,
         train_config=ConfigRecord({"lr": 0.1}),
         evaluate_fn=lambda r, arrays: MetricRecord({"round": r}),
@@ -174,3 +175,28 @@ def test_a_miner_whose_training_diverges_gets_a_signed_non_finite_verdict(
     assert strategy.history[0].reasons == {"non-finite": 1}
     assert strategy.history[0].accepted == 4
     ledgers_verify(tmp_path)
+
+
+def test_batchnorm_buffers_and_counters_are_aggregated(tmp_path: Path) -> None:
+    app = make_plain_app(mods=[pot_mod], net=BatchNormNet)
+    strategy, result, _ = start(tmp_path, app, net=BatchNormNet)
+    assert [r.accepted for r in strategy.history] == [5, 5]
+    counter = result.arrays["bn.num_batches_tracked"].numpy()
+    assert counter.shape == () and counter.dtype == np.int64
+    assert int(counter) == 8  # 4 batches per round, averaged over miners, 2 rounds
+    assert np.all(result.arrays["bn.running_var"].numpy() != 1.0)
+    ledgers_verify(tmp_path)
+
+
+def test_replies_with_reordered_keys_are_accepted(tmp_path: Path) -> None:
+    def reorder(msg: Message, ctxt: object, call_next: object) -> Message:
+        reply = call_next(msg, ctxt)  # type: ignore[operator]
+        if msg.metadata.message_type == "train":
+            arrays = reply.content["arrays"]
+            reply.content["arrays"] = ArrayRecord(
+                {k: arrays[k] for k in reversed(list(arrays.keys()))}
+            )
+        return reply
+
+    strategy, _, _ = start(tmp_path, make_plain_app(mods=[pot_mod, reorder]))
+    assert [r.accepted for r in strategy.history] == [5, 5]

@@ -71,10 +71,11 @@ def quantize_difference(
 
 def apply_update(base: NDArray[np.generic], units: IntArray) -> NDArray[np.generic]:
     """``base + units / scale`` in ``base``'s dtype (float64 then one rounding)."""
+    # np.asarray: arithmetic on 0-d arrays yields numpy scalars, not arrays.
     if base.dtype.kind == "f":
         out = base.astype(np.float64) + units.astype(np.float64) / scale_of(base.dtype)
-        return out.astype(base.dtype)
-    return (base.astype(np.int64) + units).astype(base.dtype)
+        return np.asarray(out.astype(base.dtype))
+    return np.asarray((base.astype(np.int64) + units).astype(base.dtype))
 
 
 def _limbs(a: IntArray) -> tuple[IntArray, IntArray]:
