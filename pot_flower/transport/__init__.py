@@ -1,0 +1,1 @@
+"""gRPC transport: validator daemons and the coordinator's committee client."""

@@ -1,0 +1,344 @@
+"""A validator as a network service: the replica state machine behind gRPC.
+
+One actor thread owns the replica and carries out its effects in order (persist,
+then send), so the state machine never sees concurrency. gRPC handler threads only
+enqueue bytes; one sender thread per peer drains a bounded queue with unary RPCs
+(deadline, drop on failure: PBFT's status exchange retransmits what matters);
+coordinators subscribe to their replies with a server stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from pot_flower.consensus.application import Application
+from pot_flower.consensus.config import CommitteeConfig
+from pot_flower.consensus.durable import DurableState
+from pot_flower.consensus.effects import (
+    Broadcast,
+    CancelTimer,
+    Dropped,
+    Effect,
+    Executed,
+    Persist,
+    Send,
+    SendToClient,
+    SetTimer,
+    ViewInstalled,
+)
+from pot_flower.consensus.replica import Replica
+from pot_flower.transport import pot_pb2, pot_pb2_grpc
+from pot_flower.transport.store import RecordStore
+from pot_flower.zk.signatures import SigningKey
+
+log = logging.getLogger("pot.validator")
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest frame a validator accepts (gRPC refuses bigger ones before parsing)."""
+PEER_QUEUE = 10_000
+SEND_DEADLINE_S = 2.0
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 10_000),
+]
+
+
+@dataclass
+class NodeStats:
+    """Counters for health checks and logs."""
+
+    received: int = 0
+    sent: int = 0
+    send_failures: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    executed: int = 0
+
+
+class _Peer(threading.Thread):
+    """Sends queued frames to one peer; reconnects and drops on failure."""
+
+    def __init__(
+        self,
+        address: str,
+        stats: NodeStats,
+        channel_factory: Callable[[str], grpc.Channel],
+    ) -> None:
+        super().__init__(daemon=True, name=f"peer-{address}")
+        self.address = address
+        self.queue: queue.Queue[bytes | None] = queue.Queue(PEER_QUEUE)
+        self.stats = stats
+        self._channel_factory = channel_factory
+
+    def offer(self, data: bytes) -> None:
+        try:
+            self.queue.put_nowait(data)
+        except queue.Full:  # a dead peer must not stall the replica
+            self.stats.send_failures += 1
+
+    def run(self) -> None:
+        channel = self._channel_factory(self.address)
+        stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
+        while True:
+            data = self.queue.get()
+            if data is None:
+                break
+            try:
+                stub.Deliver(pot_pb2.Frame(data=data), timeout=SEND_DEADLINE_S)
+                self.stats.sent += 1
+            except grpc.RpcError:
+                self.stats.send_failures += 1
+        channel.close()
+
+
+class ValidatorNode:
+    """Run replica ``replica_id`` of ``config`` as a gRPC service.
+
+    Parameters
+    ----------
+    config : CommitteeConfig
+        The committee (public keys of validators and clients, tuning).
+    replica_id : int
+        This validator's index.
+    key : SigningKey
+        This validator's private key.
+    app : Application
+        What the committee executes (restored from the durable records).
+    addresses : Mapping[int, str]
+        ``host:port`` of every validator, this one included.
+    store : RecordStore | None
+        Durable consensus records; None keeps them in memory only.
+    server_credentials, channel_credentials : optional
+        mTLS credentials; None means plaintext (loopback development only).
+
+    """
+
+    def __init__(
+        self,
+        config: CommitteeConfig,
+        replica_id: int,
+        key: SigningKey,
+        app: Application,
+        addresses: Mapping[int, str],
+        *,
+        store: RecordStore | None = None,
+        server_credentials: grpc.ServerCredentials | None = None,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+        on_executed: Callable[[Executed], None] | None = None,
+    ) -> None:
+        self.id = replica_id
+        self.config = config
+        self.addresses = dict(addresses)
+        self.store = store
+        self.stats = NodeStats()
+        self.on_executed = on_executed
+        records = store.load() if store is not None else {}
+        durable = DurableState.from_records(records) if records else None
+        self.replica = Replica(config, replica_id, key, app, durable)
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._timers: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._subscribers: dict[str, list[queue.Queue[bytes | None]]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._channel_credentials = channel_credentials
+        self._server_credentials = server_credentials
+        self._peers = {
+            rid: _Peer(addr, self.stats, self._channel)
+            for rid, addr in self.addresses.items()
+            if rid != replica_id
+        }
+        self._server: grpc.Server | None = None
+        self._actor = threading.Thread(target=self._run, daemon=True, name="replica")
+
+    # ---------------------------------------------------------------- life
+    def _channel(self, address: str) -> grpc.Channel:
+        if self._channel_credentials is None:
+            return grpc.insecure_channel(address, options=GRPC_OPTIONS)
+        return grpc.secure_channel(
+            address, self._channel_credentials, options=GRPC_OPTIONS
+        )
+
+    def start(self) -> None:
+        """Serve, connect to peers and start the replica."""
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=32), options=GRPC_OPTIONS
+        )
+        pot_pb2_grpc.add_ValidatorServicer_to_server(  # type: ignore[no-untyped-call]
+            _Servicer(self), server
+        )
+        address = self.addresses[self.id]
+        if self._server_credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, self._server_credentials)
+        if bound == 0:
+            raise OSError(f"cannot listen on {address}")
+        server.start()
+        self._server = server
+        for peer in self._peers.values():
+            peer.start()
+        self._actor.start()
+        self._inbox.put(("start", None))
+        log.info("validator %d serving on %s", self.id, address)
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop serving, let the replica finish its current step, close."""
+        self._stopping.set()
+        self._inbox.put(("stop", None))
+        self._actor.join(timeout=grace + 5)
+        if self._server is not None:
+            self._server.stop(grace).wait()
+        for peer in self._peers.values():
+            peer.queue.put(None)
+        with self._lock:
+            for subscribers in self._subscribers.values():
+                for q in subscribers:
+                    q.put(None)
+        if self.store is not None:
+            self.store.close()
+
+    def wait(self) -> None:
+        """Block until :meth:`stop`."""
+        self._stopping.wait()
+
+    # --------------------------------------------------------------- inputs
+    def deliver(self, data: bytes) -> None:
+        self.stats.received += 1
+        self._inbox.put(("bytes", data))
+
+    def subscribe(self, client: str) -> queue.Queue[bytes | None]:
+        q: queue.Queue[bytes | None] = queue.Queue(1000)
+        with self._lock:
+            self._subscribers.setdefault(client, []).append(q)
+        return q
+
+    def unsubscribe(self, client: str, q: queue.Queue[bytes | None]) -> None:
+        with self._lock:
+            if q in self._subscribers.get(client, []):
+                self._subscribers[client].remove(q)
+
+    def health(self) -> pot_pb2.HealthReply:
+        r = self.replica
+        return pot_pb2.HealthReply(
+            status="stopping" if self._stopping.is_set() else "serving",
+            replica=self.id,
+            view=r.view,
+            last_executed=r.last_executed,
+            stable=r.low,
+            in_view_change=r.in_view_change,
+        )
+
+    # ---------------------------------------------------------------- actor
+    def _run(self) -> None:
+        while True:
+            timeout = None
+            if self._heap:
+                timeout = max(0.0, self._heap[0][0] - time.monotonic())
+            try:
+                kind, value = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                kind, value = "tick", None
+            if kind == "stop":
+                return
+            try:
+                if kind == "bytes":
+                    self._apply(self.replica.receive(value))
+                elif kind == "start":
+                    self._apply(self.replica.start())
+                self._fire_due()
+            except Exception:  # a bug must not silently kill the actor
+                log.exception("validator %d: step failed", self.id)
+                raise
+
+    def _fire_due(self) -> None:
+        now = time.monotonic()
+        while self._heap and self._heap[0][0] <= now:
+            deadline, name = heapq.heappop(self._heap)
+            if self._timers.get(name) == deadline:
+                del self._timers[name]
+                self._apply(self.replica.on_timer(name))
+
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Persist):
+                if self.store is not None:
+                    self.store.apply(effect.writes)
+            elif isinstance(effect, Send):
+                peer = self._peers.get(effect.to)
+                if peer is not None:
+                    peer.offer(effect.message.to_bytes())
+            elif isinstance(effect, Broadcast):
+                data = effect.message.to_bytes()
+                for peer in self._peers.values():
+                    peer.offer(data)
+            elif isinstance(effect, SendToClient):
+                data = effect.message.to_bytes()
+                with self._lock:
+                    for q in self._subscribers.get(effect.client, []):
+                        # Full: the client retransmits and the replica re-replies.
+                        with contextlib.suppress(queue.Full):
+                            q.put_nowait(data)
+            elif isinstance(effect, SetTimer):
+                deadline = time.monotonic() + effect.delay_ms / 1000
+                self._timers[effect.name] = deadline
+                heapq.heappush(self._heap, (deadline, effect.name))
+            elif isinstance(effect, CancelTimer):
+                self._timers.pop(effect.name, None)
+            elif isinstance(effect, Dropped):
+                reason = effect.reason.split(":")[0]
+                self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + 1
+                log.debug("validator %d dropped a message: %s", self.id, effect.reason)
+            elif isinstance(effect, Executed):
+                self.stats.executed += 1
+                if self.on_executed is not None:
+                    self.on_executed(effect)
+            elif isinstance(effect, ViewInstalled):
+                log.info("validator %d entered view %d", self.id, effect.view)
+
+
+class _Servicer(pot_pb2_grpc.ValidatorServicer):
+    def __init__(self, node: ValidatorNode) -> None:
+        self.node = node
+
+    def Deliver(
+        self, request: pot_pb2.Frame, context: grpc.ServicerContext
+    ) -> pot_pb2.Ack:
+        self.node.deliver(request.data)
+        return pot_pb2.Ack(accepted=True)
+
+    def Submit(
+        self, request: pot_pb2.Frame, context: grpc.ServicerContext
+    ) -> pot_pb2.Ack:
+        self.node.deliver(request.data)
+        return pot_pb2.Ack(accepted=True)
+
+    def Replies(
+        self, request: pot_pb2.Subscribe, context: grpc.ServicerContext
+    ) -> Iterator[pot_pb2.Frame]:
+        q = self.node.subscribe(request.client)
+        context.add_callback(lambda: q.put(None))
+        try:
+            while context.is_active():
+                data = q.get()
+                if data is None:
+                    return
+                yield pot_pb2.Frame(data=data)
+        finally:
+            self.node.unsubscribe(request.client, q)
+
+    def Health(
+        self, request: pot_pb2.HealthRequest, context: grpc.ServicerContext
+    ) -> pot_pb2.HealthReply:
+        return self.node.health()
