@@ -126,6 +126,16 @@ class Ledger:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def block(self, height: int) -> StoredBlock | None:
+        row = self._db.execute(
+            "SELECT height, hash, body, certificate FROM blocks WHERE height = ?",
+            (height,),
+        ).fetchone()
+        if row is None:
+            return None
+        h, digest, body, cert = row
+        return StoredBlock(int(h), bytes(digest), bytes(body), cert and bytes(cert))
+
     def blocks(self) -> Iterator[StoredBlock]:
         for height, digest, body, cert in self._db.execute(
             "SELECT height, hash, body, certificate FROM blocks ORDER BY height"

@@ -52,7 +52,13 @@ class PoTApplication:
             self.ledger.store_model(
                 outcome.state.model_digest, encode_arrays(outcome.state.model)
             )
-            self.ledger.append(outcome.state.height, outcome.hash, outcome.body)
+            stored = self.ledger.block_hash(outcome.state.height)
+            if stored is None:
+                self.ledger.append(outcome.state.height, outcome.hash, outcome.body)
+            elif stored != outcome.hash:  # replay after a restart must agree
+                raise RuntimeError(
+                    f"block {outcome.state.height} differs from the ledger's"
+                )
             if outcome.previous_certificate is not None:
                 self.ledger.certify(
                     self.state.height, outcome.previous_certificate.to_bytes()

@@ -152,7 +152,7 @@ def make_plain_app(
             {
                 "arrays": ArrayRecord(model.state_dict()),
                 "metrics": MetricRecord(
-                    {"train_loss": float(loss), "num-examples": len(x)}
+                    {"train_loss": loss.item(), "num-examples": len(x)}
                 ),
             }
         )

@@ -10,6 +10,7 @@ coordinators subscribe to their replies with a server stream.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import logging
 import queue
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -38,6 +39,9 @@ from pot_flower.consensus.effects import (
     ViewInstalled,
 )
 from pot_flower.consensus.replica import Replica
+from pot_flower.encoding import DecodeError, decode
+from pot_flower.protocol.block import Certificate, CertificateError, sign_block
+from pot_flower.service import ValidatorService
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.store import RecordStore
 from pot_flower.zk.signatures import SigningKey
@@ -48,6 +52,10 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest frame a validator accepts (gRPC refuses bigger ones before parsing)."""
 PEER_QUEUE = 10_000
 SEND_DEADLINE_S = 2.0
+FETCH_DEADLINE_S = 10.0
+CHUNK_BYTES = 1 << 20
+MAX_PAYLOAD_BYTES = 1 << 30
+T = TypeVar("T")
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -136,8 +144,13 @@ class ValidatorNode:
         server_credentials: grpc.ServerCredentials | None = None,
         channel_credentials: grpc.ChannelCredentials | None = None,
         on_executed: Callable[[Executed], None] | None = None,
+        service: ValidatorService | None = None,
     ) -> None:
         self.id = replica_id
+        self.key = key
+        self.service = service
+        if service is not None:
+            service.fetch = self.fetch_payload
         self.config = config
         self.addresses = dict(addresses)
         self.store = store
@@ -229,6 +242,33 @@ class ValidatorNode:
             if q in self._subscribers.get(client, []):
                 self._subscribers[client].remove(q)
 
+    def call(self, fn: Callable[[], T], timeout: float = 30.0) -> T:
+        """Run ``fn`` on the replica's thread (state is never shared) and return."""
+        done: futures.Future[T] = futures.Future()
+        self._inbox.put(("call", (fn, done)))
+        return done.result(timeout=timeout)
+
+    def fetch_payload(self, digest: bytes) -> bytes | None:
+        """Ask peers for a payload this validator lacks (first valid answer wins)."""
+        for address in [p.address for p in self._peers.values()]:
+            channel = self._channel(address)
+            try:
+                stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
+                parts = [
+                    chunk.data
+                    for chunk in stub.GetPayload(
+                        pot_pb2.PayloadRequest(digest=digest), timeout=FETCH_DEADLINE_S
+                    )
+                ]
+                data = b"".join(parts)
+                if hashlib.sha256(data).digest() == digest:
+                    return data
+            except grpc.RpcError:
+                continue
+            finally:
+                channel.close()
+        return None
+
     def health(self) -> pot_pb2.HealthReply:
         r = self.replica
         return pot_pb2.HealthReply(
@@ -257,6 +297,12 @@ class ValidatorNode:
                     self._apply(self.replica.receive(value))
                 elif kind == "start":
                     self._apply(self.replica.start())
+                elif kind == "call":
+                    fn, done = value
+                    try:
+                        done.set_result(fn())
+                    except Exception as exc:  # reported to the caller
+                        done.set_exception(exc)
                 self._fire_due()
             except Exception:  # a bug must not silently kill the actor
                 log.exception("validator %d: step failed", self.id)
@@ -342,3 +388,100 @@ class _Servicer(pot_pb2_grpc.ValidatorServicer):
         self, request: pot_pb2.HealthRequest, context: grpc.ServicerContext
     ) -> pot_pb2.HealthReply:
         return self.node.health()
+
+    # ------------------------------------------------------- PoT services
+    def _service(self, context: grpc.ServicerContext) -> ValidatorService:
+        service = self.node.service
+        if service is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "no PoT service here")
+        assert service is not None
+        return service
+
+    def PutPayload(
+        self, request_iterator: Iterator[pot_pb2.Chunk], context: grpc.ServicerContext
+    ) -> pot_pb2.Ack:
+        service = self._service(context)
+        digest = b""
+        parts: list[bytes] = []
+        size = 0
+        for chunk in request_iterator:
+            digest = digest or chunk.digest
+            size += len(chunk.data)
+            if size > MAX_PAYLOAD_BYTES:
+                return pot_pb2.Ack(accepted=False, reason="payload too large")
+            parts.append(chunk.data)
+        data = b"".join(parts)
+        if hashlib.sha256(data).digest() != digest:
+            return pot_pb2.Ack(
+                accepted=False, reason="payload does not match its digest"
+            )
+        service.payloads.put(data)
+        return pot_pb2.Ack(accepted=True)
+
+    def GetPayload(
+        self, request: pot_pb2.PayloadRequest, context: grpc.ServicerContext
+    ) -> Iterator[pot_pb2.Chunk]:
+        service = self._service(context)
+        data = service.payloads.get(request.digest)
+        if data is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such payload")
+            return
+        for start in range(0, max(len(data), 1), CHUNK_BYTES):
+            yield pot_pb2.Chunk(
+                digest=request.digest if start == 0 else b"",
+                data=data[start : start + CHUNK_BYTES],
+            )
+
+    def GetBlock(
+        self, request: pot_pb2.BlockRequest, context: grpc.ServicerContext
+    ) -> pot_pb2.BlockReply:
+        service = self._service(context)
+        node = self.node
+
+        def read() -> pot_pb2.BlockReply:
+            chain = service.chains.get(request.run)
+            ledger = chain.ledger if chain is not None else None
+            block = ledger.block(request.height) if ledger is not None else None
+            if block is None or ledger is None:
+                return pot_pb2.BlockReply()
+            model = b""
+            if request.with_model:
+                body = decode(block.body)
+                digest = body.get("model") if isinstance(body, dict) else None
+                if isinstance(digest, bytes):
+                    path = ledger.models / digest.hex()
+                    model = path.read_bytes() if path.exists() else b""
+            return pot_pb2.BlockReply(
+                body=block.body,
+                vote=sign_block(node.key, block.height, block.hash),
+                certificate=block.certificate or b"",
+                model=model,
+            )
+
+        return node.call(read)
+
+    def Certify(
+        self, request: pot_pb2.Frame, context: grpc.ServicerContext
+    ) -> pot_pb2.Ack:
+        service = self._service(context)
+        try:
+            value = decode(request.data)
+            if not isinstance(value, dict) or not isinstance(value.get("run"), int):
+                raise ValueError("expected {run, certificate}")
+            certificate = Certificate.from_value(value.get("certificate"))
+            certificate.verify(service.validators, service.quorum)
+        except (DecodeError, ValueError, CertificateError) as exc:
+            return pot_pb2.Ack(accepted=False, reason=str(exc))
+        run = int(value["run"])  # type: ignore[arg-type]
+
+        def store() -> str:
+            chain = service.chains.get(run)
+            if chain is None or chain.ledger is None:
+                return f"no chain for run {run}"
+            if chain.ledger.block_hash(certificate.height) != certificate.block:
+                return "certifies a block this validator does not hold"
+            chain.ledger.certify(certificate.height, certificate.to_bytes())
+            return ""
+
+        reason = self.node.call(store)
+        return pot_pb2.Ack(accepted=not reason, reason=reason)

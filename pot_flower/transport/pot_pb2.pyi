@@ -43,3 +43,39 @@ class HealthReply(_message.Message):
     stable: int
     in_view_change: bool
     def __init__(self, status: _Optional[str] = ..., replica: _Optional[int] = ..., view: _Optional[int] = ..., last_executed: _Optional[int] = ..., stable: _Optional[int] = ..., in_view_change: bool = ...) -> None: ...
+
+class Chunk(_message.Message):
+    __slots__ = ("digest", "data")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    digest: bytes
+    data: bytes
+    def __init__(self, digest: _Optional[bytes] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PayloadRequest(_message.Message):
+    __slots__ = ("digest",)
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    digest: bytes
+    def __init__(self, digest: _Optional[bytes] = ...) -> None: ...
+
+class BlockRequest(_message.Message):
+    __slots__ = ("run", "height", "with_model")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WITH_MODEL_FIELD_NUMBER: _ClassVar[int]
+    run: int
+    height: int
+    with_model: bool
+    def __init__(self, run: _Optional[int] = ..., height: _Optional[int] = ..., with_model: bool = ...) -> None: ...
+
+class BlockReply(_message.Message):
+    __slots__ = ("body", "vote", "certificate", "model")
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    VOTE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    vote: bytes
+    certificate: bytes
+    model: bytes
+    def __init__(self, body: _Optional[bytes] = ..., vote: _Optional[bytes] = ..., certificate: _Optional[bytes] = ..., model: _Optional[bytes] = ...) -> None: ...

@@ -54,6 +54,26 @@ class ValidatorStub(object):
                 request_serializer=pot__flower_dot_transport_dot_pot__pb2.HealthRequest.SerializeToString,
                 response_deserializer=pot__flower_dot_transport_dot_pot__pb2.HealthReply.FromString,
                 _registered_method=True)
+        self.PutPayload = channel.stream_unary(
+                '/pot.v1.Validator/PutPayload',
+                request_serializer=pot__flower_dot_transport_dot_pot__pb2.Chunk.SerializeToString,
+                response_deserializer=pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
+                _registered_method=True)
+        self.GetPayload = channel.unary_stream(
+                '/pot.v1.Validator/GetPayload',
+                request_serializer=pot__flower_dot_transport_dot_pot__pb2.PayloadRequest.SerializeToString,
+                response_deserializer=pot__flower_dot_transport_dot_pot__pb2.Chunk.FromString,
+                _registered_method=True)
+        self.GetBlock = channel.unary_unary(
+                '/pot.v1.Validator/GetBlock',
+                request_serializer=pot__flower_dot_transport_dot_pot__pb2.BlockRequest.SerializeToString,
+                response_deserializer=pot__flower_dot_transport_dot_pot__pb2.BlockReply.FromString,
+                _registered_method=True)
+        self.Certify = channel.unary_unary(
+                '/pot.v1.Validator/Certify',
+                request_serializer=pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
+                response_deserializer=pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
+                _registered_method=True)
 
 
 class ValidatorServicer(object):
@@ -86,6 +106,33 @@ class ValidatorServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutPayload(self, request_iterator, context):
+        """Payloads (round updates, initial models): upload in chunks, fetch by digest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBlock(self, request, context):
+        """A block this validator executed, with its vote (and the model it names).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Certify(self, request, context):
+        """Store a quorum certificate: Frame.data = encode({"run", "certificate"}).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ValidatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +155,26 @@ def add_ValidatorServicer_to_server(servicer, server):
                     servicer.Health,
                     request_deserializer=pot__flower_dot_transport_dot_pot__pb2.HealthRequest.FromString,
                     response_serializer=pot__flower_dot_transport_dot_pot__pb2.HealthReply.SerializeToString,
+            ),
+            'PutPayload': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutPayload,
+                    request_deserializer=pot__flower_dot_transport_dot_pot__pb2.Chunk.FromString,
+                    response_serializer=pot__flower_dot_transport_dot_pot__pb2.Ack.SerializeToString,
+            ),
+            'GetPayload': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetPayload,
+                    request_deserializer=pot__flower_dot_transport_dot_pot__pb2.PayloadRequest.FromString,
+                    response_serializer=pot__flower_dot_transport_dot_pot__pb2.Chunk.SerializeToString,
+            ),
+            'GetBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBlock,
+                    request_deserializer=pot__flower_dot_transport_dot_pot__pb2.BlockRequest.FromString,
+                    response_serializer=pot__flower_dot_transport_dot_pot__pb2.BlockReply.SerializeToString,
+            ),
+            'Certify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Certify,
+                    request_deserializer=pot__flower_dot_transport_dot_pot__pb2.Frame.FromString,
+                    response_serializer=pot__flower_dot_transport_dot_pot__pb2.Ack.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +285,114 @@ class Validator(object):
             '/pot.v1.Validator/Health',
             pot__flower_dot_transport_dot_pot__pb2.HealthRequest.SerializeToString,
             pot__flower_dot_transport_dot_pot__pb2.HealthReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutPayload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/pot.v1.Validator/PutPayload',
+            pot__flower_dot_transport_dot_pot__pb2.Chunk.SerializeToString,
+            pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pot.v1.Validator/GetPayload',
+            pot__flower_dot_transport_dot_pot__pb2.PayloadRequest.SerializeToString,
+            pot__flower_dot_transport_dot_pot__pb2.Chunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pot.v1.Validator/GetBlock',
+            pot__flower_dot_transport_dot_pot__pb2.BlockRequest.SerializeToString,
+            pot__flower_dot_transport_dot_pot__pb2.BlockReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Certify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pot.v1.Validator/Certify',
+            pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
+            pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
             options,
             channel_credentials,
             insecure,

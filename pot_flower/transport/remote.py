@@ -1,0 +1,228 @@
+"""A remote committee: the :class:`~pot_flower.committee.Committee` seam over gRPC.
+
+The strategy's coordinator uploads payloads to every validator, has the committee
+order and execute the round batch (f + 1 matching results), then collects
+validators' votes on the block until a quorum of valid signatures certifies it, and
+hands the certificate back to every validator. It returns only what a quorum signed:
+the block body must hash to the certified hash and the model to the block's digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from concurrent import futures
+
+import grpc
+
+from pot_flower.committee import CertifiedRound, CommitteeError, Ticket
+from pot_flower.consensus.config import CommitteeConfig
+from pot_flower.encoding import Decoded, DecodeError, decode, encode
+from pot_flower.protocol.block import (
+    BLOCK_DOMAIN,
+    Certificate,
+    assemble_certificate,
+    block_hash,
+)
+from pot_flower.protocol.envelope import round_nonce
+from pot_flower.protocol.execution import Params, RoundBatch, SubmissionRef
+from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
+from pot_flower.service import OpenChain
+from pot_flower.transport import pot_pb2, pot_pb2_grpc
+from pot_flower.transport.client import CommitteeClient
+from pot_flower.transport.node import CHUNK_BYTES, GRPC_OPTIONS
+from pot_flower.validator import parse_result
+from pot_flower.zk.signatures import SigningKey, VerifyKey
+
+UPLOAD_DEADLINE_S = 120.0
+
+
+class RemoteCommittee:
+    """Validators at ``addresses`` (see :class:`~pot_flower.committee.Committee`)."""
+
+    def __init__(
+        self,
+        config: CommitteeConfig,
+        addresses: Mapping[int, str],
+        client_id: str,
+        client_key: SigningKey,
+        *,
+        run: int,
+        model: Arrays,
+        norm_bound_units: int,
+        registration: str = "open",
+        allowed_miners: tuple[bytes, ...] = (),
+        emission: int = 1_000_000,
+        validator_fee_ppm: int = 100_000,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.config = config
+        self.timeout = timeout
+        self._client = CommitteeClient(
+            config,
+            client_id,
+            client_key,
+            addresses,
+            channel_credentials=channel_credentials,
+        )
+        self._channels = {
+            rid: (
+                grpc.insecure_channel(a, options=GRPC_OPTIONS)
+                if channel_credentials is None
+                else grpc.secure_channel(a, channel_credentials, options=GRPC_OPTIONS)
+            )
+            for rid, a in addresses.items()
+        }
+        self._stubs = {
+            rid: pot_pb2_grpc.ValidatorStub(ch)  # type: ignore[no-untyped-call]
+            for rid, ch in self._channels.items()
+        }
+        self._pool = futures.ThreadPoolExecutor(max_workers=max(4, len(addresses)))
+        self._params = Params(
+            run=run,
+            validators=tuple(k.raw for k in config.replicas),
+            quorum=config.quorum,
+            norm_bound_units=norm_bound_units,
+            registration=registration,
+            allowed_miners=allowed_miners,
+            emission=emission,
+            validator_fee_ppm=validator_fee_ppm,
+        )
+        model_bytes = encode_arrays(model)
+        model_digest = hashlib.sha256(model_bytes).digest()
+        self._upload({model_digest: model_bytes})
+        request = OpenChain(
+            run,
+            model_digest,
+            norm_bound_units,
+            registration,
+            allowed_miners,
+            emission,
+            validator_fee_ppm,
+        )
+        height, digest = self._order(request.to_bytes(), 0)
+        self._height = -1
+        self._head = b""
+        self._model: Arrays = {}
+        self._model_digest = b""
+        self._body: dict[str, Decoded] = {}
+        self._last = self._certify(height, digest)
+
+    @property
+    def params(self) -> Params:
+        return self._params
+
+    @property
+    def last_certificate(self) -> Certificate:
+        return self._last
+
+    def ticket(self) -> Ticket:
+        run = self._params.run
+        nonce = round_nonce(run, self._height + 1, self._head)
+        return Ticket(self._height + 1, nonce, self._model_digest, self._head)
+
+    def certify_round(
+        self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
+    ) -> CertifiedRound:
+        self._upload(payloads)
+        height = self._height + 1
+        batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
+        got, digest = self._order(batch.to_bytes(), height)
+        del got
+        self._last = self._certify(height, digest)
+        return CertifiedRound(height, digest, self._body, self._last, self._model)
+
+    def close(self) -> None:
+        self._client.close()
+        self._pool.shutdown()
+        for channel in self._channels.values():
+            channel.close()
+
+    # ------------------------------------------------------------ plumbing
+    def _order(self, operation: bytes, height: int) -> tuple[int, bytes]:
+        try:
+            result = self._client.call(operation, timeout=self.timeout)
+            got, digest = parse_result(result)
+        except (TimeoutError, ValueError) as exc:
+            raise CommitteeError(f"block {height}: {exc}") from exc
+        if got != height:
+            raise CommitteeError(f"block {height}: the committee executed {got}")
+        return got, digest
+
+    def _upload(self, payloads: Mapping[bytes, bytes]) -> None:
+        def put(rid: int) -> None:
+            for digest, data in payloads.items():
+                chunks = (
+                    pot_pb2.Chunk(
+                        digest=digest if i == 0 else b"",
+                        data=data[i : i + CHUNK_BYTES],
+                    )
+                    for i in range(0, max(len(data), 1), CHUNK_BYTES)
+                )
+                self._stubs[rid].PutPayload(chunks, timeout=UPLOAD_DEADLINE_S)
+
+        jobs = [self._pool.submit(put, rid) for rid in self._stubs]
+        failures = sum(1 for job in jobs if job.exception() is not None)
+        if failures > self.config.f:
+            raise CommitteeError(f"{failures} validators did not take the payloads")
+
+    def _certify(self, height: int, digest: bytes) -> Certificate:
+        """Votes from validators until a quorum; the block and model it names."""
+        run = self._params.run
+        message = encode([height, digest])
+        votes: dict[int, bytes] = {}
+        body_bytes: bytes | None = None
+        model_bytes: bytes | None = None
+        jobs = {
+            self._pool.submit(
+                self._stubs[rid].GetBlock,
+                pot_pb2.BlockRequest(run=run, height=height, with_model=True),
+                timeout=self.timeout,
+            ): rid
+            for rid in self._stubs
+        }
+        for job in futures.as_completed(jobs):
+            rid = jobs[job]
+            try:
+                reply = job.result()
+            except grpc.RpcError:
+                continue
+            if block_hash(reply.body) != digest:
+                continue  # a validator that has not (or wrongly) executed it
+            key = VerifyKey(self.config.replicas[rid].raw)
+            if not key.verify(BLOCK_DOMAIN, message, reply.vote):
+                continue
+            votes[rid] = reply.vote
+            body_bytes = reply.body
+            if model_bytes is None and reply.model:
+                model_bytes = reply.model
+        if len(votes) < self.config.quorum or body_bytes is None:
+            raise CommitteeError(
+                f"block {height}: {len(votes)} valid votes, quorum is "
+                f"{self.config.quorum}"
+            )
+        certificate = assemble_certificate(height, digest, votes, self.config.quorum)
+        try:
+            body = decode(body_bytes)
+        except DecodeError as exc:
+            raise CommitteeError(f"block {height}: undecodable body") from exc
+        assert isinstance(body, dict)
+        if model_bytes is None or hashlib.sha256(model_bytes).digest() != body.get(
+            "model"
+        ):
+            raise CommitteeError(f"block {height}: no validator served its model")
+        frame = pot_pb2.Frame(
+            data=encode({"certificate": decode(certificate.to_bytes()), "run": run})
+        )
+        for job in [
+            self._pool.submit(s.Certify, frame, timeout=10)
+            for s in self._stubs.values()
+        ]:
+            job.exception()
+        self._height = height
+        self._head = digest
+        self._body = body
+        self._model = decode_arrays(model_bytes)
+        self._model_digest = hashlib.sha256(model_bytes).digest()
+        return certificate

@@ -1,0 +1,100 @@
+"""PoTStrategy with a remote committee: 4 validator services over real gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flower_support import RUN_ID, LocalGrid, Net, make_plain_app
+from flwr.app import ArrayRecord, ConfigRecord
+from pot_flower.clients import pot_mod
+from pot_flower.strategies import PoTStrategy
+from pot_flower.zk.signatures import SigningKey
+
+from pot_flower.audit import audit_ledger
+from pot_flower.consensus.config import CommitteeConfig
+from pot_flower.flower_local import free_port
+from pot_flower.ledger import Ledger
+from pot_flower.payloads import PayloadStore
+from pot_flower.protocol.model import Arrays
+from pot_flower.service import ValidatorService
+from pot_flower.transport.node import ValidatorNode
+from pot_flower.transport.remote import RemoteCommittee
+from pot_flower.transport.store import RecordStore
+
+N = 4
+KEYS = [SigningKey.from_seed(b"remote-validator-%d" % i) for i in range(N)]
+COORDINATOR = SigningKey.from_seed(b"remote-coordinator")
+
+
+@pytest.fixture
+def committee(tmp_path: Path) -> Iterator[tuple[CommitteeConfig, dict[int, str]]]:
+    config = CommitteeConfig(
+        replicas=tuple(k.verify_key for k in KEYS),
+        clients={"coordinator": COORDINATOR.verify_key},
+    )
+    addresses = {i: f"127.0.0.1:{free_port()}" for i in range(N)}
+    nodes = []
+    for i in range(N):
+        home = tmp_path / f"v{i}"
+        service = ValidatorService(
+            home / "chains",
+            tuple(k.verify_key.raw for k in KEYS),
+            config.quorum,
+            PayloadStore(home / "payloads"),
+        )
+        node = ValidatorNode(
+            config,
+            i,
+            KEYS[i],
+            service,
+            addresses,
+            store=RecordStore(home / "consensus.sqlite"),
+            service=service,
+        )
+        node.start()
+        nodes.append(node)
+    yield config, addresses
+    for node in nodes:
+        node.stop(grace=0.1)
+
+
+def test_strategy_runs_against_a_remote_committee(
+    tmp_path: Path, committee: tuple[CommitteeConfig, dict[int, str]]
+) -> None:
+    config, addresses = committee
+
+    def remote(run_id: int, model: Arrays) -> RemoteCommittee:
+        return RemoteCommittee(
+            config,
+            addresses,
+            "coordinator",
+            COORDINATOR,
+            run=run_id,
+            model=model,
+            norm_bound_units=strategy.norm_bound_units,
+        )
+
+    strategy = PoTStrategy(min_available_nodes=4, committee=remote)
+    grid = LocalGrid(
+        make_plain_app(mods=[pot_mod]),
+        4,
+        run_config={"pot-keystore": str(tmp_path / "k")},
+    )
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(Net().state_dict()),
+        num_rounds=3,
+        train_config=ConfigRecord({"lr": 0.1}),
+    )
+    assert [r.accepted for r in strategy.history] == [4, 4, 4]
+    assert result.train_metrics_clientapp[3]["pot-accepted"] == 4
+    bodies = []
+    for i in range(N):
+        ledger_dir = tmp_path / f"v{i}" / "chains" / f"run-{RUN_ID}"
+        report = audit_ledger(ledger_dir)
+        assert report.ok, report.problem
+        assert report.blocks == 4
+        bodies.append([b.body for b in Ledger(ledger_dir).blocks()])
+    assert bodies[0] == bodies[1] == bodies[2] == bodies[3]
