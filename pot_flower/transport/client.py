@@ -25,7 +25,7 @@ from pot_flower.consensus.effects import (
     SetTimer,
 )
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
-from pot_flower.transport.node import GRPC_OPTIONS, SEND_DEADLINE_S
+from pot_flower.transport.node import SEND_DEADLINE_S, open_channel
 from pot_flower.zk.signatures import SigningKey
 
 RECONNECT_S = 0.2
@@ -58,13 +58,7 @@ class CommitteeClient:
         )
         self.id = client_id
         self._channels = {
-            rid: (
-                grpc.insecure_channel(addr, options=GRPC_OPTIONS)
-                if channel_credentials is None
-                else grpc.secure_channel(
-                    addr, channel_credentials, options=GRPC_OPTIONS
-                )
-            )
+            rid: open_channel(addr, channel_credentials)
             for rid, addr in addresses.items()
         }
         self._stubs = {

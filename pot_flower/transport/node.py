@@ -63,6 +63,15 @@ GRPC_OPTIONS = [
 ]
 
 
+def open_channel(
+    address: str, credentials: grpc.ChannelCredentials | None = None
+) -> grpc.Channel:
+    """A channel to ``address``: mTLS with ``credentials``, else plaintext."""
+    if credentials is None:
+        return grpc.insecure_channel(address, options=GRPC_OPTIONS)
+    return grpc.secure_channel(address, credentials, options=GRPC_OPTIONS)
+
+
 @dataclass
 class NodeStats:
     """Counters for health checks and logs."""
@@ -177,11 +186,7 @@ class ValidatorNode:
 
     # ---------------------------------------------------------------- life
     def _channel(self, address: str) -> grpc.Channel:
-        if self._channel_credentials is None:
-            return grpc.insecure_channel(address, options=GRPC_OPTIONS)
-        return grpc.secure_channel(
-            address, self._channel_credentials, options=GRPC_OPTIONS
-        )
+        return open_channel(address, self._channel_credentials)
 
     def start(self) -> None:
         """Serve, connect to peers and start the replica."""

@@ -30,7 +30,7 @@ from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
 from pot_flower.service import OpenChain
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.client import CommitteeClient
-from pot_flower.transport.node import CHUNK_BYTES, GRPC_OPTIONS
+from pot_flower.transport.node import CHUNK_BYTES, open_channel
 from pot_flower.validator import parse_result
 from pot_flower.zk.signatures import SigningKey, VerifyKey
 
@@ -67,12 +67,7 @@ class RemoteCommittee:
             channel_credentials=channel_credentials,
         )
         self._channels = {
-            rid: (
-                grpc.insecure_channel(a, options=GRPC_OPTIONS)
-                if channel_credentials is None
-                else grpc.secure_channel(a, channel_credentials, options=GRPC_OPTIONS)
-            )
-            for rid, a in addresses.items()
+            rid: open_channel(a, channel_credentials) for rid, a in addresses.items()
         }
         self._stubs = {
             rid: pot_pb2_grpc.ValidatorStub(ch)  # type: ignore[no-untyped-call]
