@@ -25,6 +25,12 @@ ledger = typer.Typer(
     help="Inspect and verify a validator's ledger.", no_args_is_help=True
 )
 app.add_typer(ledger, name="ledger")
+keys = typer.Typer(help="Create validator, coordinator and miner keys.")
+app.add_typer(keys, name="keys")
+validator = typer.Typer(help="Run and inspect validator processes.")
+app.add_typer(validator, name="validator")
+committee = typer.Typer(help="Start a committee of validators.")
+app.add_typer(committee, name="committee")
 err = Console(stderr=True)
 
 
@@ -235,6 +241,104 @@ def rewards(path: LedgerPath) -> None:
         )
     table.add_row("total minted", "", str(report.minted))
     Console().print(table)
+
+
+@keys.command("new")
+def keys_new(
+    out: Annotated[Path, typer.Argument(help="Key file to create (mode 0600).")],
+) -> None:
+    """Create an Ed25519 key (validator, coordinator or miner); print its public key."""
+    from pot_flower.deploy import write_key
+    from pot_flower.zk.signatures import SigningKey
+
+    key = SigningKey.generate()
+    try:
+        write_key(out, key)
+    except FileExistsError as exc:
+        err.print(f"[red]{out} exists; refusing to overwrite a key")
+        raise typer.Exit(1) from exc
+    out.with_suffix(".pub").write_text(key.verify_key.raw.hex() + "\n")
+    typer.echo(key.verify_key.raw.hex())
+
+
+CommitteePath = Annotated[Path, typer.Option("--config", help="Committee file (TOML).")]
+
+
+@validator.command("run")
+def validator_run(
+    config: CommitteePath,
+    vid: Annotated[int, typer.Option("--id", help="This validator's id.")],
+    key: Annotated[
+        Path | None, typer.Option(help="Key file (default: beside the config).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Data directory (default: validator-<id>/).")
+    ] = None,
+) -> None:
+    """Run one validator until SIGTERM (JSON logs on stderr)."""
+    from pot_flower.daemon import run_validator
+
+    key = key or config.parent / f"validator-{vid}.key"
+    data = data or config.parent / f"validator-{vid}"
+    raise typer.Exit(run_validator(config, vid, key, data))
+
+
+@validator.command("health")
+def validator_health(
+    config: CommitteePath,
+    vid: Annotated[int | None, typer.Option("--id", help="One validator.")] = None,
+) -> None:
+    """Ask validators for their health (exit 1 if one in the set does not answer)."""
+    import grpc
+
+    from pot_flower.deploy import load_committee
+    from pot_flower.transport import pot_pb2, pot_pb2_grpc
+    from pot_flower.transport.node import open_channel
+
+    committee_file = load_committee(config)
+    ids = [vid] if vid is not None else list(committee_file.addresses)
+    failed = False
+    for i in ids:
+        channel = open_channel(committee_file.addresses[i])
+        stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
+        try:
+            r = stub.Health(pot_pb2.HealthRequest(), timeout=3)
+            typer.echo(
+                json.dumps(
+                    {
+                        "id": i,
+                        "status": r.status,
+                        "view": r.view,
+                        "last_executed": r.last_executed,
+                        "stable": r.stable,
+                        "in_view_change": r.in_view_change,
+                    }
+                )
+            )
+        except grpc.RpcError as exc:
+            failed = True
+            typer.echo(
+                json.dumps({"id": i, "status": "unreachable", "error": exc.code().name})
+            )
+        finally:
+            channel.close()
+    raise typer.Exit(1 if failed else 0)
+
+
+@committee.command("up")
+def committee_up(
+    local: Annotated[int, typer.Option("--local", help="Validators on loopback.")],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Keys, committee file, data.")
+    ] = Path("pot-committee"),
+) -> None:
+    """Start N validator processes on loopback (development); Ctrl-C stops them.
+
+    Creates (or reuses) keys, a coordinator key and ``committee.toml`` in DIR.
+    """
+    from pot_flower.localnet import run_local_committee
+
+    raise typer.Exit(run_local_committee(local, directory))
 
 
 def main() -> None:

@@ -63,7 +63,10 @@ class Ledger:
         self.models = self.directory / MODELS_DIR
         self.models.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.directory / LEDGER_FILE)
+            # One thread at a time (a validator's replica thread), not always the same.
+            self._db = sqlite3.connect(
+                self.directory / LEDGER_FILE, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)

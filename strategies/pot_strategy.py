@@ -98,6 +98,14 @@ class PoTStrategy(Strategy):
         Millionths of the emission paid to the previous block's certifiers.
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
+    committee_file : str | Path | None (default: None)
+        A committee file (``pot committee up`` writes one): use those remote
+        validators over gRPC instead of the embedded committee.
+    coordinator_key : str | Path | None (default: None)
+        This coordinator's key file; default ``coordinator.key`` beside the
+        committee file.
+    coordinator_id : str (default: "coordinator")
+        The coordinator's id in the committee file.
     on_round : Callable[[RoundReport], None] | None (default: None)
         Called after every certified round (progress displays).
     arrayrecord_key : str (default: "arrays")
@@ -123,6 +131,9 @@ class PoTStrategy(Strategy):
         emission: int = 1_000_000,
         validator_fee_ppm: int = 100_000,
         committee: CommitteeFactory | None = None,
+        committee_file: str | Path | None = None,
+        coordinator_key: str | Path | None = None,
+        coordinator_id: str = "coordinator",
         on_round: Callable[[RoundReport], None] | None = None,
         arrayrecord_key: str = "arrays",
         configrecord_key: str = "config",
@@ -145,6 +156,13 @@ class PoTStrategy(Strategy):
         self.emission = emission
         self.validator_fee_ppm = validator_fee_ppm
         self._committee_factory = committee
+        self.committee_file = (
+            None if committee_file in (None, "") else Path(committee_file)
+        )
+        self.coordinator_key = (
+            None if coordinator_key in (None, "") else Path(coordinator_key)
+        )
+        self.coordinator_id = coordinator_id
         self.on_round = on_round
         self.arrayrecord_key = arrayrecord_key
         self.configrecord_key = configrecord_key
@@ -172,6 +190,9 @@ class PoTStrategy(Strategy):
             "pot-allowed-miners": ("allowed_miners", str),
             "pot-emission": ("emission", int),
             "pot-validator-fee-ppm": ("validator_fee_ppm", int),
+            "pot-committee": ("committee_file", str),
+            "pot-coordinator-key": ("coordinator_key", str),
+            "pot-coordinator-id": ("coordinator_id", str),
         }
         kwargs: dict[str, Any] = {}
         for key, (name, kind) in keys.items():
@@ -195,7 +216,10 @@ class PoTStrategy(Strategy):
         """Open the committee's chain on ``initial_arrays``, then run Flower's loop."""
         run_id = grid.run.run_id
         model = arrays_of(initial_arrays)
-        self.committee = (self._committee_factory or self._embedded)(run_id, model)
+        factory = self._committee_factory or (
+            self._remote if self.committee_file is not None else self._embedded
+        )
+        self.committee = factory(run_id, model)
         self._keys = list(model)
         wrapped = None
         if evaluate_fn is not None:
@@ -236,6 +260,27 @@ class PoTStrategy(Strategy):
             validator_fee_ppm=self.validator_fee_ppm,
         )
 
+    def _remote(self, run_id: int, model: Arrays) -> Committee:
+        from pot_flower.deploy import load_committee, read_key
+        from pot_flower.transport.remote import RemoteCommittee
+
+        assert self.committee_file is not None
+        committee = load_committee(self.committee_file)
+        key_path = self.coordinator_key or committee.directory / "coordinator.key"
+        return RemoteCommittee(
+            committee.config,
+            committee.addresses,
+            self.coordinator_id,
+            read_key(key_path),
+            run=run_id,
+            model=model,
+            norm_bound_units=self.norm_bound_units,
+            registration=self.registration,
+            allowed_miners=self.allowed_miners,
+            emission=self.emission,
+            validator_fee_ppm=self.validator_fee_ppm,
+        )
+
     def summary(self) -> None:
         log(INFO, "\t├──> Sampling:")
         log(
@@ -252,12 +297,13 @@ class PoTStrategy(Strategy):
         )
         log(INFO, "\t│\t└──Minimum available nodes: %d", self.min_available_nodes)
         log(INFO, "\t└──> Proof of Training:")
-        log(
-            INFO,
-            "\t\t├──Committee: %d validators (embedded: %s)",
-            self.validators,
-            self._committee_factory is None,
-        )
+        if self.committee_file is not None:
+            where = f"remote validators of {self.committee_file}"
+        elif self._committee_factory is not None:
+            where = "custom"
+        else:
+            where = f"embedded, {self.validators} validators"
+        log(INFO, "\t\t├──Committee: %s", where)
         log(INFO, "\t\t├──Max update norm: %s", self.max_update_norm)
         log(INFO, "\t\t├──Registration: %s", self.registration)
         log(

@@ -1,0 +1,134 @@
+"""``pot committee up --local N``: a development committee on loopback.
+
+Keys, committee file and data live in one directory; running the command again
+reuses them (same keys, ports and ledgers), which is how a local committee is
+restarted. Validators run as child processes, each logging to its data directory;
+SIGINT/SIGTERM stops them all.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import grpc
+
+from pot_flower.deploy import load_committee, read_key, render_committee, write_key
+from pot_flower.flower_local import free_port
+from pot_flower.transport import pot_pb2, pot_pb2_grpc
+from pot_flower.transport.node import open_channel
+from pot_flower.zk.signatures import SigningKey
+
+COMMITTEE_FILE = "committee.toml"
+COORDINATOR = "coordinator"
+
+
+def prepare(n: int, directory: Path) -> Path:
+    """Create keys and the committee file for n validators (unless present)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / COMMITTEE_FILE
+    if path.exists():
+        committee = load_committee(path)
+        if committee.config.n != n:
+            raise SystemExit(f"{path} has {committee.config.n} validators, not {n}")
+        return path
+    validators = []
+    for i in range(n):
+        key = SigningKey.generate()
+        write_key(directory / f"validator-{i}.key", key)
+        validators.append((f"127.0.0.1:{free_port()}", key.verify_key))
+    coordinator = SigningKey.generate()
+    write_key(directory / f"{COORDINATOR}.key", coordinator)
+    path.write_text(render_committee(validators, {COORDINATOR: coordinator.verify_key}))
+    return path
+
+
+def start(
+    path: Path, ids: list[int] | None = None
+) -> dict[int, subprocess.Popen[bytes]]:
+    """Start validator processes for ``path`` (all, or ``ids``)."""
+    committee = load_committee(path)
+    processes = {}
+    for i in ids if ids is not None else list(committee.addresses):
+        data = path.parent / f"validator-{i}"
+        data.mkdir(parents=True, exist_ok=True)
+        log = open(data / "validator.log", "ab")  # noqa: SIM115 (owned by the child)
+        processes[i] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pot_flower",
+                "validator",
+                "run",
+                "--config",
+                str(path),
+                "--id",
+                str(i),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+    return processes
+
+
+def wait_healthy(path: Path, ids: list[int] | None = None, timeout: float = 30) -> bool:
+    """Whether every validator in ``ids`` answers its health check in time."""
+    committee = load_committee(path)
+    pending = set(ids if ids is not None else committee.addresses)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for i in sorted(pending):
+            channel = open_channel(committee.addresses[i])
+            try:
+                stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
+                stub.Health(pot_pb2.HealthRequest(), timeout=1)
+                pending.discard(i)
+            except grpc.RpcError:
+                pass
+            finally:
+                channel.close()
+        if pending:
+            time.sleep(0.2)
+    return not pending
+
+
+def run_local_committee(n: int, directory: Path) -> int:
+    """Prepare, start, wait for health, then serve until interrupted."""
+    path = prepare(n, directory)
+    read_key(directory / f"{COORDINATOR}.key")  # fail early if it is unreadable
+    processes = start(path)
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    healthy = wait_healthy(path)
+    print(
+        f"committee of {n} {'up' if healthy else 'NOT healthy'}: {path} "
+        f"(coordinator key {directory / (COORDINATOR + '.key')})",
+        flush=True,
+    )
+    reported: set[int] = set()
+    while not stopping:
+        for i, p in processes.items():
+            if p.poll() is not None and i not in reported:
+                reported.add(i)  # the others keep going: f failures are tolerated
+                print(f"validator {i} exited with {p.returncode}", flush=True)
+        time.sleep(0.2)
+    for p in processes.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in processes.values():
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    return 0 if healthy else 1

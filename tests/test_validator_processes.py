@@ -1,0 +1,115 @@
+"""Validators as real processes: `pot committee up --local 4`, kills and restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flower_support import RUN_ID, LocalGrid, Net, make_plain_app
+from flwr.app import ArrayRecord, ConfigRecord, Message
+from pot_flower.clients import pot_mod
+from pot_flower.strategies import PoTStrategy
+
+from pot_flower.audit import audit_ledger
+from pot_flower.ledger import Ledger
+from pot_flower.localnet import start, wait_healthy
+
+
+def committee_up(directory: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pot_flower",
+            "committee",
+            "up",
+            "--local",
+            "4",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert "committee of 4 up" in line, line
+    return process
+
+
+def validator_pids(directory: Path) -> dict[int, int]:
+    """PIDs of this committee's validator processes (children of `committee up`)."""
+    pids = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"validator" in argv and str(directory / "committee.toml").encode() in argv:
+            pids[int(argv[argv.index(b"--id") + 1])] = int(proc.name)
+    return pids
+
+
+def test_kill_a_validator_mid_run_restart_it_and_ledgers_agree(tmp_path: Path) -> None:
+    directory = tmp_path / "committee"
+    up = committee_up(directory)
+    try:
+        pids = validator_pids(directory)
+        assert sorted(pids) == [0, 1, 2, 3]
+        killed: list[int] = []
+
+        def kill_after_round_one(node: int, reply: Message) -> Message:
+            if not killed and reply.metadata.message_type == "train":
+                os.kill(pids[2], signal.SIGKILL)  # mid-round: replies still coming
+                killed.append(2)
+            return reply
+
+        strategy = PoTStrategy(
+            min_available_nodes=4, committee_file=directory / "committee.toml"
+        )
+        grid = LocalGrid(
+            make_plain_app(mods=[pot_mod]),
+            4,
+            run_config={"pot-keystore": str(tmp_path / "keys")},
+            tamper=kill_after_round_one,
+        )
+        strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord(Net().state_dict()),
+            num_rounds=3,
+            train_config=ConfigRecord({"lr": 0.1}),
+        )
+        assert [r.accepted for r in strategy.history] == [4, 4, 4]
+        # The killed validator restarts from its records and catches up.
+        restarted = start(directory / "committee.toml", [2])
+        assert wait_healthy(directory / "committee.toml", [2])
+        ledger_dirs = [
+            directory / f"validator-{i}" / "chains" / f"run-{RUN_ID}" for i in range(4)
+        ]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            heights = [
+                Ledger(d).head_height() if d.exists() else -1 for d in ledger_dirs
+            ]
+            if heights == [3, 3, 3, 3]:
+                break
+            time.sleep(0.5)
+        assert heights == [3, 3, 3, 3], heights
+        bodies = [[b.body for b in Ledger(d).blocks()] for d in ledger_dirs]
+        assert bodies[0] == bodies[1] == bodies[2] == bodies[3]
+        for d in ledger_dirs[:2] + ledger_dirs[3:]:
+            report = audit_ledger(d)
+            assert report.ok, report.problem
+        restarted[2].send_signal(signal.SIGTERM)
+        assert restarted[2].wait(timeout=15) == 0
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=30)
+    assert validator_pids(directory) == {}
