@@ -136,6 +136,8 @@ class ValidatorService:
         if not isinstance(value, dict):
             return _error("request must be a dictionary")
         kind = value.get("kind")
+        if kind == "ping":  # a probe through consensus: ordered, executed, echoed
+            return encode({"ping": value.get("digest", b"")})
         if kind == "open-chain":
             return self._open(value)
         if kind == "round":

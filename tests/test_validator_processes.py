@@ -60,6 +60,7 @@ def validator_pids(directory: Path) -> dict[int, int]:
 def test_kill_a_validator_mid_run_restart_it_and_ledgers_agree(tmp_path: Path) -> None:
     directory = tmp_path / "committee"
     up = committee_up(directory)
+    restarted: dict[int, subprocess.Popen[bytes]] = {}
     try:
         pids = validator_pids(directory)
         assert sorted(pids) == [0, 1, 2, 3]
@@ -110,6 +111,10 @@ def test_kill_a_validator_mid_run_restart_it_and_ledgers_agree(tmp_path: Path) -
         restarted[2].send_signal(signal.SIGTERM)
         assert restarted[2].wait(timeout=15) == 0
     finally:
+        for process in restarted.values():  # by PID, whatever happened above
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         up.send_signal(signal.SIGTERM)
         up.wait(timeout=30)
     assert validator_pids(directory) == {}

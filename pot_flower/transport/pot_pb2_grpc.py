@@ -39,6 +39,11 @@ class ValidatorStub(object):
                 request_serializer=pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
                 response_deserializer=pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
                 _registered_method=True)
+        self.Link = channel.stream_unary(
+                '/pot.v1.Validator/Link',
+                request_serializer=pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
+                response_deserializer=pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
+                _registered_method=True)
         self.Submit = channel.unary_unary(
                 '/pot.v1.Validator/Submit',
                 request_serializer=pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
@@ -81,6 +86,13 @@ class ValidatorServicer(object):
 
     def Deliver(self, request, context):
         """Validator to validator: one consensus message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Link(self, request_iterator, context):
+        """Validator to validator: a long-lived stream of consensus messages.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +150,11 @@ def add_ValidatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Deliver': grpc.unary_unary_rpc_method_handler(
                     servicer.Deliver,
+                    request_deserializer=pot__flower_dot_transport_dot_pot__pb2.Frame.FromString,
+                    response_serializer=pot__flower_dot_transport_dot_pot__pb2.Ack.SerializeToString,
+            ),
+            'Link': grpc.stream_unary_rpc_method_handler(
+                    servicer.Link,
                     request_deserializer=pot__flower_dot_transport_dot_pot__pb2.Frame.FromString,
                     response_serializer=pot__flower_dot_transport_dot_pot__pb2.Ack.SerializeToString,
             ),
@@ -202,6 +219,33 @@ class Validator(object):
             request,
             target,
             '/pot.v1.Validator/Deliver',
+            pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
+            pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Link(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/pot.v1.Validator/Link',
             pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
             pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
             options,
