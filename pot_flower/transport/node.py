@@ -317,6 +317,8 @@ class ValidatorNode:
             last_executed=r.last_executed,
             stable=r.low,
             in_view_change=r.in_view_change,
+            received=self.stats.received,
+            dropped=sum(self.stats.dropped.values()),
         )
 
     # ---------------------------------------------------------------- actor
@@ -407,8 +409,15 @@ class ValidatorNode:
                 self._timers.pop(effect.name, None)
             elif isinstance(effect, Dropped):
                 reason = effect.reason.split(":")[0]
-                self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + 1
-                log.debug("validator %d dropped a message: %s", self.id, effect.reason)
+                count = self.stats.dropped.get(reason, 0) + 1
+                self.stats.dropped[reason] = count
+                if count & (count - 1) == 0:  # 1st, 2nd, 4th, 8th...: logs stay small
+                    log.info(
+                        "validator %d dropped input (%s; %d so far)",
+                        self.id,
+                        effect.reason,
+                        count,
+                    )
             elif isinstance(effect, Executed):
                 self.stats.executed += 1
                 if self.on_executed is not None:

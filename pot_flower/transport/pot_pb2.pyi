@@ -33,20 +33,24 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthReply(_message.Message):
-    __slots__ = ("status", "replica", "view", "last_executed", "stable", "in_view_change")
+    __slots__ = ("status", "replica", "view", "last_executed", "stable", "in_view_change", "received", "dropped")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     LAST_EXECUTED_FIELD_NUMBER: _ClassVar[int]
     STABLE_FIELD_NUMBER: _ClassVar[int]
     IN_VIEW_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
     status: str
     replica: int
     view: int
     last_executed: int
     stable: int
     in_view_change: bool
-    def __init__(self, status: _Optional[str] = ..., replica: _Optional[int] = ..., view: _Optional[int] = ..., last_executed: _Optional[int] = ..., stable: _Optional[int] = ..., in_view_change: bool = ...) -> None: ...
+    received: int
+    dropped: int
+    def __init__(self, status: _Optional[str] = ..., replica: _Optional[int] = ..., view: _Optional[int] = ..., last_executed: _Optional[int] = ..., stable: _Optional[int] = ..., in_view_change: bool = ..., received: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...
 
 class Chunk(_message.Message):
     __slots__ = ("digest", "data")
