@@ -287,6 +287,9 @@ def validator_run(
 def validator_health(
     config: CommitteePath,
     vid: Annotated[int | None, typer.Option("--id", help="One validator.")] = None,
+    coordinator: Annotated[
+        str, typer.Option(help="Whose TLS certificate to present.")
+    ] = "coordinator",
 ) -> None:
     """Ask validators for their health (exit 1 if one in the set does not answer)."""
     import grpc
@@ -297,9 +300,10 @@ def validator_health(
 
     committee_file = load_committee(config)
     ids = [vid] if vid is not None else list(committee_file.addresses)
+    credentials = committee_file.channel_credentials(coordinator)
     failed = False
     for i in ids:
-        channel = open_channel(committee_file.addresses[i])
+        channel = open_channel(committee_file.addresses[i], credentials)
         stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
         try:
             r = stub.Health(pot_pb2.HealthRequest(), timeout=3)
@@ -325,12 +329,40 @@ def validator_health(
     raise typer.Exit(1 if failed else 0)
 
 
+@committee.command("init")
+def committee_init(
+    validators: Annotated[
+        str, typer.Option(help="Comma-separated host:port of every validator.")
+    ],
+    directory: Annotated[Path, typer.Option("--dir", help="Output directory.")] = Path(
+        "pot-committee"
+    ),
+    insecure: Annotated[
+        bool, typer.Option(help="No TLS (only for isolated test networks).")
+    ] = False,
+) -> None:
+    """Create keys, a committee CA with certificates, and committee.toml.
+
+    Copy ``validator-<i>.key``, ``tls/ca.pem`` and ``tls/validator-<i>*.pem`` with
+    the committee file to host i; the coordinator needs ``coordinator.key`` and
+    ``tls/coordinator*.pem``.
+    """
+    from pot_flower.localnet import prepare
+
+    hosts = [h.strip() for h in validators.split(",") if h.strip()]
+    path = prepare(len(hosts), directory, tls=not insecure, hosts=hosts)
+    typer.echo(str(path))
+
+
 @committee.command("up")
 def committee_up(
     local: Annotated[int, typer.Option("--local", help="Validators on loopback.")],
     directory: Annotated[
         Path, typer.Option("--dir", help="Keys, committee file, data.")
     ] = Path("pot-committee"),
+    tls: Annotated[
+        bool, typer.Option(help="Mutual TLS on loopback too (off by default here).")
+    ] = False,
 ) -> None:
     """Start N validator processes on loopback (development); Ctrl-C stops them.
 
@@ -338,7 +370,7 @@ def committee_up(
     """
     from pot_flower.localnet import run_local_committee
 
-    raise typer.Exit(run_local_committee(local, directory))
+    raise typer.Exit(run_local_committee(local, directory, tls=tls))
 
 
 def main() -> None:

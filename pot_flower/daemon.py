@@ -61,6 +61,12 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
         config.quorum,
         PayloadStore(data / "payloads"),
     )
+    try:
+        server_credentials = committee.server_credentials(vid)
+        channel_credentials = committee.channel_credentials(f"validator-{vid}")
+    except CommitteeFileError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     node = ValidatorNode(
         config,
         vid,
@@ -69,6 +75,8 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
         committee.addresses,
         store=RecordStore(data / "consensus.sqlite"),
         service=service,
+        server_credentials=server_credentials,
+        channel_credentials=channel_credentials,
     )
     stopping = False
 
@@ -80,10 +88,11 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
     signal.signal(signal.SIGINT, stop)
     node.start()
     log.info(
-        "validator %d of %d up (f = %d), data in %s, executed up to %d",
+        "validator %d of %d up (f = %d, %s), data in %s, executed up to %d",
         vid,
         config.n,
         config.f,
+        "mutual TLS" if server_credentials is not None else "PLAINTEXT, no TLS",
         data,
         node.replica.last_executed,
     )

@@ -15,7 +15,12 @@ coordinator allowed to submit requests::
     id = "coordinator"
     public-key = "<64 hex digits>"
 
-Key files hold one raw 32-byte Ed25519 private key (mode 0600).
+    [transport]
+    tls = true                       # the default: mutual TLS with the files in
+    tls-dir = "tls"                  # tls-dir: ca.pem, <name>.pem, <name>-key.pem
+
+Key files hold one raw 32-byte Ed25519 private key (mode 0600). Names for TLS files
+are ``validator-<id>`` and the coordinator's id.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import os
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+import grpc
 
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.zk.signatures import SigningKey, VerifyKey
@@ -45,10 +52,43 @@ class CommitteeFile:
     path: Path
     config: CommitteeConfig
     addresses: dict[int, str]
+    tls_dir: Path | None  # None: plaintext (development on loopback only)
 
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    def _read(self, name: str) -> tuple[bytes, bytes, bytes]:
+        assert self.tls_dir is not None
+        try:
+            return (
+                (self.tls_dir / "ca.pem").read_bytes(),
+                (self.tls_dir / f"{name}-key.pem").read_bytes(),
+                (self.tls_dir / f"{name}.pem").read_bytes(),
+            )
+        except OSError as exc:
+            raise CommitteeFileError(f"TLS files for {name!r}: {exc}") from exc
+
+    def server_credentials(self, vid: int) -> grpc.ServerCredentials | None:
+        """Mutual-TLS server credentials for validator ``vid``, or None.
+
+        Peers and coordinators must present certificates from the committee CA.
+        """
+        if self.tls_dir is None:
+            return None
+        ca, key, cert = self._read(f"validator-{vid}")
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=True
+        )
+
+    def channel_credentials(self, name: str) -> grpc.ChannelCredentials | None:
+        """MTLS credentials to dial validators as ``name``, or None without TLS."""
+        if self.tls_dir is None:
+            return None
+        ca, key, cert = self._read(name)
+        return grpc.ssl_channel_credentials(
+            root_certificates=ca, private_key=key, certificate_chain=cert
+        )
 
 
 def write_key(path: Path, key: SigningKey) -> None:
@@ -109,17 +149,31 @@ def load_committee(path: Path) -> CommitteeFile:
         )
     except (TypeError, ValueError) as exc:
         raise CommitteeFileError(f"{path}: {exc}") from exc
-    return CommitteeFile(Path(path), config, {i: by_id[i][0] for i in by_id})
+    transport = data.get("transport", {})
+    tls_dir: Path | None = None
+    if transport.get("tls", True):  # on unless a committee file turns it off
+        tls_dir = Path(path).parent / str(transport.get("tls-dir", "tls"))
+        if not (tls_dir / "ca.pem").exists():
+            raise CommitteeFileError(
+                f"{path}: TLS is on but {tls_dir / 'ca.pem'} is missing "
+                "(pot committee init generates it; tls = false for loopback tests)"
+            )
+    return CommitteeFile(Path(path), config, {i: by_id[i][0] for i in by_id}, tls_dir)
 
 
 def render_committee(
     validators: list[tuple[str, VerifyKey]],
     coordinators: dict[str, VerifyKey],
     tuning: dict[str, int] | None = None,
+    *,
+    tls: bool = True,
 ) -> str:
     """The TOML text of a committee file."""
     lines = ["# pot-flower committee file", "[committee]"]
     lines += [f"{k} = {v}" for k, v in sorted((tuning or {}).items())]
+    lines += ["", "[transport]", f"tls = {'true' if tls else 'false'}"]
+    if tls:
+        lines.append('tls-dir = "tls"')
     for i, (address, key) in enumerate(validators):
         lines += [
             "",

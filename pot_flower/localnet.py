@@ -19,6 +19,7 @@ import grpc
 
 from pot_flower.deploy import load_committee, read_key, render_committee, write_key
 from pot_flower.flower_local import free_port
+from pot_flower.tlsgen import issue, make_ca
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.node import open_channel
 from pot_flower.zk.signatures import SigningKey
@@ -27,8 +28,14 @@ COMMITTEE_FILE = "committee.toml"
 COORDINATOR = "coordinator"
 
 
-def prepare(n: int, directory: Path) -> Path:
-    """Create keys and the committee file for n validators (unless present)."""
+def prepare(
+    n: int, directory: Path, *, tls: bool = False, hosts: list[str] | None = None
+) -> Path:
+    """Create keys and the committee file for n validators (unless present).
+
+    ``hosts`` (``host:port`` each) default to free loopback ports; with ``tls`` a
+    committee CA and certificates for every validator and the coordinator are made.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / COMMITTEE_FILE
     if path.exists():
@@ -36,18 +43,27 @@ def prepare(n: int, directory: Path) -> Path:
         if committee.config.n != n:
             raise SystemExit(f"{path} has {committee.config.n} validators, not {n}")
         return path
+    addresses = hosts or [f"127.0.0.1:{free_port()}" for _ in range(n)]
     validators = []
     for i in range(n):
         key = SigningKey.generate()
         write_key(directory / f"validator-{i}.key", key)
-        validators.append((f"127.0.0.1:{free_port()}", key.verify_key))
+        validators.append((addresses[i], key.verify_key))
     coordinator = SigningKey.generate()
     write_key(directory / f"{COORDINATOR}.key", coordinator)
+    if tls:
+        ca_key, ca_cert = make_ca(directory / "tls")
+        for i, address in enumerate(addresses):
+            host = address.rsplit(":", 1)[0]
+            issue(directory / "tls", f"validator-{i}", [host], ca_key, ca_cert)
+        issue(directory / "tls", COORDINATOR, [], ca_key, ca_cert)
     # Status messages (retransmission, catch-up) every second: at 250 ms they
     # cost a 16-validator committee on one host more than the requests do.
     tuning = {"status-interval-ms": 1000}
     path.write_text(
-        render_committee(validators, {COORDINATOR: coordinator.verify_key}, tuning)
+        render_committee(
+            validators, {COORDINATOR: coordinator.verify_key}, tuning, tls=tls
+        )
     )
     return path
 
@@ -84,11 +100,12 @@ def start(
 def wait_healthy(path: Path, ids: list[int] | None = None, timeout: float = 30) -> bool:
     """Whether every validator in ``ids`` answers its health check in time."""
     committee = load_committee(path)
+    credentials = committee.channel_credentials(COORDINATOR)
     pending = set(ids if ids is not None else committee.addresses)
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         for i in sorted(pending):
-            channel = open_channel(committee.addresses[i])
+            channel = open_channel(committee.addresses[i], credentials)
             try:
                 stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
                 stub.Health(pot_pb2.HealthRequest(), timeout=1)
@@ -102,9 +119,9 @@ def wait_healthy(path: Path, ids: list[int] | None = None, timeout: float = 30) 
     return not pending
 
 
-def run_local_committee(n: int, directory: Path) -> int:
+def run_local_committee(n: int, directory: Path, *, tls: bool = False) -> int:
     """Prepare, start, wait for health, then serve until interrupted."""
-    path = prepare(n, directory)
+    path = prepare(n, directory, tls=tls)
     read_key(directory / f"{COORDINATOR}.key")  # fail early if it is unreadable
     processes = start(path)
     stopping = False

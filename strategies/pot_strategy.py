@@ -279,6 +279,7 @@ class PoTStrategy(Strategy):
             allowed_miners=self.allowed_miners,
             emission=self.emission,
             validator_fee_ppm=self.validator_fee_ppm,
+            channel_credentials=committee.channel_credentials(self.coordinator_id),
         )
 
     def summary(self) -> None:

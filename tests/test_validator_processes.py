@@ -118,3 +118,48 @@ def test_kill_a_validator_mid_run_restart_it_and_ledgers_agree(tmp_path: Path) -
         up.send_signal(signal.SIGTERM)
         up.wait(timeout=30)
     assert validator_pids(directory) == {}
+
+
+def test_mutual_tls_committee_serves_the_strategy_and_refuses_strangers(
+    tmp_path: Path,
+) -> None:
+    import grpc
+
+    from pot_flower.deploy import load_committee
+    from pot_flower.localnet import prepare
+    from pot_flower.transport import pot_pb2, pot_pb2_grpc
+    from pot_flower.transport.node import open_channel
+
+    path = prepare(4, tmp_path / "tls-committee", tls=True)
+    processes = start(path)
+    try:
+        assert wait_healthy(path)
+        strategy = PoTStrategy(min_available_nodes=2, committee_file=path)
+        grid = LocalGrid(
+            make_plain_app(mods=[pot_mod]),
+            2,
+            run_config={"pot-keystore": str(tmp_path / "keys")},
+        )
+        strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord(Net().state_dict()),
+            num_rounds=1,
+            train_config=ConfigRecord({"lr": 0.1}),
+        )
+        assert strategy.history[0].accepted == 2
+        address = load_committee(path).addresses[0]
+        for credentials in (None, grpc.ssl_channel_credentials()):
+            channel = open_channel(address, credentials)
+            stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
+            try:
+                stub.Health(pot_pb2.HealthRequest(), timeout=3)
+                raise AssertionError("a client without a committee certificate got in")
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE
+            finally:
+                channel.close()
+    finally:
+        for p in processes.values():
+            p.send_signal(signal.SIGTERM)
+        assert all(p.wait(timeout=30) == 0 for p in processes.values())
+    assert "mutual TLS" in (path.parent / "validator-0" / "validator.log").read_text()
