@@ -65,6 +65,11 @@ class Committee(Protocol):
     @property
     def params(self) -> Params: ...
 
+    @property
+    def model(self) -> Arrays:
+        """The global model of the last certified block."""
+        ...
+
     def ticket(self) -> Ticket:
         """The next round's nonce and base model (from the last certified block)."""
         ...
@@ -152,6 +157,10 @@ class EmbeddedCommittee:
     @property
     def last_certificate(self) -> Certificate:
         return self._last
+
+    @property
+    def model(self) -> Arrays:
+        return self.validators[0].app.state.model
 
     def ticket(self) -> Ticket:
         state = self.validators[0].app.state

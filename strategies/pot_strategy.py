@@ -106,6 +106,9 @@ class PoTStrategy(Strategy):
         committee file.
     coordinator_id : str (default: "coordinator")
         The coordinator's id in the committee file.
+    resume_run : int | None (default: None)
+        Continue the chain of this earlier Flower run (remote committee): start
+        from its last certified round and model, run the remaining rounds.
     on_round : Callable[[RoundReport], None] | None (default: None)
         Called after every certified round (progress displays).
     arrayrecord_key : str (default: "arrays")
@@ -134,6 +137,7 @@ class PoTStrategy(Strategy):
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
         coordinator_id: str = "coordinator",
+        resume_run: int | None = None,
         on_round: Callable[[RoundReport], None] | None = None,
         arrayrecord_key: str = "arrays",
         configrecord_key: str = "config",
@@ -163,6 +167,17 @@ class PoTStrategy(Strategy):
             None if coordinator_key in (None, "") else Path(coordinator_key)
         )
         self.coordinator_id = coordinator_id
+        self.resume_run = resume_run or None
+        if (
+            self.resume_run is not None
+            and committee_file in (None, "")
+            and (committee is None)
+        ):
+            raise ValueError(
+                "resuming needs a remote committee (pot-committee): the embedded "
+                "committee's keys live only as long as its run"
+            )
+        self._offset = 0
         self.on_round = on_round
         self.arrayrecord_key = arrayrecord_key
         self.configrecord_key = configrecord_key
@@ -193,6 +208,7 @@ class PoTStrategy(Strategy):
             "pot-committee": ("committee_file", str),
             "pot-coordinator-key": ("coordinator_key", str),
             "pot-coordinator-id": ("coordinator_id", str),
+            "pot-resume-run": ("resume_run", int),
         }
         kwargs: dict[str, Any] = {}
         for key, (name, kind) in keys.items():
@@ -214,13 +230,27 @@ class PoTStrategy(Strategy):
         evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
     ) -> Result:
         """Open the committee's chain on ``initial_arrays``, then run Flower's loop."""
-        run_id = grid.run.run_id
+        run_id = self.resume_run or grid.run.run_id
         model = arrays_of(initial_arrays)
         factory = self._committee_factory or (
             self._remote if self.committee_file is not None else self._embedded
         )
         self.committee = factory(run_id, model)
         self._keys = list(model)
+        self._offset = self.committee.ticket().round - 1
+        if self._offset:
+            # Flower counts this run's rounds from 1; the chain goes on from its
+            # last certified round, with its certified model.
+            log(
+                INFO,
+                "Resuming the chain of run %d after certified round %d",
+                run_id,
+                self._offset,
+            )
+            initial_arrays = ArrayRecord(
+                {k: Array(v) for k, v in self.committee.model.items()}
+            )
+            num_rounds = max(0, num_rounds - self._offset)
         wrapped = None
         if evaluate_fn is not None:
             user_fn = evaluate_fn
@@ -280,6 +310,7 @@ class PoTStrategy(Strategy):
             emission=self.emission,
             validator_fee_ppm=self.validator_fee_ppm,
             channel_credentials=committee.channel_credentials(self.coordinator_id),
+            resume=self.resume_run is not None,
         )
 
     def summary(self) -> None:
@@ -342,17 +373,19 @@ class PoTStrategy(Strategy):
     ) -> Iterable[Message]:
         if self.fraction_train == 0.0:
             return []
-        ticket = self._committee().ticket()
-        if ticket.round != server_round:
+        committee = self._committee()
+        ticket = committee.ticket()
+        if ticket.round != server_round + self._offset:
             raise RuntimeError(
-                f"Flower round {server_round} but the chain expects {ticket.round}"
+                f"Flower round {server_round} (+{self._offset} resumed) but the "
+                f"chain expects {ticket.round}"
             )
         nodes = self._sample(
             grid, self.fraction_train, self.min_train_nodes, ticket.previous_block
         )
         pot = ConfigRecord(
             {
-                "run": grid.run.run_id,
+                "run": committee.params.run,
                 "round": ticket.round,
                 "nonce": ticket.nonce,
                 "base-digest": ticket.base_digest,

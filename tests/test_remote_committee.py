@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from flower_support import RUN_ID, LocalGrid, Net, make_plain_app
-from flwr.app import ArrayRecord, ConfigRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message
 from pot_flower.clients import pot_mod
 from pot_flower.strategies import PoTStrategy
 from pot_flower.zk.signatures import SigningKey
@@ -17,6 +17,7 @@ from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.flower_local import free_port
 from pot_flower.ledger import Ledger
 from pot_flower.payloads import PayloadStore
+from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
 from pot_flower.service import ValidatorService
 from pot_flower.transport.node import ValidatorNode
@@ -98,3 +99,71 @@ def test_strategy_runs_against_a_remote_committee(
         assert report.blocks == 4
         bodies.append([b.body for b in Ledger(ledger_dir).blocks()])
     assert bodies[0] == bodies[1] == bodies[2] == bodies[3]
+
+
+def test_a_killed_serverapp_run_resumes_from_the_last_certified_round(
+    tmp_path: Path, committee: tuple[CommitteeConfig, dict[int, str]]
+) -> None:
+    config, addresses = committee
+
+    def remote_factory(resume: bool):  # type: ignore[no-untyped-def]
+        def make(run_id: int, model: Arrays) -> RemoteCommittee:
+            return RemoteCommittee(
+                config,
+                addresses,
+                "coordinator",
+                COORDINATOR,
+                run=run_id,
+                model=model,
+                norm_bound_units=max_norm_units(100.0),
+                resume=resume,
+            )
+
+        return make
+
+    class Killed(Exception):
+        pass
+
+    def die_in_round_three(node: int, reply: Message) -> Message:
+        if reply.metadata.message_type == "train":
+            train_replies.append(node)
+            if len(train_replies) > 6:  # 3 nodes, rounds 1 and 2 done
+                raise Killed
+        return reply
+
+    train_replies: list[int] = []
+    run_config = {"pot-keystore": str(tmp_path / "k")}
+    first = PoTStrategy(min_available_nodes=3, committee=remote_factory(False))
+    grid = LocalGrid(
+        make_plain_app(mods=[pot_mod]),
+        3,
+        run_config=run_config,
+        tamper=die_in_round_three,
+    )
+    with pytest.raises(Killed):
+        first.start(
+            grid=grid,
+            initial_arrays=ArrayRecord(Net().state_dict()),
+            num_rounds=4,
+            train_config=ConfigRecord({"lr": 0.1}),
+        )
+    assert [r.round for r in first.history] == [1, 2]
+
+    second = PoTStrategy(
+        min_available_nodes=3, resume_run=RUN_ID, committee=remote_factory(True)
+    )
+    grid = LocalGrid(make_plain_app(mods=[pot_mod]), 3, run_config=run_config)
+    result = second.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(Net().state_dict()),  # ignored: chain's model wins
+        num_rounds=4,
+        train_config=ConfigRecord({"lr": 0.1}),
+    )
+    assert [r.round for r in second.history] == [3, 4]
+    assert [r.accepted for r in second.history] == [3, 3]
+    assert sorted(result.train_metrics_clientapp) == [1, 2]  # Flower's own numbering
+    for i in range(N):
+        ledger_dir = tmp_path / f"v{i}" / "chains" / f"run-{RUN_ID}"
+        report = audit_ledger(ledger_dir)
+        assert report.ok, report.problem
+        assert [b.height for b in Ledger(ledger_dir).blocks()] == [0, 1, 2, 3, 4]

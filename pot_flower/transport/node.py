@@ -60,6 +60,7 @@ BATCH_FRAMES = 256
 FETCH_DEADLINE_S = 10.0
 CHUNK_BYTES = 1 << 20
 MAX_PAYLOAD_BYTES = 1 << 30
+LATEST = (1 << 64) - 1  # BlockRequest.height for "the latest block"
 T = TypeVar("T")
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -522,7 +523,10 @@ class _Servicer(pot_pb2_grpc.ValidatorServicer):
         def read() -> pot_pb2.BlockReply:
             chain = service.chains.get(request.run)
             ledger = chain.ledger if chain is not None else None
-            block = ledger.block(request.height) if ledger is not None else None
+            height = request.height
+            if ledger is not None and height == LATEST:
+                height = ledger.head_height()
+            block = ledger.block(height) if ledger is not None else None
             if block is None or ledger is None:
                 return pot_pb2.BlockReply()
             model = b""

@@ -30,7 +30,7 @@ from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
 from pot_flower.service import OpenChain
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.client import CommitteeClient
-from pot_flower.transport.node import CHUNK_BYTES, open_channel
+from pot_flower.transport.node import CHUNK_BYTES, LATEST, open_channel
 from pot_flower.validator import parse_result
 from pot_flower.zk.signatures import SigningKey, VerifyKey
 
@@ -56,6 +56,7 @@ class RemoteCommittee:
         validator_fee_ppm: int = 100_000,
         channel_credentials: grpc.ChannelCredentials | None = None,
         timeout: float = 120.0,
+        resume: bool = False,
     ) -> None:
         self.config = config
         self.timeout = timeout
@@ -84,6 +85,14 @@ class RemoteCommittee:
             emission=emission,
             validator_fee_ppm=validator_fee_ppm,
         )
+        self._height = -1
+        self._head = b""
+        self._model: Arrays = {}
+        self._model_digest = b""
+        self._body: dict[str, Decoded] = {}
+        if resume:
+            self._last = self._resume()
+            return
         model_bytes = encode_arrays(model)
         model_digest = hashlib.sha256(model_bytes).digest()
         self._upload({model_digest: model_bytes})
@@ -97,11 +106,6 @@ class RemoteCommittee:
             validator_fee_ppm,
         )
         height, digest = self._order(request.to_bytes(), 0)
-        self._height = -1
-        self._head = b""
-        self._model: Arrays = {}
-        self._model_digest = b""
-        self._body: dict[str, Decoded] = {}
         self._last = self._certify(height, digest)
 
     @property
@@ -111,6 +115,10 @@ class RemoteCommittee:
     @property
     def last_certificate(self) -> Certificate:
         return self._last
+
+    @property
+    def model(self) -> Arrays:
+        return self._model
 
     def ticket(self) -> Ticket:
         run = self._params.run
@@ -144,6 +152,35 @@ class RemoteCommittee:
         if got != height:
             raise CommitteeError(f"block {height}: the committee executed {got}")
         return got, digest
+
+    def _resume(self) -> Certificate:
+        """Certify the highest block of this run that a quorum of validators holds.
+
+        Every certified block was executed by a quorum, so none is lost; rounds go on
+        from the next height, so none is duplicated. A block executed but not yet
+        certified when the coordinator died gets its certificate now.
+        """
+        request = pot_pb2.BlockRequest(run=self._params.run, height=LATEST)
+        heads: dict[tuple[int, bytes], int] = {}
+        for stub in self._stubs.values():
+            try:
+                reply = stub.GetBlock(request, timeout=self.timeout)
+                body = decode(reply.body) if reply.body else None
+            except (grpc.RpcError, DecodeError):
+                continue
+            if isinstance(body, dict) and isinstance(body.get("height"), int):
+                key = (int(body["height"]), block_hash(reply.body))  # type: ignore[arg-type]
+                heads[key] = heads.get(key, 0) + 1
+        # Validators ahead hold the lower blocks too; _certify checks the votes.
+        for height, digest in sorted(heads, reverse=True):
+            holders = sum(n for (h, _), n in heads.items() if h >= height)
+            if holders < self.config.quorum:
+                continue
+            try:
+                return self._certify(height, digest)
+            except CommitteeError:
+                continue
+        raise CommitteeError(f"run {self._params.run}: no block a quorum holds")
 
     def _upload(self, payloads: Mapping[bytes, bytes]) -> None:
         def put(rid: int) -> None:
