@@ -163,3 +163,66 @@ def test_mutual_tls_committee_serves_the_strategy_and_refuses_strangers(
             p.send_signal(signal.SIGTERM)
         assert all(p.wait(timeout=30) == 0 for p in processes.values())
     assert "mutual TLS" in (path.parent / "validator-0" / "validator.log").read_text()
+
+
+def test_killing_the_primary_costs_one_view_change(tmp_path: Path) -> None:
+    import hashlib
+
+    import numpy as np
+    from pot_flower.zk.signatures import SigningKey
+
+    from pot_flower.deploy import load_committee, read_key
+    from pot_flower.protocol.execution import SubmissionRef
+    from pot_flower.protocol.fixedpoint import max_norm_units
+    from pot_flower.protocol.submission import build_submission
+    from pot_flower.transport.remote import RemoteCommittee
+
+    directory = tmp_path / "committee"
+    up = committee_up(directory)
+    try:
+        committee_file = load_committee(directory / "committee.toml")
+        config = committee_file.config
+        model = {"w": np.zeros(100, np.float32)}
+        remote = RemoteCommittee(
+            config,
+            committee_file.addresses,
+            "coordinator",
+            read_key(directory / "coordinator.key"),
+            run=9,
+            model=model,
+            norm_bound_units=max_norm_units(10.0),
+        )
+
+        def one_round() -> float:
+            ticket = remote.ticket()
+            current = remote.model
+            sub = build_submission(
+                SigningKey.from_seed(b"m"),
+                run=9,
+                round_=ticket.round,
+                node=1,
+                nonce=ticket.nonce,
+                received=current,
+                returned={"w": current["w"] + np.float32(0.01)},
+                num_examples=5,
+            )
+            digest = hashlib.sha256(sub.payload).digest()
+            started = time.monotonic()
+            remote.certify_round(
+                [SubmissionRef(1, sub.envelope_bytes, sub.signature, digest)],
+                {digest: sub.payload},
+            )
+            return time.monotonic() - started
+
+        one_round()
+        os.kill(validator_pids(directory)[0], signal.SIGKILL)  # primary of view 0
+        elapsed = one_round()
+        remote.close()
+        budget = (
+            2 * config.view_change_timeout_ms / 1000 + config.request_timeout_ms / 1000
+        )
+        print(f"round after killing the primary: {elapsed:.2f} s (budget {budget} s)")
+        assert elapsed < budget, (elapsed, budget)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=30)
