@@ -47,3 +47,19 @@ def test_timeout_retransmits_to_every_replica(committee: Committee) -> None:
     client.submit(b"op")
     effects = client.on_timer(RETRANSMIT_TIMER)
     assert len(of_type(effects, Broadcast)) == 1
+
+
+def test_abandon_forgets_the_outstanding_request() -> None:
+    from support import Committee
+
+    from pot_flower.consensus.client import RETRANSMIT_TIMER, Client
+    from pot_flower.consensus.effects import CancelTimer
+
+    c = Committee()
+    client = Client("alice", c.client_key, c.config)
+    client.submit(b"op")
+    assert client.busy
+    assert client.abandon() == [CancelTimer(RETRANSMIT_TIMER)]
+    assert not client.busy
+    client.submit(b"next")  # a new request may go out
+    assert client.busy

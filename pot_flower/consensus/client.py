@@ -80,6 +80,12 @@ class Client:
         self._attempt = 0
         return [Broadcast(request), SetTimer(RETRANSMIT_TIMER, self._retransmit_ms)]
 
+    def abandon(self) -> list[Effect]:
+        """Give up on the outstanding request (the caller timed out)."""
+        self.outstanding = None
+        self._replies = {}
+        return [CancelTimer(RETRANSMIT_TIMER)]
+
     def receive(self, data: bytes) -> list[Effect]:
         """Handle wire bytes from a replica."""
         try:

@@ -115,7 +115,7 @@ class CommitteeClient:
                         return effect.result
                 now = time.monotonic()
                 if now >= deadline:
-                    self._client.outstanding = None
+                    self._client.abandon()
                     raise CommitteeTimeout(f"no f + 1 matching replies in {timeout} s")
                 wait = deadline - now if timer is None else min(timer, deadline) - now
                 try:
