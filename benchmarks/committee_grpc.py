@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import signal
 import statistics
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pot_flower.zk.signatures import SigningKey
 
 from pot_flower.deploy import load_committee, read_key
 from pot_flower.encoding import encode
-from pot_flower.localnet import COORDINATOR, prepare, start, wait_healthy
+from pot_flower.localnet import COORDINATOR, prepare, running
 from pot_flower.protocol.execution import SubmissionRef
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.submission import build_submission
@@ -42,9 +41,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def latency(n: int, requests: int, work: Path) -> dict[str, float]:
     path = prepare(n, work / f"n{n}")
-    processes = start(path)
-    try:
-        assert wait_healthy(path, timeout=60), "validators did not start"
+    with running(path):
         committee = load_committee(path)
         key = read_key(path.parent / f"{COORDINATOR}.key")
         client = CommitteeClient(
@@ -60,11 +57,6 @@ def latency(n: int, requests: int, work: Path) -> dict[str, float]:
                 samples.append((time.perf_counter() - started) * 1000)
         finally:
             client.close()
-    finally:
-        for p in processes.values():
-            p.send_signal(signal.SIGTERM)
-        for p in processes.values():
-            p.wait(timeout=30)
     return {
         "validators": n,
         "requests": requests,
@@ -76,9 +68,7 @@ def latency(n: int, requests: int, work: Path) -> dict[str, float]:
 
 def batch(n: int, updates: int, params: int, work: Path) -> dict[str, float]:
     path = prepare(n, work / f"batch-n{n}")
-    processes = start(path)
-    try:
-        assert wait_healthy(path, timeout=60), "validators did not start"
+    with running(path):
         committee_file = load_committee(path)
         rng = np.random.default_rng(0)
         model = {"w": rng.standard_normal(params).astype(np.float32)}
@@ -121,11 +111,6 @@ def batch(n: int, updates: int, params: int, work: Path) -> dict[str, float]:
             )  # type: ignore[index,union-attr]
         finally:
             committee.close()
-    finally:
-        for p in processes.values():
-            p.send_signal(signal.SIGTERM)
-        for p in processes.values():
-            p.wait(timeout=30)
     return {
         "validators": n,
         "updates": updates,

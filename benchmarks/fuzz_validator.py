@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import tempfile
 import time
 from collections import Counter
@@ -24,7 +23,7 @@ import grpc
 
 from pot_flower.deploy import load_committee, read_key
 from pot_flower.encoding import encode
-from pot_flower.localnet import COORDINATOR, prepare, start, wait_healthy
+from pot_flower.localnet import COORDINATOR, prepare, running
 from pot_flower.sim.fuzzinputs import hostile_inputs, impostor_corpus
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.client import CommitteeClient
@@ -51,9 +50,7 @@ def settle(
 
 def run(inputs: int, directory: Path) -> dict[str, object]:
     path = prepare(4, directory)
-    processes = start(path)
-    try:
-        assert wait_healthy(path, timeout=60)
+    with running(path) as processes:
         committee = load_committee(path)
         client = CommitteeClient(
             committee.config,
@@ -98,10 +95,7 @@ def run(inputs: int, directory: Path) -> dict[str, object]:
         result = client.call(encode({"kind": "ping", "digest": b"after"}), timeout=30)
         client.close()
         channel.close()
-    finally:
-        for p in processes.values():
-            p.send_signal(signal.SIGTERM)
-        codes = [p.wait(timeout=30) for p in processes.values()]
+    codes = [p.returncode for p in processes.values()]
     log = (directory / f"validator-{TARGET}" / "validator.log").read_text()
     return {
         "inputs": len(frames),

@@ -26,7 +26,7 @@ from pot_flower.protocol.execution import (
     SubmissionRef,
     genesis,
 )
-from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
+from pot_flower.protocol.model import Arrays, encode_arrays
 from pot_flower.sim.inmemory import InMemoryCommittee
 from pot_flower.validator import PoTApplication, Validator, parse_result
 from pot_flower.zk.signatures import SigningKey
@@ -137,7 +137,7 @@ class EmbeddedCommittee:
             ledger = Ledger(self.directory / f"validator-{i}")
             if ledger.head_height() >= 0:
                 raise CommitteeError(f"{ledger.directory} already holds a chain")
-            ledger.store_model(state.model_digest, _model_bytes(state))
+            ledger.store_model(state.model_digest, encode_arrays(state.model))
             ledger.append(0, state.head, body)
             app = PoTApplication(_copy(state), self.payloads, ledger)
             self.validators.append(Validator(i, key, app))
@@ -213,17 +213,13 @@ class EmbeddedCommittee:
                 v.app.ledger.close()
 
 
-def _model_bytes(state: ChainState) -> bytes:
-    return encode_arrays(state.model)
-
-
 def _copy(state: ChainState) -> ChainState:
-    model = decode_arrays(_model_bytes(state))
+    """An independent copy for one validator (validators share nothing)."""
     return ChainState(
         state.params,
         state.height,
         state.head,
-        {k: v.copy() for k, v in model.items()},
+        {k: v.copy() for k, v in state.model.items()},
         state.model_digest,
         set(state.miners),
     )

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
-import time
 from pathlib import Path
-from types import FrameType
 
 from pot_flower.deploy import CommitteeFileError, load_committee, read_key
+from pot_flower.localnet import stop_requested
 from pot_flower.payloads import PayloadStore
 from pot_flower.service import ValidatorService
 from pot_flower.transport.node import ValidatorNode
@@ -78,14 +76,7 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
         server_credentials=server_credentials,
         channel_credentials=channel_credentials,
     )
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_requested()
     node.start()
     log.info(
         "validator %d of %d up (f = %d, %s), data in %s, executed up to %d",
@@ -96,8 +87,8 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
         data,
         node.replica.last_executed,
     )
-    while not stopping:
-        time.sleep(0.2)
+    while not stopping.wait():
+        pass
     log.info("validator %d stopping (SIGTERM)", vid)
     node.stop(grace=2.0)
     log.info("validator %d stopped", vid)

@@ -105,27 +105,37 @@ def _toml(value: object) -> str:
     return str(value)
 
 
+def flwr_command(
+    app_dir: Path,
+    run_config: Mapping[str, object] | None = None,
+    num_supernodes: int = 10,
+) -> list[str]:
+    """``flwr run APP --stream -c … --federation-config …`` (one CPU per ClientApp)."""
+    command = [_bin("flwr"), "run", str(app_dir), "--stream"]
+    if run_config:
+        command += ["-c", " ".join(f"{k}={_toml(v)}" for k, v in run_config.items())]
+    return [
+        *command,
+        "--federation-config",
+        f"num-supernodes={num_supernodes} client-resources-num-cpus=1",
+    ]
+
+
 def flwr_run(
     app_dir: Path,
     env: Mapping[str, str],
     *,
     run_config: Mapping[str, object] | None = None,
     num_supernodes: int = 10,
-    stream: bool = True,
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``flwr run APP --stream`` with config overrides; output captured."""
-    command = [_bin("flwr"), "run", str(app_dir)]
-    if stream:
-        command.append("--stream")
-    if run_config:
-        command += ["-c", " ".join(f"{k}={_toml(v)}" for k, v in run_config.items())]
-    command += [
-        "--federation-config",
-        f"num-supernodes={num_supernodes} client-resources-num-cpus=1",
-    ]
+    """Run :func:`flwr_command` to completion; output captured."""
     return subprocess.run(
-        command, env=dict(env), capture_output=True, text=True, timeout=timeout
+        flwr_command(app_dir, run_config, num_supernodes),
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -144,13 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         config[key] = int(value) if value.lstrip("-").isdigit() else value
     with local_superlink(args.home) as env:
-        command = [_bin("flwr"), "run", str(args.app), "--stream"]
-        command += ["-c", " ".join(f"{k}={_toml(v)}" for k, v in config.items())]
-        command += [
-            "--federation-config",
-            f"num-supernodes={args.nodes} client-resources-num-cpus=1",
-        ]
         # Output goes straight to the terminal: progress shows while it runs.
+        command = flwr_command(args.app, config, args.nodes)
         return subprocess.run(command, env=env).returncode
 
 

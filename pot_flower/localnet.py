@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -119,19 +121,68 @@ def wait_healthy(path: Path, ids: list[int] | None = None, timeout: float = 30) 
     return not pending
 
 
+class StopFlag:
+    """Set by SIGTERM or SIGINT, and polled.
+
+    A signal handler must not take locks the interrupted main thread may hold,
+    as ``threading.Event.set`` would.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def wait(self, timeout: float = 0.2) -> bool:
+        """Sleep up to ``timeout``; whether a stop was requested."""
+        if not self.requested:
+            time.sleep(timeout)
+        return self.requested
+
+
+def stop_requested() -> StopFlag:
+    """A flag that SIGTERM and SIGINT set (for long-running commands)."""
+    flag = StopFlag()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        flag.requested = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return flag
+
+
+def stop_all(
+    processes: dict[int, subprocess.Popen[bytes]], timeout: float = 15
+) -> None:
+    """SIGTERM every process still running, wait, SIGKILL what does not exit."""
+    for p in processes.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in processes.values():
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@contextmanager
+def running(path: Path) -> Iterator[dict[int, subprocess.Popen[bytes]]]:
+    """Every validator of ``path`` running and healthy inside the block."""
+    processes = start(path)
+    try:
+        if not wait_healthy(path, timeout=60):
+            raise RuntimeError(f"validators of {path} did not become healthy")
+        yield processes
+    finally:
+        stop_all(processes)
+
+
 def run_local_committee(n: int, directory: Path, *, tls: bool = False) -> int:
     """Prepare, start, wait for health, then serve until interrupted."""
     path = prepare(n, directory, tls=tls)
     read_key(directory / f"{COORDINATOR}.key")  # fail early if it is unreadable
     processes = start(path)
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_requested()
     healthy = wait_healthy(path)
     print(
         f"committee of {n} {'up' if healthy else 'NOT healthy'}: {path} "
@@ -139,18 +190,10 @@ def run_local_committee(n: int, directory: Path, *, tls: bool = False) -> int:
         flush=True,
     )
     reported: set[int] = set()
-    while not stopping:
+    while not stopping.wait():
         for i, p in processes.items():
             if p.poll() is not None and i not in reported:
                 reported.add(i)  # the others keep going: f failures are tolerated
                 print(f"validator {i} exited with {p.returncode}", flush=True)
-        time.sleep(0.2)
-    for p in processes.values():
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in processes.values():
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stop_all(processes)
     return 0 if healthy else 1

@@ -16,7 +16,7 @@ from pot_flower.strategies import PoTStrategy
 
 from pot_flower.audit import audit_ledger
 from pot_flower.ledger import Ledger
-from pot_flower.localnet import start, wait_healthy
+from pot_flower.localnet import running, start, wait_healthy
 
 
 def committee_up(directory: Path) -> subprocess.Popen[str]:
@@ -131,9 +131,7 @@ def test_mutual_tls_committee_serves_the_strategy_and_refuses_strangers(
     from pot_flower.transport.node import open_channel
 
     path = prepare(4, tmp_path / "tls-committee", tls=True)
-    processes = start(path)
-    try:
-        assert wait_healthy(path)
+    with running(path) as processes:
         strategy = PoTStrategy(min_available_nodes=2, committee_file=path)
         grid = LocalGrid(
             make_plain_app(mods=[pot_mod]),
@@ -158,10 +156,7 @@ def test_mutual_tls_committee_serves_the_strategy_and_refuses_strangers(
                 assert exc.code() == grpc.StatusCode.UNAVAILABLE
             finally:
                 channel.close()
-    finally:
-        for p in processes.values():
-            p.send_signal(signal.SIGTERM)
-        assert all(p.wait(timeout=30) == 0 for p in processes.values())
+    assert all(p.returncode == 0 for p in processes.values())  # clean SIGTERM exits
     assert "mutual TLS" in (path.parent / "validator-0" / "validator.log").read_text()
 
 

@@ -49,6 +49,29 @@ def quantize_update(
     return units
 
 
+def _envelope(
+    key: SigningKey,
+    received: Mapping[str, NDArray[np.generic]],
+    commitment: bytes,
+    *,
+    run: int,
+    round_: int,
+    node: int,
+    nonce: bytes,
+    num_examples: int,
+) -> Envelope:
+    return Envelope(
+        run=run,
+        round=round_,
+        node=node,
+        miner=key.verify_key.raw,
+        base_digest=model_digest(received),
+        nonce=nonce,
+        commitment=commitment,
+        num_examples=num_examples,
+    )
+
+
 def build_submission(
     key: SigningKey,
     *,
@@ -64,19 +87,18 @@ def build_submission(
     received = {k: canonical(v) for k, v in received.items()}
     returned = {k: canonical(v) for k, v in returned.items()}
     units = quantize_update(returned, received)
-    envelope = Envelope(
+    envelope = _envelope(
+        key,
+        received,
+        update_commitment(units),
         run=run,
-        round=round_,
+        round_=round_,
         node=node,
-        miner=key.verify_key.raw,
-        base_digest=model_digest(received),
         nonce=nonce,
-        commitment=update_commitment(units),
         num_examples=num_examples,
     )
-    envelope_bytes = envelope.to_bytes()
     return Submission(
-        envelope, envelope_bytes, envelope.sign(key), encode_arrays(returned)
+        envelope, envelope.to_bytes(), envelope.sign(key), encode_arrays(returned)
     )
 
 
@@ -95,14 +117,15 @@ def sign_without_update(
     The commitment is all zeros; validators then record the reason the update
     fails (non-finite, wrong shape...) instead of a missing submission.
     """
-    envelope = Envelope(
+    base = {k: canonical(v) for k, v in received.items()}
+    envelope = _envelope(
+        key,
+        base,
+        bytes(32),
         run=run,
-        round=round_,
+        round_=round_,
         node=node,
-        miner=key.verify_key.raw,
-        base_digest=model_digest({k: canonical(v) for k, v in received.items()}),
         nonce=nonce,
-        commitment=bytes(32),
         num_examples=num_examples,
     )
     return envelope.to_bytes(), envelope.sign(key)

@@ -185,7 +185,6 @@ class ValidatorNode:
         store: RecordStore | None = None,
         server_credentials: grpc.ServerCredentials | None = None,
         channel_credentials: grpc.ChannelCredentials | None = None,
-        on_executed: Callable[[Executed], None] | None = None,
         service: ValidatorService | None = None,
     ) -> None:
         self.id = replica_id
@@ -197,7 +196,6 @@ class ValidatorNode:
         self.addresses = dict(addresses)
         self.store = store
         self.stats = NodeStats()
-        self.on_executed = on_executed
         records = store.load() if store is not None else {}
         durable = DurableState.from_records(records) if records else None
         self.replica = Replica(config, replica_id, key, app, durable)
@@ -261,10 +259,6 @@ class ValidatorNode:
                     q.put(None)
         if self.store is not None:
             self.store.close()
-
-    def wait(self) -> None:
-        """Block until :meth:`stop`."""
-        self._stopping.wait()
 
     # --------------------------------------------------------------- inputs
     def deliver(self, data: bytes) -> None:
@@ -421,8 +415,6 @@ class ValidatorNode:
                     )
             elif isinstance(effect, Executed):
                 self.stats.executed += 1
-                if self.on_executed is not None:
-                    self.on_executed(effect)
             elif isinstance(effect, ViewInstalled):
                 log.info("validator %d entered view %d", self.id, effect.view)
 

@@ -131,8 +131,7 @@ class RemoteCommittee:
         self._upload(payloads)
         height = self._height + 1
         batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
-        got, digest = self._order(batch.to_bytes(), height)
-        del got
+        _, digest = self._order(batch.to_bytes(), height)
         self._last = self._certify(height, digest)
         return CertifiedRound(height, digest, self._body, self._last, self._model)
 
