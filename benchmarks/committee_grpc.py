@@ -32,6 +32,7 @@ from pot_flower.transport.client import CommitteeClient
 from pot_flower.transport.remote import RemoteCommittee
 
 ROOT = Path(__file__).resolve().parents[1]
+ROUTINGS = {"broadcast": (False,), "relay": (True,), "both": (False, True)}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -39,8 +40,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def latency(n: int, requests: int, work: Path) -> dict[str, float]:
-    path = prepare(n, work / f"n{n}")
+def latency(n: int, requests: int, work: Path, relay: bool) -> dict[str, float]:
+    routing = "relay" if relay else "broadcast"
+    path = prepare(n, work / f"n{n}-{routing}", tuning={"relay-votes": relay})
     with running(path):
         committee = load_committee(path)
         key = read_key(path.parent / f"{COORDINATOR}.key")
@@ -59,6 +61,7 @@ def latency(n: int, requests: int, work: Path) -> dict[str, float]:
             client.close()
     return {
         "validators": n,
+        "votes": routing,
         "requests": requests,
         "p50_ms": round(percentile(samples, 0.5), 2),
         "p99_ms": round(percentile(samples, 0.99), 2),
@@ -125,6 +128,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--sizes", default="4,7,16")
+    parser.add_argument(
+        "--votes",
+        choices=sorted(ROUTINGS),
+        default="both",
+        help="vote routing to measure: all-to-all, through the primary, or both",
+    )
     parser.add_argument("--updates", type=int, default=100)
     parser.add_argument("--params", type=int, default=100_000)
     parser.add_argument(
@@ -136,15 +145,17 @@ def main() -> None:
         rows = []
         for n in [int(x) for x in args.sizes.split(",")]:
             requests = args.requests if n < 16 else max(50, args.requests // 4)
-            rows.append(latency(n, requests, work))
-            print(json.dumps(rows[-1]), flush=True)
+            for relay in ROUTINGS[args.votes]:
+                rows.append(latency(n, requests, work, relay))
+                print(json.dumps(rows[-1]), flush=True)
         big = batch(4, args.updates, args.params, work)
         print(json.dumps(big), flush=True)
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps({"latency": rows, "batch": big}, indent=1))
     print(
         "; ".join(
-            f"n={r['validators']} p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms"
+            f"n={r['validators']} {r['votes']} p50 {r['p50_ms']} ms "
+            f"p99 {r['p99_ms']} ms"
             for r in rows
         )
         + f"; batch of {big['updates']} x {big['parameters']} params: "

@@ -59,6 +59,13 @@ def simulate(
             "skip-prepared-certificates) to see the checker catch it."
         ),
     ] = None,
+    votes: Annotated[
+        str,
+        typer.Option(
+            help="Vote routing: broadcast (all-to-all), relay (through the "
+            "primary) or mixed (odd seeds relay)."
+        ),
+    ] = "broadcast",
     jobs: Annotated[
         int | None, typer.Option(help="Worker processes (default: all cores).")
     ] = None,
@@ -85,6 +92,7 @@ def simulate(
             clients=clients,
             requests_per_client=requests,
             mutant=mutant,
+            votes=votes,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -5,6 +5,7 @@ coordinator allowed to submit requests::
 
     [committee]
     request-timeout-ms = 1000        # optional PBFT tuning (kebab-case fields)
+    relay-votes = true
 
     [[validators]]
     id = 0
@@ -29,15 +30,18 @@ import os
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, get_type_hints
 
 import grpc
 
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.zk.signatures import SigningKey, VerifyKey
 
-TUNING = {f.name.replace("_", "-") for f in fields(CommitteeConfig)} - {
-    "replicas",
-    "clients",
+#: [committee] keys and their types: every CommitteeConfig field but membership.
+TUNING = {
+    f.name.replace("_", "-"): get_type_hints(CommitteeConfig)[f.name]
+    for f in fields(CommitteeConfig)
+    if f.name not in ("replicas", "clients")
 }
 
 
@@ -138,14 +142,17 @@ def load_committee(path: Path) -> CommitteeFile:
         except (KeyError, TypeError, ValueError) as exc:
             raise CommitteeFileError(f"{path}: bad coordinator {entry}: {exc}") from exc
     tuning = data.get("committee", {})
-    unknown = set(tuning) - TUNING
+    unknown = set(tuning) - set(TUNING)
     if unknown:
         raise CommitteeFileError(f"{path}: unknown [committee] keys {sorted(unknown)}")
     try:
+        settings: dict[str, Any] = {
+            k.replace("-", "_"): _tuning_value(k, v) for k, v in tuning.items()
+        }
         config = CommitteeConfig(
             replicas=tuple(by_id[i][1] for i in range(len(by_id))),
             clients=clients,
-            **{k.replace("-", "_"): int(v) for k, v in tuning.items()},
+            **settings,
         )
     except (TypeError, ValueError) as exc:
         raise CommitteeFileError(f"{path}: {exc}") from exc
@@ -161,16 +168,32 @@ def load_committee(path: Path) -> CommitteeFile:
     return CommitteeFile(Path(path), config, {i: by_id[i][0] for i in by_id}, tls_dir)
 
 
+def _tuning_value(key: str, value: object) -> int | bool:
+    """A [committee] value of the type its CommitteeConfig field has."""
+    want = TUNING[key]
+    if want is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"[committee] {key} must be true or false")
+        return value
+    if type(value) is not int:
+        raise ValueError(f"[committee] {key} must be an integer")
+    return value
+
+
+def _toml_value(value: int | bool) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def render_committee(
     validators: list[tuple[str, VerifyKey]],
     coordinators: dict[str, VerifyKey],
-    tuning: dict[str, int] | None = None,
+    tuning: dict[str, int | bool] | None = None,
     *,
     tls: bool = True,
 ) -> str:
     """The TOML text of a committee file."""
     lines = ["# pot-flower committee file", "[committee]"]
-    lines += [f"{k} = {v}" for k, v in sorted((tuning or {}).items())]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in sorted((tuning or {}).items())]
     lines += ["", "[transport]", f"tls = {'true' if tls else 'false'}"]
     if tls:
         lines.append('tls-dir = "tls"')

@@ -25,6 +25,7 @@ from pot_flower.consensus.messages import (
     StateTransfer,
     Status,
     ViewChange,
+    Votes,
     batch_digest,
     sha256,
 )
@@ -103,6 +104,7 @@ def every_message(c: Committee) -> list[Message]:
         NewView(1, (vc,), (c.pre_prepare(1, 1),), 1).signed(c.keys[1]),
         Status(0, False, 0, 0, 3).signed(c.keys[3]),
         Committed(CommitCertificate(pp, commits), 3).signed(c.keys[3]),
+        Votes(prepares, commits, 0).signed(c.keys[0]),
         FetchState(2, 3).signed(c.keys[3]),
         StateTransfer(2, b"snapshot", cp, 0).signed(c.keys[0]),
     ]

@@ -5,7 +5,7 @@ from dataclasses import replace
 from support import Committee, of_type
 
 from pot_flower.consensus.client import RETRANSMIT_TIMER, Client
-from pot_flower.consensus.effects import Broadcast, Completed, Dropped
+from pot_flower.consensus.effects import Broadcast, Completed, Dropped, Send
 from pot_flower.consensus.messages import Reply
 
 
@@ -13,13 +13,15 @@ def make_client(c: Committee) -> Client:
     return Client("alice", c.client_key, c.config)
 
 
-def reply(c: Committee, sender: int, result: bytes, ts: int = 1) -> Reply:
-    return Reply(0, "alice", ts, result, sender).signed(c.keys[sender])
+def reply(
+    c: Committee, sender: int, result: bytes, ts: int = 1, view: int = 0
+) -> Reply:
+    return Reply(view, "alice", ts, result, sender).signed(c.keys[sender])
 
 
 def test_f_plus_1_matching_replies_complete_the_request(committee: Committee) -> None:
     client = make_client(committee)
-    [request] = [e.message for e in of_type(client.submit(b"op"), Broadcast)]
+    [request] = [e.message for e in of_type(client.submit(b"op"), Send)]
     assert not client.handle(reply(committee, 0, b"r"))
     [done] = of_type(client.handle(reply(committee, 1, b"r")), Completed)
     assert done == Completed(request.timestamp, b"r") and not client.busy  # type: ignore[attr-defined]
@@ -63,3 +65,27 @@ def test_abandon_forgets_the_outstanding_request() -> None:
     assert not client.busy
     client.submit(b"next")  # a new request may go out
     assert client.busy
+
+
+def test_a_request_goes_to_the_primary_of_the_view_f_plus_1_replies_report(
+    committee: Committee,
+) -> None:
+    client = make_client(committee)
+    [first] = of_type(client.submit(b"op"), Send)
+    assert first.to == 0  # view 0's primary
+    # Two replies (f + 1) from view 1 move the client; its next request goes to 1.
+    client.handle(reply(committee, 1, b"r", view=1))
+    client.handle(reply(committee, 2, b"r", view=1))
+    assert client.view == 1
+    [second] = of_type(client.submit(b"op2"), Send)
+    assert second.to == 1
+
+
+def test_one_lying_replica_cannot_redirect_the_client(committee: Committee) -> None:
+    client = make_client(committee)
+    client.submit(b"op")
+    client.handle(reply(committee, 3, b"r", view=7))  # the liar claims view 7
+    client.handle(reply(committee, 0, b"r", view=0))
+    assert not client.busy and client.view == 0
+    [request] = of_type(client.submit(b"op2"), Send)
+    assert request.to == 0

@@ -474,3 +474,27 @@ def test_message_from_outside_the_committee_or_claiming_to_be_us_is_dropped(
     assert reasons(replica.handle(spoof)) == ["message claims to be from this replica"]
     wrong_key = Prepare(0, 1, sha256(b"x"), 2).signed(committee.keys[1])
     assert reasons(replica.handle(wrong_key)) == ["bad signature"]
+
+
+def test_a_new_view_is_forwarded_to_peers_stuck_before_it_even_mid_view_change(
+    committee: Committee,
+) -> None:
+    # Replica 1 leads view 1, but its new-view is lost on the way; view 1 then
+    # times out for it too. Replicas 2 and 3, still changing to view 1, cannot
+    # count 1's vote any more (it asks for view 2 now): they need the new-view.
+    c = committee
+    new_primary = c.replica(1)
+    new_primary.on_timer(REQUEST_TIMER)
+    new_primary.handle(ViewChange(1, 0, (), (), 2).signed(c.keys[2]))
+    [nv] = sent(
+        new_primary.handle(ViewChange(1, 0, (), (), 3).signed(c.keys[3])), NewView
+    )
+    new_primary.handle(c.request())  # proposed in view 1, never executed
+    new_primary.on_timer(REQUEST_TIMER)
+    assert new_primary.view == 2 and new_primary.in_view_change
+    effects = new_primary.handle(Status(1, True, 0, 0, 2).signed(c.keys[2]))
+    assert sent(effects, NewView) == [nv]
+    # A peer already past view 1 does not need it.
+    assert not sent(
+        new_primary.handle(Status(2, True, 0, 0, 3).signed(c.keys[3])), NewView
+    )

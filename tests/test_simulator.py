@@ -19,7 +19,8 @@ from pot_flower.sim.simulator import Simulation
 @pytest.mark.slow
 @pytest.mark.parametrize(("n", "runs"), [(4, 40), (7, 12), (10, 4)])
 def test_full_fault_mix_keeps_safety_and_liveness(n: int, runs: int) -> None:
-    report = run_campaign(CampaignSpec(validators=n, runs=runs, seed=500), jobs=1)
+    spec = CampaignSpec(validators=n, runs=runs, seed=500, votes="mixed")
+    report = run_campaign(spec, jobs=1)
     summary = report.summary()
     assert summary["safety_violations"] == 0, report.failing
     assert summary["liveness_failures"] == 0, report.failing
@@ -30,15 +31,17 @@ def test_full_fault_mix_keeps_safety_and_liveness(n: int, runs: int) -> None:
     )
 
 
+@pytest.mark.parametrize("votes", ["broadcast", "relay"])
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
-def test_every_committee_size_runs_under_the_fault_mix(n: int) -> None:
-    summary = run_campaign(CampaignSpec(validators=n, runs=3, seed=9), jobs=1).summary()
+def test_every_committee_size_runs_under_the_fault_mix(n: int, votes: str) -> None:
+    spec = CampaignSpec(validators=n, runs=3, seed=9, votes=votes)
+    summary = run_campaign(spec, jobs=1).summary()
     assert (summary["safety_violations"], summary["liveness_failures"]) == (0, 0)
     assert summary["requests_committed"] == 3 * 2 * 4
 
 
 def attack_plans(
-    n: int, mutant: str | None, count: int, victims_extra: int
+    n: int, mutant: str | None, count: int, victims_extra: int, relay: bool = False
 ) -> list[Simulation]:
     """Seeds whose plan is the coordinated attack aimed at one quorum rule."""
     f = (n - 1) // 3
@@ -47,7 +50,7 @@ def attack_plans(
     found: list[Simulation] = []
     seed = 0
     while len(found) < count:
-        sim = Simulation(n, seed, faults=kinds, **extra)  # type: ignore[arg-type]
+        sim = Simulation(n, seed, faults=kinds, relay_votes=relay, **extra)  # type: ignore[arg-type]
         seed += 1
         plan = sim.plan
         if (
@@ -75,11 +78,12 @@ def test_checker_catches_a_replica_that_breaks_a_quorum_rule(
     assert violating, f"{mutant} survived every coordinated attack"
 
 
+@pytest.mark.parametrize("relay", [False, True])
 @pytest.mark.parametrize("victims_extra", [0, 1])
 def test_correct_replicas_survive_the_same_coordinated_attacks(
-    victims_extra: int,
+    victims_extra: int, relay: bool
 ) -> None:
-    for sim in attack_plans(4, None, 8, victims_extra):
+    for sim in attack_plans(4, None, 8, victims_extra, relay):
         verdict = sim.run().verdict
         assert not verdict.safety and not verdict.liveness, (sim.seed, verdict)
 
@@ -137,3 +141,8 @@ def test_bad_campaign_settings_are_refused() -> None:
         CampaignSpec(validators=4, runs=1, faults=frozenset({"meteor"}))
     with pytest.raises(ValueError, match="unknown mutant"):
         CampaignSpec(validators=4, runs=1, mutant="nope")
+
+
+def test_a_campaign_rejects_an_unknown_vote_routing() -> None:
+    with pytest.raises(ValueError, match="vote routing"):
+        CampaignSpec(validators=4, runs=1, votes="gossip")

@@ -1,4 +1,4 @@
-"""The PBFT client: sign a request, broadcast it, accept f + 1 matching replies."""
+"""The PBFT client: sign a request, send it, accept f + 1 matching replies."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pot_flower.consensus.effects import (
     Completed,
     Dropped,
     Effect,
+    Send,
     SetTimer,
 )
 from pot_flower.consensus.messages import (
@@ -18,6 +19,7 @@ from pot_flower.consensus.messages import (
     Request,
     decode_message,
 )
+from pot_flower.consensus.quorum import primary
 from pot_flower.zk.signatures import SigningKey
 
 RETRANSMIT_TIMER = "retransmit"
@@ -28,6 +30,9 @@ class Client:
 
     A result is accepted only when f + 1 replicas sent the same result for the same
     timestamp: at least one of them is honest, so a lying minority cannot forge it.
+    As in PBFT, a request goes to the primary of the latest view the client knows
+    of, and to every replica when it must be retransmitted (so that backups suspect
+    a primary that ignores it).
 
     Parameters
     ----------
@@ -63,6 +68,9 @@ class Client:
         self._attempt = 0
         self.outstanding: Request | None = None
         self._replies: dict[int, bytes] = {}
+        self._views: dict[int, int] = {}
+        #: Latest view that f + 1 replies vouched for (a liar cannot move it).
+        self.view = 0
 
     @property
     def busy(self) -> bool:
@@ -77,8 +85,12 @@ class Client:
         self._next_timestamp += 1
         self.outstanding = request
         self._replies = {}
+        self._views = {}
         self._attempt = 0
-        return [Broadcast(request), SetTimer(RETRANSMIT_TIMER, self._retransmit_ms)]
+        return [
+            Send(primary(self.view, self.config.n), request),
+            SetTimer(RETRANSMIT_TIMER, self._retransmit_ms),
+        ]
 
     def abandon(self) -> list[Effect]:
         """Give up on the outstanding request (the caller timed out)."""
@@ -109,10 +121,13 @@ class Client:
         ):
             return [Dropped("reply with a bad signature", message.sender)]
         self._replies.setdefault(message.sender, message.result)
+        self._views.setdefault(message.sender, message.view)
         matching = sum(1 for r in self._replies.values() if r == message.result)
         if matching < self.config.weak_quorum:
             return []
         self.outstanding = None
+        views = sorted(self._views.values(), reverse=True)
+        self.view = max(self.view, views[self.config.weak_quorum - 1])
         return [
             CancelTimer(RETRANSMIT_TIMER),
             Completed(request.timestamp, message.result),

@@ -35,6 +35,14 @@ class CommitteeConfig:
         each consecutive failed view change (up to ``2**max_backoff`` times).
     status_interval_ms : int (default: 250)
         Period of status broadcasts that drive retransmission and catch-up.
+    max_backoff : int (default: 4)
+        Cap on the doublings of ``view_change_timeout_ms``.
+    relay_votes : bool (default: False)
+        Backups send prepares and commits to the primary only, and the primary
+        relays each quorum in one :class:`~pot_flower.consensus.messages.Votes`
+        message (linear message count, two extra hops). Votes keep their
+        authors' signatures, so safety is unchanged; a primary that withholds
+        relays is suspected like one that withholds pre-prepares.
 
     """
 
@@ -48,6 +56,7 @@ class CommitteeConfig:
     view_change_timeout_ms: int = 1000
     status_interval_ms: int = 250
     max_backoff: int = 4
+    relay_votes: bool = False
 
     def __post_init__(self) -> None:
         if not self.replicas:

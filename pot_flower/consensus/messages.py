@@ -308,6 +308,31 @@ class Commit(Vote):
 
 
 @dataclass(frozen=True)
+class Votes(Message):
+    """Prepares and commits relayed by ``sender``, each still signed by its author.
+
+    With ``relay_votes`` a backup sends its votes to the primary only and the
+    primary relays the quorum it gathered in one message: O(n) messages per
+    decision instead of O(n²). Receivers check every inner vote as if it had
+    arrived on its own, so a relay is trusted for nothing but delivery.
+    """
+
+    TAG: ClassVar[str] = "votes"
+    prepares: tuple[Prepare, ...]
+    commits: tuple[Commit, ...]
+    sender: int
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.prepares and not self.commits:
+            raise MessageError("empty vote bundle")
+        for group in (self.prepares, self.commits):
+            senders = [v.sender for v in group]
+            if len(set(senders)) != len(senders):
+                raise MessageError("vote bundle repeats a voter")
+
+
+@dataclass(frozen=True)
 class Reply(Message):
     """A replica's result for a client's request."""
 

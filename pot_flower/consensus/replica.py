@@ -19,14 +19,18 @@ Protocol summary (n replicas, f = (n-1)//3 faulty, quorum q = 2f+1 for n = 3f+1)
   backup recomputes and checks, so a request committed in one view keeps its
   sequence number in every later one;
 * catch-up: periodic status messages make peers forward commit certificates
-  (q signed commits prove a request committed) or a certified state snapshot.
+  (q signed commits prove a request committed) or a certified state snapshot; a
+  replica that executed something since its last status skips the next one;
+* vote relay (``relay_votes``): backups send prepares and commits to the primary
+  only, which relays each quorum in one ``Votes`` message whose votes keep their
+  authors' signatures, so every rule above is checked on the same evidence.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from pot_flower.consensus.application import Application
 from pot_flower.consensus.config import CommitteeConfig
@@ -73,6 +77,8 @@ from pot_flower.consensus.messages import (
     StateTransfer,
     Status,
     ViewChange,
+    Vote,
+    Votes,
     batch_digest,
     decode_message,
     sha256,
@@ -205,11 +211,15 @@ class Replica:
         self._next_seq = 1
         self._latest_vc: dict[int, ViewChange] = {}  # highest view-change per sender
         self._new_view: NewView | None = None
+        # The latest view installed, kept while changing view again: peers still
+        # stuck in that view change may need it (not persisted; see _restore).
+        self._installed: NewView | None = None
         self._sent_new_view = False
         self._vc_timer_armed = False
         self._request_timer_armed = False
         self._backoff = 0
         self._fetching: tuple[int, tuple[Checkpoint, ...]] | None = None
+        self._status_mark = 0  # last_executed at the previous status period
         # Normal-case messages for the view being installed, which often overtake
         # its new-view message; replayed once the view is installed.
         self._early: list[PrePrepare | Prepare | Commit] = []
@@ -229,6 +239,7 @@ class Replica:
             self._saved_low = durable.stable_seq
             self._saved_new_view = durable.new_view
             self._saved_slots = {rec.seq: rec for rec in durable.slots}
+        self._status_mark = self.last_executed
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -362,6 +373,22 @@ class Replica:
     def _sign(self, message: M) -> M:
         return message.signed(self._key)
 
+    def _cast(self, vote: Prepare | Commit) -> None:
+        """Send our vote to everyone, or to the primary that relays votes."""
+        if self.config.relay_votes:
+            self._send(primary(vote.view, self.config.n), vote)
+        else:
+            self._broadcast(vote)
+
+    def _relay(self, prepares: Sequence[Vote], commits: Sequence[Vote]) -> None:
+        # Certificates hold their votes as the base type; these are of the kind named.
+        bundle = Votes(
+            tuple(cast(Prepare, v) for v in prepares),
+            tuple(cast(Commit, v) for v in commits),
+            self.id,
+        )
+        self._broadcast(self._sign(bundle))
+
     def _verify(self, message: Message, key: VerifyKey) -> bool:
         token = message.payload_digest() + message.signature
         if token in self._verified:
@@ -397,6 +424,8 @@ class Replica:
             self._on_new_view(message)
         elif isinstance(message, Status):
             self._on_status(message)
+        elif isinstance(message, Votes):
+            self._on_votes(message)
         elif isinstance(message, Committed):
             self._on_committed(message)
         elif isinstance(message, FetchState):
@@ -531,7 +560,7 @@ class Replica:
         if not self.is_primary:
             prepare = self._sign(Prepare(pp.view, pp.seq, pp.digest, self.id))
             slot.prepares[self.id] = prepare
-            self._broadcast(prepare)
+            self._cast(prepare)
         self._check_prepared(slot)
         self._arm_request_timer()
 
@@ -559,6 +588,25 @@ class Replica:
         if self._add_vote(slot.commits, commit):
             self._check_committed(slot)
 
+    def _on_votes(self, bundle: Votes) -> None:
+        if max(len(bundle.prepares), len(bundle.commits)) > self.config.n:
+            self._drop("vote bundle larger than the committee", bundle.sender)
+            return
+        for prepare in bundle.prepares:
+            if self._relayed_vote_ok(prepare, bundle.sender):
+                self._on_prepare(prepare)
+        for commit in bundle.commits:
+            if self._relayed_vote_ok(commit, bundle.sender):
+                self._on_commit(commit)
+
+    def _relayed_vote_ok(self, vote: Prepare | Commit, relay: int) -> bool:
+        if vote.sender == self.id:
+            return False  # our own vote, relayed back
+        if not self._valid_from_replica(vote, vote.sender):
+            self._drop(f"relayed {vote.TAG} with a bad signature", relay)
+            return False
+        return True
+
     def _add_vote(self, votes: dict[int, V], vote: V) -> bool:
         existing = votes.get(vote.sender)
         if existing is not None:
@@ -585,7 +633,10 @@ class Replica:
             commit = self._sign(Commit(self.view, pp.seq, pp.digest, self.id))
             slot.commits[self.id] = commit
             self._dirty = True
-            self._broadcast(commit)
+            if self.config.relay_votes and self.is_primary:
+                self._relay(cert.votes, (commit,))
+            else:
+                self._cast(commit)
         self._check_committed(slot)
 
     def _commit_quorum(self) -> int:
@@ -605,6 +656,8 @@ class Replica:
             return
         slot.committed = CommitCertificate(pp, tuple(matching[: self.config.quorum]))
         self._dirty = True
+        if self.config.relay_votes and self.is_primary:
+            self._relay((), slot.committed.votes)
         self._execute_ready()
 
     def _on_committed(self, message: Committed) -> None:
@@ -879,6 +932,14 @@ class Replica:
     # -------------------------------------------------------- status / catch-up
     def _on_status_timer(self) -> None:
         self._out.append(SetTimer(STATUS_TIMER, self.config.status_interval_ms))
+        self._request_state()
+        progressed = self.last_executed > self._status_mark
+        self._status_mark = self.last_executed
+        if progressed and not self.in_view_change:
+            # Executing keeps us current; a replica that stalls reports next time.
+            # (n² status messages per period are a large share of an idle
+            # committee's work.)
+            return
         status = Status(
             self.view, self.in_view_change, self.low, self.last_executed, self.id
         )
@@ -887,7 +948,6 @@ class Replica:
             own = self._latest_vc.get(self.id)
             if own is not None and own.new_view == self.view:
                 self._broadcast(own)
-        self._request_state()
 
     def _on_status(self, status: Status) -> None:
         peer = status.sender
@@ -908,26 +968,40 @@ class Replica:
             slot = self._slots.get(seq)
             if slot is not None and slot.committed is not None:
                 self._send(peer, self._sign(Committed(slot.committed, self.id)))
-        if self.in_view_change:
-            return
-        behind_view = status.view < self.view or (
-            status.view == self.view and status.in_view_change
-        )
-        if behind_view and self._new_view is not None:
-            self._send(peer, self._new_view)
-        elif status.view == self.view and not status.in_view_change:
+        installed = self._installed
+        if installed is not None and (
+            status.view < installed.view
+            or (status.view == installed.view and status.in_view_change)
+        ):
+            # Also while we are changing view again ourselves: a peer stuck in
+            # the view change we completed may be the vote our next one needs.
+            self._send(peer, installed)
+        elif (
+            not self.in_view_change
+            and status.view == self.view
+            and not status.in_view_change
+        ):
             # Same view: resend what we said about slots they have not executed.
             for seq in sorted(self._slots):
                 if seq <= status.last_executed or seq <= self.last_executed:
                     continue
-                slot = self._slots[seq]
-                for message in (
-                    slot.pre_prepare,
-                    slot.prepares.get(self.id),
-                    slot.commits.get(self.id),
-                ):
-                    if message is not None and message.sender != peer:
-                        self._send(peer, message)
+                self._resend_slot(peer, self._slots[seq])
+
+    def _resend_slot(self, peer: int, slot: Slot) -> None:
+        """What we said about ``slot`` (relaying: every vote we hold for it)."""
+        if slot.pre_prepare is not None and slot.pre_prepare.sender != peer:
+            self._send(peer, slot.pre_prepare)
+        if self.config.relay_votes:
+            prepares = [v for k, v in sorted(slot.prepares.items()) if k != peer]
+            commits = [v for k, v in sorted(slot.commits.items()) if k != peer]
+            if prepares or commits:
+                self._send(
+                    peer, self._sign(Votes(tuple(prepares), tuple(commits), self.id))
+                )
+            return
+        for vote in (slot.prepares.get(self.id), slot.commits.get(self.id)):
+            if vote is not None and vote.sender != peer:
+                self._send(peer, vote)
 
     # ------------------------------------------------------------ view change
     def _build_view_change(self) -> ViewChange:
@@ -1084,7 +1158,7 @@ class Replica:
     def _install_new_view(self, nv: NewView) -> None:
         self.view = nv.view
         self.in_view_change = False
-        self._new_view = nv
+        self._new_view = self._installed = nv
         self._dirty = True
         if self._vc_timer_armed:
             self._out.append(CancelTimer(VIEW_CHANGE_TIMER))
@@ -1129,7 +1203,7 @@ class Replica:
         self.low = state.stable_seq
         self.stable_proof = state.stable_proof
         self.stable_snapshot = state.stable_snapshot
-        self._new_view = state.new_view
+        self._new_view = self._installed = state.new_view
         self._slots = {rec.seq: Slot.from_record(rec) for rec in state.slots}
         self.last_executed = self.low
         for seq in range(self.low + 1, state.last_executed + 1):

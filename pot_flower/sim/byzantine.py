@@ -27,6 +27,7 @@ from pot_flower.consensus.messages import (
     Reply,
     StateTransfer,
     ViewChange,
+    Votes,
     batch_digest,
     decode_message,
     sha256,
@@ -58,6 +59,7 @@ class ByzantineReplica:
         and commits to both; as backup, votes for whatever each peer would like.
     conflicting-votes
         Sends each peer a prepare/commit for a different (random or null) digest.
+        A relaying primary forwards each vote bundle to a random half.
     garbage
         Mixes random bytes, truncations, corrupted signatures and replays of old
         messages into its traffic.
@@ -180,6 +182,12 @@ class ByzantineReplica:
             message, (Prepare, Commit)
         ):
             return [self._other_vote(message, to) for to in targets]
+        if behaviour in ("equivocate", "conflicting-votes") and isinstance(
+            message, Votes
+        ):
+            # A relaying primary that serves only some: they must catch up or
+            # suspect it.
+            return [Send(to, message) for to in targets if self._rng.random() < 0.5]
         if behaviour == "collude":
             steered = set(self._victims) | self._allies
             if getattr(message, "view", None) != ATTACK_VIEW:

@@ -15,6 +15,8 @@ from pot_flower.sim.faults import FAULT_KINDS
 from pot_flower.sim.mutants import MUTANTS
 from pot_flower.sim.simulator import RunResult, Simulation, percentile
 
+VOTE_ROUTINGS = ("broadcast", "relay", "mixed")
+
 
 @dataclass(frozen=True)
 class CampaignSpec:
@@ -28,6 +30,9 @@ class CampaignSpec:
     clients: int = 2
     requests_per_client: int = 4
     mutant: str | None = None
+    #: Vote routing: "broadcast" (all-to-all), "relay" (through the primary) or
+    #: "mixed" (odd seeds relay).
+    votes: str = "broadcast"
 
     def __post_init__(self) -> None:
         if self.validators < 1:
@@ -41,6 +46,11 @@ class CampaignSpec:
         if self.mutant is not None and self.mutant not in MUTANTS:
             raise ValueError(
                 f"unknown mutant {self.mutant!r}; choose from {sorted(MUTANTS)}"
+            )
+        if self.votes not in VOTE_ROUTINGS:
+            raise ValueError(
+                f"unknown vote routing {self.votes!r}; choose from "
+                + ", ".join(VOTE_ROUTINGS)
             )
         if self.faulty is not None and not 0 <= self.faulty <= self.validators:
             raise ValueError("--faulty must be between 0 and the number of validators")
@@ -103,6 +113,7 @@ class CampaignReport:
             else spec.faulty,
             "faults": sorted(spec.faults),
             "mutant": spec.mutant,
+            "votes": spec.votes,
             "seed": spec.seed,
             "requests_committed": self.requests_committed,
             "safety_violations": self.safety_violations,
@@ -133,6 +144,7 @@ def run_seed(spec: CampaignSpec, seed: int) -> RunResult:
         faulty=spec.faulty,
         clients=spec.clients,
         requests_per_client=spec.requests_per_client,
+        relay_votes=spec.votes == "relay" or (spec.votes == "mixed" and seed % 2 == 1),
         **kwargs,
     ).run()
 

@@ -25,6 +25,7 @@ from pot_flower.consensus.messages import (
     StateTransfer,
     Status,
     ViewChange,
+    Votes,
     batch_digest,
     sha256,
 )
@@ -60,6 +61,7 @@ def impostor_corpus(n: int, client: str = "coordinator", seed: int = 0) -> list[
         NewView(1, (view_change,), (), 1 % n).signed(keys[1 % n]),
         Status(0, False, 0, 0, n - 1).signed(keys[n - 1]),
         Committed(CommitCertificate(pp, commits), n - 1).signed(keys[n - 1]),
+        Votes(prepares, commits, n - 1).signed(keys[n - 1]),
         FetchState(2, n - 1).signed(keys[n - 1]),
         StateTransfer(2, b"snapshot", checkpoints, 0).signed(keys[0]),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pot_flower.consensus.application import Application, HashChainApp
 from pot_flower.consensus.client import Client
@@ -67,7 +68,7 @@ class InMemoryCommittee:
         app_factory: Callable[[], Application] = HashChainApp,
         persist: bool = True,
         seed: bytes = b"committee",
-        **config: int,
+        **config: Any,
     ) -> None:
         self.keys = [SigningKey.from_seed(seed + b"/replica/%d" % i) for i in range(n)]
         client_keys = {

@@ -108,6 +108,7 @@ class Simulation:
         requests_per_client: int = 4,
         liveness_bound_ms: int = 60_000,
         replica_factory: ReplicaFactory = Replica,
+        relay_votes: bool = False,
     ) -> None:
         self.n = n
         self.seed = seed
@@ -135,6 +136,7 @@ class Simulation:
             view_change_timeout_ms=500,
             status_interval_ms=150,
             max_backoff=3,
+            relay_votes=relay_votes,
         )
         self.plan: FaultPlan = draw_fault_plan(self.rng, n, self.faulty, faults)
         self.replica_factory = replica_factory

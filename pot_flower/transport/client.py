@@ -1,9 +1,10 @@
 """The coordinator's side: submit requests to a remote committee over gRPC.
 
 Drives the PBFT client state machine (one outstanding request; f + 1 matching signed
-replies decide) over real channels: requests go to every validator with ``Submit``,
-replies arrive on one ``Replies`` stream per validator, retransmission follows the
-client's timer with back-off. Streams reconnect on their own.
+replies decide) over real channels: a request goes to the primary with ``Submit``
+(to every validator if that call fails, and on retransmission), replies arrive on
+one ``Replies`` stream per validator, retransmission follows the client's timer
+with back-off. Streams reconnect on their own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pot_flower.consensus.effects import (
     CancelTimer,
     Completed,
     Effect,
+    Send,
     SetTimer,
 )
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
@@ -67,6 +69,7 @@ class CommitteeClient:
         }
         self._replies: queue.Queue[bytes] = queue.Queue()
         self._pending: list[grpc.Future] = []
+        self._send_lock = threading.Lock()
         self._closed = threading.Event()
         self._streams = [
             threading.Thread(target=self._listen, args=(rid,), daemon=True)
@@ -86,14 +89,31 @@ class CommitteeClient:
                 pass
             self._closed.wait(RECONNECT_S)
 
-    def _send_all(self, data: bytes) -> None:
+    def _send_all(self, data: bytes, but: int | None = None) -> None:
+        for rid in self._stubs:
+            if rid != but:
+                self._send(rid, data)
+
+    def _send(self, rid: int, data: bytes) -> grpc.Future:
         # Fire and forget (a validator that is down is what f tolerates), but keep
         # the futures: gRPC cancels a call whose future is garbage-collected.
-        self._pending = [f for f in self._pending if not f.done()]
-        for stub in self._stubs.values():
-            self._pending.append(
-                stub.Submit.future(pot_pb2.Frame(data=data), timeout=SEND_DEADLINE_S)
-            )
+        future = self._stubs[rid].Submit.future(
+            pot_pb2.Frame(data=data), timeout=SEND_DEADLINE_S
+        )
+        with self._send_lock:
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(future)
+        return future
+
+    def _send_to_primary(self, rid: int, data: bytes) -> None:
+        def failed_over(future: grpc.Future) -> None:
+            # A primary that is down: do not wait for the retransmission timer.
+            if self._closed.is_set() or future.cancelled():
+                return
+            if future.exception() is not None:
+                self._send_all(data, but=rid)
+
+        self._send(rid, data).add_done_callback(failed_over)
 
     def call(self, operation: bytes, timeout: float = 30.0) -> bytes:
         """Have the committee execute ``operation``; its result (f + 1 agree)."""
@@ -105,7 +125,9 @@ class CommitteeClient:
             effects: list[Effect] = self._client.submit(operation)
             while True:
                 for effect in effects:
-                    if isinstance(effect, Broadcast):
+                    if isinstance(effect, Send):
+                        self._send_to_primary(effect.to, effect.message.to_bytes())
+                    elif isinstance(effect, Broadcast):
                         self._send_all(effect.message.to_bytes())
                     elif isinstance(effect, SetTimer):
                         timer = time.monotonic() + effect.delay_ms / 1000

@@ -333,7 +333,7 @@ class ValidatorNode:
             try:
                 for kind, value in items:
                     if kind == "stop":
-                        self._flush()
+                        self._flush(sync=True)
                         return
                     self._step(kind, value)
                 self._fire_due()
@@ -355,9 +355,10 @@ class ValidatorNode:
             except Exception as exc:  # reported to the caller
                 done.set_exception(exc)
 
-    def _flush(self) -> None:
+    def _flush(self, *, sync: bool = False) -> None:
         if self._pending_writes and self.store is not None:
-            self.store.apply(self._pending_writes)
+            # fsync only when something about to be said depends on the writes.
+            self.store.apply(self._pending_writes, sync=sync or bool(self._outbox))
         self._pending_writes = {}
         outbox, self._outbox = self._outbox, []
         for send in outbox:
