@@ -96,6 +96,23 @@ def decode(data: bytes) -> Decoded:
     return value
 
 
+def signature_pairs(value: Decoded) -> list[tuple[int, bytes]] | None:
+    """``[[index, signature], ...]`` as pairs, or None if it has another shape."""
+    if not isinstance(value, list):
+        return None
+    pairs = []
+    for item in value:
+        if not (
+            isinstance(item, list)
+            and len(item) == 2
+            and type(item[0]) is int
+            and isinstance(item[1], bytes)
+        ):
+            return None
+        pairs.append((item[0], item[1]))
+    return pairs
+
+
 def _read_int(buf: bytes, start: int, stop_byte: int) -> tuple[int, int]:
     stop = buf.find(bytes((stop_byte,)), start)
     if stop < 0:

@@ -3,18 +3,32 @@
 Two operations reach it through PBFT: ``open-chain`` (genesis of a run's chain from
 an initial model and parameters; the committee's keys come from the validator's own
 configuration) and ``round`` (a round batch for an open chain, see
-:mod:`pot_flower.protocol.execution`). Payloads arrive out of band, named by digest;
-a validator missing one asks its peers before executing (``fetch``), so all honest
-validators execute the same bytes or, if nobody has them, the same verdict.
+:mod:`pot_flower.protocol.execution`). Both name payloads that arrive out of band, by
+digest, so both must come wrapped in an ``available`` request carrying a quorum of
+availability receipts (:mod:`pot_flower.availability`). A validator that lacks a
+payload then waits and fetches it from its peers (at least f + 1 honest validators
+hold it): all honest validators execute the same bytes, and none ever decides
+anything from a payload's absence. Without valid receipts, every honest validator
+refuses the request with the same error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pot_flower.encoding import Decoded, DecodeError, decode, encode
+from pot_flower.availability import Receipt, canonical_digests, receipts_problem
+from pot_flower.encoding import (
+    Decoded,
+    DecodeError,
+    decode,
+    encode,
+    signature_pairs,
+)
 from pot_flower.ledger import Ledger
 from pot_flower.payloads import PayloadStore
 from pot_flower.protocol.execution import (
@@ -27,6 +41,24 @@ from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_ar
 from pot_flower.validator import PoTApplication
 
 Fetch = Callable[[bytes], bytes | None]
+log = logging.getLogger("pot.validator")
+#: Longest pause between two attempts to fetch a payload from peers.
+MAX_FETCH_PAUSE_S = 2.0
+
+
+class Interrupted(RuntimeError):
+    """The validator is stopping while waiting for payloads (the step is abandoned)."""
+
+
+def available_request(inner: bytes, receipts: list[Receipt]) -> bytes:
+    """Wrap an ``open-chain`` or ``round`` request with its availability receipts."""
+    return encode(
+        {
+            "kind": "available",
+            "receipts": [[vid, sig] for vid, sig in sorted(receipts)],
+            "request": inner,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +117,17 @@ def _error(reason: str) -> bytes:
     return encode({"error": reason})
 
 
+def _decode_request(operation: bytes) -> dict[str, Decoded] | bytes:
+    """The request as a dictionary, or the error result to answer with."""
+    try:
+        value = decode(operation)
+    except DecodeError as exc:
+        return _error(f"undecodable request: {exc}")
+    if not isinstance(value, dict):
+        return _error("request must be a dictionary")
+    return value
+
+
 class ValidatorService:
     """The replicated application of a validator daemon (many chains).
 
@@ -99,7 +142,9 @@ class ValidatorService:
     payloads : PayloadStore
         This validator's payload store.
     fetch : Callable[[bytes], bytes | None] | None
-        Asks peers for a payload this validator lacks.
+        Asks peers for a payload this validator lacks (one attempt).
+    stopping : Callable[[], bool] | None
+        Whether the validator is shutting down (ends a wait for payloads).
 
     """
 
@@ -110,52 +155,105 @@ class ValidatorService:
         quorum: int,
         payloads: PayloadStore,
         fetch: Fetch | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.validators = validators
         self.quorum = quorum
         self.payloads = payloads
         self.fetch = fetch
+        self.stopping = stopping or (lambda: False)
         self.chains: dict[int, PoTApplication] = {}
 
     # ------------------------------------------------------------ payloads
-    def _available(self, digests: list[bytes]) -> Mapping[bytes, bytes]:
-        for digest in digests:
-            if digest not in self.payloads and self.fetch is not None:
-                data = self.fetch(digest)
-                if data is not None:
+    def _await_payloads(self, digests: list[bytes]) -> None:
+        """Return once every payload is here; fetch the missing ones from peers.
+
+        Receipts prove f + 1 honest validators hold them, so this ends unless the
+        validator is cut off, in which case it waits (like a slow validator) rather
+        than decide differently from its peers.
+        """
+        pause = 0.05
+        while True:
+            missing = [d for d in digests if d not in self.payloads]
+            for digest in missing:
+                data = self.fetch(digest) if self.fetch is not None else None
+                if data is not None and hashlib.sha256(data).digest() == digest:
                     self.payloads.put(data)
-        return self.payloads
+            missing = [d for d in missing if d not in self.payloads]
+            if not missing:
+                return
+            if self.fetch is None:
+                raise RuntimeError("payloads missing and no peers to fetch them from")
+            if self.stopping():
+                raise Interrupted("stopping while waiting for payloads")
+            log.warning(
+                "%d payload(s) not fetched yet (first %s); retrying in %.2f s",
+                len(missing),
+                missing[0].hex()[:16],
+                pause,
+            )
+            time.sleep(pause)
+            pause = min(2 * pause, MAX_FETCH_PAUSE_S)
 
     # ----------------------------------------------------------- execution
     def execute(self, client: str, timestamp: int, operation: bytes, seq: int) -> bytes:
-        try:
-            value = decode(operation)
-        except DecodeError as exc:
-            return _error(f"undecodable request: {exc}")
-        if not isinstance(value, dict):
-            return _error("request must be a dictionary")
+        value = _decode_request(operation)
+        if isinstance(value, bytes):
+            return value
         kind = value.get("kind")
         if kind == "ping":  # a probe through consensus: ordered, executed, echoed
             return encode({"ping": value.get("digest", b"")})
+        if kind == "available":
+            return self._execute_available(client, timestamp, value, seq)
+        if kind in ("open-chain", "round"):
+            return _error(f"{kind} requests name payloads: wrap them in 'available'")
+        return _error(f"unknown request kind {kind!r}")
+
+    def _execute_available(
+        self, client: str, timestamp: int, value: dict[str, Decoded], seq: int
+    ) -> bytes:
+        inner, receipts = value.get("request"), value.get("receipts")
+        if not isinstance(inner, bytes) or not isinstance(receipts, list):
+            return _error("available: needs request bytes and a receipt list")
+        parsed = signature_pairs(receipts)
+        if parsed is None:
+            return _error("available: a receipt must be [validator, signature]")
+        request = _decode_request(inner)
+        if isinstance(request, bytes):
+            return request
+        kind = request.get("kind")
+        digests: list[bytes]
         if kind == "open-chain":
-            return self._open(value)
-        if kind == "round":
-            run = value.get("run")
+            try:
+                opening = OpenChain.from_value(request)
+            except ValueError as exc:
+                return _error(str(exc))
+            digests = [opening.model]
+        elif kind == "round":
+            run = request.get("run")
             chain = self.chains.get(run) if isinstance(run, int) else None
             if chain is None:
                 return _error(f"no chain for run {run!r}")
             try:
-                batch = RoundBatch.from_bytes(operation)
+                batch = RoundBatch.from_bytes(inner)
             except ValueError as exc:
                 return _error(f"malformed batch: {exc}")
-            self._available([s.payload for s in batch.submissions if s.payload])
-            return chain.execute(client, timestamp, operation, seq)
-        return _error(f"unknown request kind {kind!r}")
+            digests = [s.payload for s in batch.submissions if s.payload]
+        else:
+            return _error(f"available: cannot wrap a {kind!r} request")
+        digests = canonical_digests(digests)
+        problem = receipts_problem(parsed, digests, self.validators, self.quorum)
+        if problem is not None:
+            return _error(f"payload availability: {problem}")
+        self._await_payloads(digests)
+        if kind == "open-chain":
+            return self._open(opening)
+        assert chain is not None  # looked up above
+        return chain.execute(client, timestamp, inner, seq)
 
-    def _open(self, value: dict[str, Decoded]) -> bytes:
+    def _open(self, request: OpenChain) -> bytes:
         try:
-            request = OpenChain.from_value(value)
             params = Params(
                 run=request.run,
                 validators=self.validators,
@@ -168,11 +266,8 @@ class ValidatorService:
             )
         except ValueError as exc:
             return _error(str(exc))
-        model_bytes = self._available([request.model]).get(request.model)
-        if model_bytes is None:
-            return _error("initial model payload unavailable")
         try:
-            model = decode_arrays(model_bytes)
+            model = decode_arrays(self.payloads[request.model])
         except ModelFormatError as exc:
             return _error(f"initial model: {exc}")
         body, state = genesis(params, {k: v.copy() for k, v in model.items()})

@@ -12,7 +12,13 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pot_flower.encoding import Decoded, DecodeError, decode, encode
+from pot_flower.encoding import (
+    Decoded,
+    DecodeError,
+    decode,
+    encode,
+    signature_pairs,
+)
 from pot_flower.zk.signatures import SigningKey, VerifyKey
 
 BLOCK_DOMAIN = b"pot/block/v1"
@@ -83,16 +89,9 @@ class Certificate:
             and isinstance(value["signatures"], list)
         ):
             raise CertificateError("certificate must be {block, height, signatures}")
-        signatures: list[tuple[int, bytes]] = []
-        for item in value["signatures"]:
-            if not (
-                isinstance(item, list)
-                and len(item) == 2
-                and isinstance(item[0], int)
-                and isinstance(item[1], bytes)
-            ):
-                raise CertificateError("signature entry must be [index, signature]")
-            signatures.append((item[0], item[1]))
+        signatures = signature_pairs(value["signatures"])
+        if signatures is None:
+            raise CertificateError("signature entry must be [index, signature]")
         return cls(value["height"], value["block"], tuple(signatures))
 
     def verify(self, validators: Sequence[bytes], quorum: int) -> None:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from pot_flower.availability import sign_receipt
 from pot_flower.consensus.application import Application
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.consensus.durable import DurableState
@@ -42,7 +43,7 @@ from pot_flower.consensus.effects import (
 from pot_flower.consensus.replica import Replica
 from pot_flower.encoding import DecodeError, decode
 from pot_flower.protocol.block import Certificate, CertificateError, sign_block
-from pot_flower.service import ValidatorService
+from pot_flower.service import Interrupted, ValidatorService
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.store import RecordStore
 from pot_flower.zk.signatures import SigningKey
@@ -60,6 +61,7 @@ BATCH_FRAMES = 256
 FETCH_DEADLINE_S = 10.0
 CHUNK_BYTES = 1 << 20
 MAX_PAYLOAD_BYTES = 1 << 30
+MAX_HELD_DIGESTS = 100_000  # digests one availability receipt may cover
 LATEST = (1 << 64) - 1  # BlockRequest.height for "the latest block"
 T = TypeVar("T")
 GRPC_OPTIONS = [
@@ -207,6 +209,8 @@ class ValidatorNode:
         self._subscribers: dict[str, list[queue.Queue[bytes | None]]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        if service is not None:
+            service.stopping = self._stopping.is_set
         self._channel_credentials = channel_credentials
         self._server_credentials = server_credentials
         self._peers = {
@@ -338,6 +342,11 @@ class ValidatorNode:
                     self._step(kind, value)
                 self._fire_due()
                 self._flush()
+            except Interrupted:
+                # Stopped while a step waited for payloads: the step is abandoned
+                # unrecorded, so a restart replays it from the last records.
+                log.info("validator %d: stopped while waiting for payloads", self.id)
+                return
             except Exception:  # a bug must not silently kill the actor
                 log.exception("validator %d: step failed", self.id)
                 raise
@@ -506,6 +515,18 @@ class _Servicer(pot_pb2_grpc.ValidatorServicer):
                 digest=request.digest if start == 0 else b"",
                 data=data[start : start + CHUNK_BYTES],
             )
+
+    def Holds(
+        self, request: pot_pb2.HoldsRequest, context: grpc.ServicerContext
+    ) -> pot_pb2.HoldsReply:
+        service = self._service(context)
+        digests = list(request.digests)
+        if len(digests) > MAX_HELD_DIGESTS:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many digests")
+        missing = [d for d in digests if d not in service.payloads]
+        if missing:
+            return pot_pb2.HoldsReply(missing=missing)
+        return pot_pb2.HoldsReply(receipt=sign_receipt(self.node.key, digests))
 
     def GetBlock(
         self, request: pot_pb2.BlockRequest, context: grpc.ServicerContext

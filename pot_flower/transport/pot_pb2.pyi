@@ -66,6 +66,20 @@ class PayloadRequest(_message.Message):
     digest: bytes
     def __init__(self, digest: _Optional[bytes] = ...) -> None: ...
 
+class HoldsRequest(_message.Message):
+    __slots__ = ("digests",)
+    DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    digests: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, digests: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class HoldsReply(_message.Message):
+    __slots__ = ("receipt", "missing")
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    receipt: bytes
+    missing: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, receipt: _Optional[bytes] = ..., missing: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class BlockRequest(_message.Message):
     __slots__ = ("run", "height", "with_model")
     RUN_FIELD_NUMBER: _ClassVar[int]

@@ -69,6 +69,11 @@ class ValidatorStub(object):
                 request_serializer=pot__flower_dot_transport_dot_pot__pb2.PayloadRequest.SerializeToString,
                 response_deserializer=pot__flower_dot_transport_dot_pot__pb2.Chunk.FromString,
                 _registered_method=True)
+        self.Holds = channel.unary_unary(
+                '/pot.v1.Validator/Holds',
+                request_serializer=pot__flower_dot_transport_dot_pot__pb2.HoldsRequest.SerializeToString,
+                response_deserializer=pot__flower_dot_transport_dot_pot__pb2.HoldsReply.FromString,
+                _registered_method=True)
         self.GetBlock = channel.unary_unary(
                 '/pot.v1.Validator/GetBlock',
                 request_serializer=pot__flower_dot_transport_dot_pot__pb2.BlockRequest.SerializeToString,
@@ -131,6 +136,13 @@ class ValidatorServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Holds(self, request, context):
+        """A signed receipt that this validator holds every listed payload.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetBlock(self, request, context):
         """A block this validator executed, with its vote (and the model it names).
         """
@@ -182,6 +194,11 @@ def add_ValidatorServicer_to_server(servicer, server):
                     servicer.GetPayload,
                     request_deserializer=pot__flower_dot_transport_dot_pot__pb2.PayloadRequest.FromString,
                     response_serializer=pot__flower_dot_transport_dot_pot__pb2.Chunk.SerializeToString,
+            ),
+            'Holds': grpc.unary_unary_rpc_method_handler(
+                    servicer.Holds,
+                    request_deserializer=pot__flower_dot_transport_dot_pot__pb2.HoldsRequest.FromString,
+                    response_serializer=pot__flower_dot_transport_dot_pot__pb2.HoldsReply.SerializeToString,
             ),
             'GetBlock': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBlock,
@@ -383,6 +400,33 @@ class Validator(object):
             '/pot.v1.Validator/GetPayload',
             pot__flower_dot_transport_dot_pot__pb2.PayloadRequest.SerializeToString,
             pot__flower_dot_transport_dot_pot__pb2.Chunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Holds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pot.v1.Validator/Holds',
+            pot__flower_dot_transport_dot_pot__pb2.HoldsRequest.SerializeToString,
+            pot__flower_dot_transport_dot_pot__pb2.HoldsReply.FromString,
             options,
             channel_credentials,
             insecure,

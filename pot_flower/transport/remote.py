@@ -1,7 +1,9 @@
 """A remote committee: the :class:`~pot_flower.committee.Committee` seam over gRPC.
 
-The strategy's coordinator uploads payloads to every validator, has the committee
-order and execute the round batch (f + 1 matching results), then collects
+The strategy's coordinator uploads payloads to every validator and collects a quorum
+of availability receipts (validators' signatures that they hold them all), has the
+committee order and execute the round batch with those receipts (f + 1 matching
+results), then collects
 validators' votes on the block until a quorum of valid signatures certifies it, and
 hands the certificate back to every validator. It returns only what a quorum signed:
 the block body must hash to the certified hash and the model to the block's digest.
@@ -10,11 +12,14 @@ the block body must hash to the certified hash and the model to the block's dige
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent import futures
+from typing import Any
 
 import grpc
 
+from pot_flower import availability
+from pot_flower.availability import Receipt, receipt_message
 from pot_flower.committee import CertifiedRound, CommitteeError, Ticket
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
@@ -27,7 +32,7 @@ from pot_flower.protocol.block import (
 from pot_flower.protocol.envelope import round_nonce
 from pot_flower.protocol.execution import Params, RoundBatch, SubmissionRef
 from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
-from pot_flower.service import OpenChain
+from pot_flower.service import OpenChain, available_request
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.client import CommitteeClient
 from pot_flower.transport.node import CHUNK_BYTES, LATEST, open_channel
@@ -95,7 +100,7 @@ class RemoteCommittee:
             return
         model_bytes = encode_arrays(model)
         model_digest = hashlib.sha256(model_bytes).digest()
-        self._upload({model_digest: model_bytes})
+        receipts = self._make_available({model_digest: model_bytes}, [model_digest])
         request = OpenChain(
             run,
             model_digest,
@@ -105,7 +110,7 @@ class RemoteCommittee:
             emission,
             validator_fee_ppm,
         )
-        height, digest = self._order(request.to_bytes(), 0)
+        height, digest = self._order(available_request(request.to_bytes(), receipts), 0)
         self._last = self._certify(height, digest)
 
     @property
@@ -128,10 +133,11 @@ class RemoteCommittee:
     def certify_round(
         self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
     ) -> CertifiedRound:
-        self._upload(payloads)
+        named = [s.payload for s in submissions if s.payload]
+        receipts = self._make_available(payloads, named)
         height = self._height + 1
         batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
-        _, digest = self._order(batch.to_bytes(), height)
+        _, digest = self._order(available_request(batch.to_bytes(), receipts), height)
         self._last = self._certify(height, digest)
         return CertifiedRound(height, digest, self._body, self._last, self._model)
 
@@ -198,6 +204,42 @@ class RemoteCommittee:
         if failures > self.config.f:
             raise CommitteeError(f"{failures} validators did not take the payloads")
 
+    def _ask_all(self, method: str, request: Any) -> Iterator[tuple[int, Any]]:
+        """Call ``method`` on every validator at once; yield replies as they come."""
+        jobs = {
+            self._pool.submit(getattr(stub, method), request, timeout=self.timeout): rid
+            for rid, stub in self._stubs.items()
+        }
+        for job in futures.as_completed(jobs):
+            try:
+                reply = job.result()
+            except grpc.RpcError:
+                continue  # a validator down or slow: f of them are tolerated
+            yield jobs[job], reply
+
+    def _make_available(
+        self, payloads: Mapping[bytes, bytes], named: list[bytes]
+    ) -> list[Receipt]:
+        """Upload, then gather receipts for ``named`` from a quorum of validators."""
+        self._upload({d: payloads[d] for d in set(named) if d in payloads})
+        message = receipt_message(named)
+        request = pot_pb2.HoldsRequest(digests=sorted(set(named)))
+        receipts: list[Receipt] = []
+        missing: set[bytes] = set()
+        for rid, reply in self._ask_all("Holds", request):
+            missing.update(reply.missing)
+            key = self.config.replicas[rid]
+            if reply.receipt and key.verify(
+                availability.DOMAIN, message, reply.receipt
+            ):
+                receipts.append((rid, reply.receipt))
+        if len(receipts) < self.config.quorum:
+            raise CommitteeError(
+                f"{len(receipts)} validators hold the payloads, quorum is "
+                f"{self.config.quorum} ({len(missing)} payloads missing somewhere)"
+            )
+        return sorted(receipts)
+
     def _certify(self, height: int, digest: bytes) -> Certificate:
         """Votes from validators until a quorum; the block and model it names."""
         run = self._params.run
@@ -205,20 +247,8 @@ class RemoteCommittee:
         votes: dict[int, bytes] = {}
         body_bytes: bytes | None = None
         model_bytes: bytes | None = None
-        jobs = {
-            self._pool.submit(
-                self._stubs[rid].GetBlock,
-                pot_pb2.BlockRequest(run=run, height=height, with_model=True),
-                timeout=self.timeout,
-            ): rid
-            for rid in self._stubs
-        }
-        for job in futures.as_completed(jobs):
-            rid = jobs[job]
-            try:
-                reply = job.result()
-            except grpc.RpcError:
-                continue
+        request = pot_pb2.BlockRequest(run=run, height=height, with_model=True)
+        for rid, reply in self._ask_all("GetBlock", request):
             if block_hash(reply.body) != digest:
                 continue  # a validator that has not (or wrongly) executed it
             key = VerifyKey(self.config.replicas[rid].raw)
