@@ -167,3 +167,35 @@ def test_a_killed_serverapp_run_resumes_from_the_last_certified_round(
         report = audit_ledger(ledger_dir)
         assert report.ok, report.problem
         assert [b.height for b in Ledger(ledger_dir).blocks()] == [0, 1, 2, 3, 4]
+
+
+def test_a_validator_signs_a_receipt_only_for_payloads_it_holds(
+    committee: tuple[CommitteeConfig, dict[int, str]],
+) -> None:
+    import hashlib
+
+    import grpc
+
+    from pot_flower.availability import DOMAIN, receipt_message
+    from pot_flower.transport import pot_pb2, pot_pb2_grpc
+    from pot_flower.transport.node import MAX_HELD_DIGESTS, open_channel
+
+    config, addresses = committee
+    channel = open_channel(addresses[2])
+    stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
+    data = b"an update"
+    digest = hashlib.sha256(data).digest()
+    other = hashlib.sha256(b"never uploaded").digest()
+    reply = stub.Holds(pot_pb2.HoldsRequest(digests=[digest, other]), timeout=5)
+    assert not reply.receipt and set(reply.missing) == {digest, other}
+    chunks = [pot_pb2.Chunk(digest=digest, data=data)]
+    assert stub.PutPayload(iter(chunks), timeout=5).accepted
+    reply = stub.Holds(pot_pb2.HoldsRequest(digests=[digest]), timeout=5)
+    assert not reply.missing
+    assert config.replicas[2].verify(DOMAIN, receipt_message([digest]), reply.receipt)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Holds(
+            pot_pb2.HoldsRequest(digests=[digest] * (MAX_HELD_DIGESTS + 1)), timeout=5
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    channel.close()
