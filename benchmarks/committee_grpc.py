@@ -1,12 +1,13 @@
 """Commit latency of a committee of validator processes over gRPC on loopback.
 
-For n = 4, 7, 16: `pot committee up`-style processes (real keys, SQLite records with
-fsync before dependent sends, gRPC streams), one coordinator submitting digest-sized requests
-one after the other; latency = submit to f + 1 matching signed replies. Then, for
-n = 4, a round batch of 100 honest updates of 100k parameters through the
-RemoteCommittee (upload, order, execute, votes, certificate).
+For n = 4, 7, 16, votes broadcast and relayed through the primary: `pot committee
+up`-style processes (real keys, SQLite records fsync'ed before dependent sends, gRPC
+streams), one coordinator submitting digest-sized requests one after the other;
+latency = submit to f + 1 matching signed replies. Then, for n = 4, a round batch of
+100 honest updates of 100k parameters through the RemoteCommittee (upload,
+availability receipts, order, execute, votes, certificate).
 
-    python benchmarks/committee_grpc.py [--requests 200] [--sizes 4,7,16]
+    python benchmarks/committee_grpc.py [--requests 200] [--sizes 4,7,16] [--votes both]
 """
 
 from __future__ import annotations
