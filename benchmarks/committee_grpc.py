@@ -1,7 +1,7 @@
 """Commit latency of a committee of validator processes over gRPC on loopback.
 
 For n = 4, 7, 16, votes broadcast and relayed through the primary: `pot committee
-up`-style processes (real keys, SQLite records fsync'ed before dependent sends, gRPC
+up`-style processes (real keys, SQLite records with synchronous=FULL, gRPC
 streams), one coordinator submitting digest-sized requests one after the other;
 latency = submit to f + 1 matching signed replies. Then, for n = 4, a round batch of
 100 honest updates of 100k parameters through the RemoteCommittee (upload,

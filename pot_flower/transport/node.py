@@ -337,7 +337,7 @@ class ValidatorNode:
             try:
                 for kind, value in items:
                     if kind == "stop":
-                        self._flush(sync=True)
+                        self._flush()
                         return
                     self._step(kind, value)
                 self._fire_due()
@@ -364,10 +364,9 @@ class ValidatorNode:
             except Exception as exc:  # reported to the caller
                 done.set_exception(exc)
 
-    def _flush(self, *, sync: bool = False) -> None:
+    def _flush(self) -> None:
         if self._pending_writes and self.store is not None:
-            # fsync only when something about to be said depends on the writes.
-            self.store.apply(self._pending_writes, sync=sync or bool(self._outbox))
+            self.store.apply(self._pending_writes)
         self._pending_writes = {}
         outbox, self._outbox = self._outbox, []
         for send in outbox:

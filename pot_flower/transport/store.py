@@ -10,11 +10,8 @@ from pathlib import Path
 class RecordStore:
     """Key-value records (see :mod:`pot_flower.consensus.durable`) in ``path``.
 
-    WAL journal. ``apply(writes)`` commits with ``synchronous=FULL``: when it returns
-    the writes survive a crash, so the replica may send what depended on them.
-    ``apply(writes, sync=False)`` skips the fsync, for writes nothing said depends
-    on (votes received, say); the WAL is append-only, so the next synced commit
-    makes them durable too, in order.
+    WAL journal, ``synchronous=FULL``: when :meth:`apply` returns the writes survive
+    a crash, so the replica may send what depended on them.
     """
 
     def __init__(self, path: Path) -> None:
@@ -22,7 +19,6 @@ class RecordStore:
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._synced = True
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS records "
             "(key TEXT PRIMARY KEY, value BLOB NOT NULL)"
@@ -34,10 +30,7 @@ class RecordStore:
             k: bytes(v) for k, v in self._db.execute("SELECT key, value FROM records")
         }
 
-    def apply(self, writes: Mapping[str, bytes | None], *, sync: bool = True) -> None:
-        if sync != self._synced:
-            self._db.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
-            self._synced = sync
+    def apply(self, writes: Mapping[str, bytes | None]) -> None:
         with self._db:
             for key, value in writes.items():
                 if value is None:
