@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,10 @@ from rich.table import Table
 from pot_flower.sim.campaign import CampaignSpec, run_campaign
 from pot_flower.sim.faults import FAULT_KINDS
 from pot_flower.sim.simulator import RunResult
+
+if TYPE_CHECKING:
+    from pot_flower.audit import HeadSource, LiveHead, Pins
+    from pot_flower.deploy import CommitteeFile
 
 app = typer.Typer(
     help="pot-flower: Proof of Training for Flower with a PBFT validator committee.",
@@ -40,7 +44,19 @@ def simulate(
         int, typer.Option("--validators", "-n", help="Committee size.")
     ] = 4,
     runs: Annotated[int, typer.Option(help="Seeded runs.")] = 100,
-    seed: Annotated[int, typer.Option(help="First seed; run i uses seed + i.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(help="First seed; run i uses seed + i (see --spread)."),
+    ] = 0,
+    spread: Annotated[
+        bool,
+        typer.Option(
+            "--spread",
+            help="Spread seeds over the 64-bit range: run i uses "
+            "splitmix64(seed + i). The JSON's failing_seeds are the seeds used; "
+            "replay one with --runs 1 --seed S (without --spread).",
+        ),
+    ] = False,
     faults: Annotated[
         str,
         typer.Option(
@@ -93,6 +109,7 @@ def simulate(
             requests_per_client=requests,
             mutant=mutant,
             votes=votes,
+            spread=spread,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -144,25 +161,108 @@ def simulate(
 LedgerPath = Annotated[
     Path, typer.Argument(help="A validator's ledger directory or its ledger.sqlite.")
 ]
+CommitteeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--committee",
+        help="Pin the committee: genesis must name this committee file's keys "
+        "(and at least its quorum).",
+    ),
+]
+KeysOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--validator-keys",
+        help="Pin the committee: HEX,HEX,... validator public keys by index.",
+    ),
+]
+GenesisOpt = Annotated[
+    str | None,
+    typer.Option("--genesis-hash", help="Pin the committee: genesis block hash (hex)."),
+]
+HeightOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--expect-height", min=0, help="Pin completeness: the last block's height."
+    ),
+]
 
 
-def _short(key: bytes | None) -> str:
-    return "-" if not key else key.hex()[:12]
+def _fail_line(text: str, code: int) -> typer.Exit:
+    """Print one uncoloured-markup line on stderr; the exit to raise."""
+    typer.echo(text.replace("\n", " "), err=True)
+    return typer.Exit(code)
+
+
+def _pins(
+    committee: Path | None,
+    validator_keys: str | None,
+    genesis_hash: str | None,
+    expect_height: int | None,
+    against: Path | None = None,
+    identity: str = "coordinator",
+    timeout: float = 5.0,
+) -> Pins:
+    """The pins the options name; usage problems exit 2 with one line."""
+    from dataclasses import replace
+
+    from pot_flower.audit import CommitteePin, Pins
+    from pot_flower.deploy import CommitteeFileError, load_committee
+
+    if committee is not None and validator_keys is not None:
+        raise _fail_line("error: give --committee or --validator-keys, not both", 2)
+    try:
+        pin: CommitteePin | None = None
+        live_file = load_committee(against) if against is not None else None
+        if live_file is not None:
+            live_file.channel_credentials(identity)  # the TLS files exist
+        if committee is not None:
+            pin = CommitteePin.from_committee_file(committee)
+        elif validator_keys is not None:
+            pin = CommitteePin.from_hex_keys(validator_keys)
+        elif live_file is not None:
+            pin = CommitteePin.from_committee(live_file)
+        if genesis_hash is not None:
+            hashed = CommitteePin.from_genesis_hex(genesis_hash)
+            pin = (
+                hashed
+                if pin is None
+                else replace(pin, genesis_hash=hashed.genesis_hash)
+            )
+    except (CommitteeFileError, ValueError) as exc:
+        raise _fail_line(f"error: {exc}", 2) from exc
+    live: HeadSource | None = None
+    if live_file is not None:
+        live = _live_source(live_file, identity, timeout)
+    return Pins(committee=pin, expect_height=expect_height, live_head=live)
+
+
+def _live_source(committee: CommitteeFile, identity: str, timeout: float) -> HeadSource:
+    """Ask ``committee``'s validators for a run's head (as ``identity``)."""
+    from pot_flower.audit import live_head
+
+    def ask(run: int) -> LiveHead:
+        return live_head(committee, run, identity=identity, timeout=timeout)
+
+    return ask
 
 
 @ledger.command("show")
 def ledger_show(path: LedgerPath, blocks: bool = True) -> None:
-    """Print the ledger as a table: one row per block, then its submissions."""
-    from pot_flower.audit import read_blocks
-    from pot_flower.encoding import decode
+    """Print the ledger as a table: one row per stored row, nothing verified.
+
+    Rows that are not what a ledger holds are shown as far as they can be (their
+    storage class, "undecodable"); exit 2 if the file cannot be read at all.
+    """
+    from rich.text import Text
+
+    from pot_flower.audit import LedgerReadError, read_rows, sorted_rows, summarize
 
     try:
-        rows = read_blocks(path)
-    except Exception as exc:
-        err.print(f"[red]cannot read {path}: {exc}")
-        raise typer.Exit(2) from exc
-    out = Console()
-    table = Table(title=f"ledger {path}")
+        rows = read_rows(path)
+    except LedgerReadError as exc:
+        raise _fail_line(f"cannot read {path}: {exc}", 2) from exc
+    table = Table(title=Text(f"ledger {path}"))
     for column in (
         "block",
         "hash",
@@ -174,69 +274,95 @@ def ledger_show(path: LedgerPath, blocks: bool = True) -> None:
         "certified by",
     ):
         table.add_column(column)
-    for row in rows:
-        try:
-            body = decode(row.body)
-            assert isinstance(body, dict)
-        except Exception:
-            table.add_row(str(row.height), _short(row.hash), "undecodable", *[""] * 5)
-            continue
-        subs = body.get("submissions") or []
-        assert isinstance(subs, list)
-        accepted = [
-            s for s in subs if isinstance(s, dict) and s["verdict"] == "accepted"
-        ]
-        reasons: dict[str, int] = {}
-        for s in subs:
-            if isinstance(s, dict) and s["verdict"] != "accepted":
-                reasons[str(s["reason"])] = reasons.get(str(s["reason"]), 0) + 1
-        signers = "-"
-        if row.certificate is not None:
-            cert = decode(row.certificate)
-            if isinstance(cert, dict) and isinstance(cert.get("signatures"), list):
-                signers = ",".join(str(x[0]) for x in cert["signatures"])  # type: ignore[index,union-attr]
-        table.add_row(
-            str(row.height),
-            _short(row.hash),
-            _short(body.get("model")),  # type: ignore[arg-type]
-            "genesis" if row.height == 0 else str(len(accepted)),
-            "" if row.height == 0 else str(len(subs) - len(accepted)),
-            ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())),
-            str(body.get("minted", "")),
-            signers,
-        )
-    out.print(table)
+    for row in sorted_rows(rows):
+        s = summarize(row)
+        cells = (s.height, s.hash, s.model, s.accepted, s.rejected, s.reasons)
+        table.add_row(*(Text(c) for c in (*cells, s.minted, s.signers)))
+    Console().print(table)
 
 
 @ledger.command("verify")
-def ledger_verify(path: LedgerPath) -> None:
+def ledger_verify(
+    path: LedgerPath,
+    committee: CommitteeOpt = None,
+    validator_keys: KeysOpt = None,
+    genesis_hash: GenesisOpt = None,
+    expect_height: HeightOpt = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="Pin completeness: reach the head a quorum of this committee's "
+            "live validators certifies (pins the committee too, unless "
+            "--committee or --validator-keys does).",
+        ),
+    ] = None,
+    identity: Annotated[
+        str, typer.Option("--as", help="TLS identity presented with --against.")
+    ] = "coordinator",
+    timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds to wait for each validator (--against)."),
+    ] = 5.0,
+) -> None:
     """Recompute the hash chain, certificates, rewards and model files.
 
-    Exit 0 only if every block holds; otherwise name the first bad block and why.
-    """
-    from pot_flower.audit import audit_ledger
+    Pin the committee (--committee, --validator-keys or --genesis-hash) so that
+    a chain re-signed under other keys fails at block 0, and completeness
+    (--expect-height or --against) so that a truncated ledger fails at its first
+    missing block; the OK line says what was pinned and what was trusted.
 
-    report = audit_ledger(path)
+    Exit status: 0 every check holds; 1 the ledger does not verify (the first
+    bad block and why, one line); 2 usage error (bad option, unreadable
+    committee file or TLS files); 3 the ledger verifies but --against could not
+    establish the head (fewer than a quorum of validators answered, or none
+    vouched for a block).
+    """
+    from pot_flower.audit import Failure, audit_ledger
+
+    pins = _pins(
+        committee,
+        validator_keys,
+        genesis_hash,
+        expect_height,
+        against,
+        identity,
+        timeout,
+    )
+    report = audit_ledger(path, pins)
     if not report.ok:
-        err.print(f"[red]FAIL[/red] {path}: {report.problem}")
-        raise typer.Exit(1)
-    Console().print(
-        f"[green]OK[/green] {path}: {report.blocks} blocks (genesis + "
+        code = 3 if report.failure == Failure.LIVE_HEAD_UNKNOWN else 1
+        raise _fail_line(
+            f"{typer.style('FAIL', fg='red')} {path}: {report.problem}", code
+        )
+    typer.echo(
+        f"{typer.style('OK', fg='green')} {path}: {report.blocks} blocks (genesis + "
         f"{report.blocks - 1} rounds), chain, certificates "
         f"({len(report.validators)} validators), rewards ({report.minted} units) "
-        "and models verified"
+        f"and models verified; {report.trust()}"
     )
 
 
 @app.command("rewards")
-def rewards(path: LedgerPath) -> None:
-    """Print token balances (miners and validators) from a verified ledger."""
+def rewards(
+    path: LedgerPath,
+    committee: CommitteeOpt = None,
+    validator_keys: KeysOpt = None,
+    genesis_hash: GenesisOpt = None,
+    expect_height: HeightOpt = None,
+) -> None:
+    """Print token balances (miners and validators) from a verified ledger.
+
+    Takes the pins of ``pot ledger verify``; exit 1 (one line) if the ledger does
+    not verify, 2 on a usage error.
+    """
     from pot_flower.audit import audit_ledger
 
-    report = audit_ledger(path)
+    report = audit_ledger(
+        path, _pins(committee, validator_keys, genesis_hash, expect_height)
+    )
     if not report.ok:
-        err.print(f"[red]ledger does not verify[/red]: {report.problem}")
-        raise typer.Exit(1)
+        raise _fail_line(f"ledger does not verify: {report.problem}", 1)
     table = Table(title=f"balances after {report.blocks - 1} rounds (token units)")
     table.add_column("account")
     table.add_column("key")
@@ -249,6 +375,7 @@ def rewards(path: LedgerPath) -> None:
         )
     table.add_row("total minted", "", str(report.minted))
     Console().print(table)
+    typer.echo(report.trust())
 
 
 @keys.command("new")
@@ -304,7 +431,7 @@ def validator_health(
 
     from pot_flower.deploy import load_committee
     from pot_flower.transport import pot_pb2, pot_pb2_grpc
-    from pot_flower.transport.node import open_channel
+    from pot_flower.transport.channels import open_channel
 
     committee_file = load_committee(config)
     ids = [vid] if vid is not None else list(committee_file.addresses)

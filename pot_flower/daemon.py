@@ -1,25 +1,38 @@
 """``pot validator run``: one validator as a long-running process.
 
 Structured logs (one JSON object per line on stderr), a gRPC health check
-(``Health``), graceful shutdown on SIGTERM/SIGINT. State lives under the data
-directory: ``consensus.sqlite`` (PBFT records), ``payloads/``, ``chains/run-<id>/``
-(one ledger per Flower run). A restarted validator rebuilds from these and catches
-up from its peers.
+(``Health``), shutdown on SIGTERM/SIGINT within :data:`STOP_DEADLINE_S` whatever
+callers do. State lives under the data directory: ``consensus.sqlite`` (PBFT
+records), ``payloads/``, ``chains/run-<id>/`` (one ledger per Flower run). A
+restarted validator rebuilds from these and catches up from its peers.
+
+Exit status: 0 after SIGTERM, 2 for a configuration error, 3 when the replica
+stopped on an error (the health check said ``failed`` and why; a supervisor
+restarts the process), 4 when shutdown had to be forced.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import threading
 from pathlib import Path
 
 from pot_flower.deploy import CommitteeFileError, load_committee, read_key
 from pot_flower.localnet import stop_requested
-from pot_flower.payloads import PayloadStore
-from pot_flower.service import ValidatorService
+from pot_flower.patience import Interrupted
+from pot_flower.payloads import PayloadStore, Retention
+from pot_flower.service import ValidatorService, named_payloads
 from pot_flower.transport.node import ValidatorNode
 from pot_flower.transport.store import RecordStore
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 3
+EXIT_FORCED = 4
+#: Longest a validator takes to stop after SIGTERM before it forces its exit.
+STOP_DEADLINE_S = 8.0
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,7 +51,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) -> int:
-    """Serve until SIGTERM; return the exit status."""
+    """Serve until SIGTERM (or until the replica fails); return the exit status."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
@@ -48,35 +61,54 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
         key = read_key(key_path)
     except (CommitteeFileError, OSError) as exc:
         log.error("cannot start: %s", exc)
-        return 2
+        return EXIT_CONFIG
     config = committee.config
     if not 0 <= vid < config.n or config.replicas[vid] != key.verify_key:
         log.error("key %s is not validator %d of %s", key_path, vid, committee_path)
-        return 2
-    service = ValidatorService(
-        data / "chains",
-        tuple(k.raw for k in config.replicas),
-        config.quorum,
-        PayloadStore(data / "payloads"),
-    )
+        return EXIT_CONFIG
     try:
         server_credentials = committee.server_credentials(vid)
         channel_credentials = committee.channel_credentials(f"validator-{vid}")
     except CommitteeFileError as exc:
         log.error("cannot start: %s", exc)
-        return 2
-    node = ValidatorNode(
-        config,
-        vid,
-        key,
-        service,
-        committee.addresses,
-        store=RecordStore(data / "consensus.sqlite"),
-        service=service,
-        server_credentials=server_credentials,
-        channel_credentials=channel_credentials,
-    )
+        return EXIT_CONFIG
+    # Before anything that may wait for peers (a replay may catch a ledger up).
     stopping = stop_requested()
+    limits = committee.limits
+    payloads = PayloadStore(data / "payloads")
+    retention = Retention(
+        payloads, limits.payload_quota_bytes, limits.payload_store_bytes
+    )
+    service = ValidatorService(
+        data / "chains",
+        tuple(k.raw for k in config.replicas),
+        config.quorum,
+        payloads,
+        retention=retention,
+    )
+    try:
+        node = ValidatorNode(
+            config,
+            vid,
+            key,
+            service,
+            committee.addresses,
+            store=RecordStore(data / "consensus.sqlite"),
+            service=service,
+            server_credentials=server_credentials,
+            channel_credentials=channel_credentials,
+            limits=limits,
+            stopping=lambda: stopping.requested,
+        )
+    except Interrupted:
+        log.info("validator %d stopped while starting up", vid)
+        return 0
+    except Exception as exc:  # damaged records or ledgers: say so, exit non-zero
+        log.exception("validator %d cannot start: %s", vid, exc)
+        return EXIT_FAILED
+    swept = retention.sweep(limits.payload_retention_s, _pending_payloads(node))
+    if swept:
+        log.info("validator %d deleted %d stale payloads", vid, swept)
     node.start()
     log.info(
         "validator %d of %d up (f = %d, %s), data in %s, executed up to %d",
@@ -87,9 +119,39 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
         data,
         node.replica.last_executed,
     )
-    while not stopping.wait():
+    while not stopping.wait() and node.failure is None:
         pass
-    log.info("validator %d stopping (SIGTERM)", vid)
-    node.stop(grace=2.0)
-    log.info("validator %d stopped", vid)
-    return 0
+    if node.failure is not None:
+        log.error("validator %d stopping: replica failed (%s)", vid, node.failure)
+    else:
+        log.info("validator %d stopping (SIGTERM)", vid)
+    _force_exit_after(STOP_DEADLINE_S, log)
+    clean = node.stop(grace=2.0)
+    log.info("validator %d stopped%s", vid, "" if clean else " (not cleanly)")
+    return EXIT_FAILED if node.failure is not None else 0
+
+
+def _pending_payloads(node: ValidatorNode) -> set[bytes]:
+    """Payloads the durable records still name (requests not yet executed)."""
+    keep: set[bytes] = set()
+    for slot in node.replica.durable_state().slots:
+        proposals = [slot.pre_prepare]
+        if slot.committed is not None:
+            proposals.append(slot.committed.pre_prepare)
+        for pp in proposals:
+            for request in pp.requests if pp is not None else ():
+                keep.update(named_payloads(request.operation))
+    return keep
+
+
+def _force_exit_after(seconds: float, log: logging.Logger) -> None:
+    """Exit the process after ``seconds`` if it has not exited by then."""
+
+    def force() -> None:
+        log.error("shutdown took longer than %.0f s: forcing the exit", seconds)
+        logging.shutdown()
+        os._exit(EXIT_FORCED)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()

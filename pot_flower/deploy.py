@@ -20,6 +20,9 @@ coordinator allowed to submit requests::
     tls = true                       # the default: mutual TLS with the files in
     tls-dir = "tls"                  # tls-dir: ca.pem, <name>.pem, <name>-key.pem
 
+    [limits]                         # optional resource bounds of every validator
+    payload-quota-mb = 16384         # (kebab-case fields of transport.limits.Limits)
+
 Key files hold one raw 32-byte Ed25519 private key (mode 0600). Names for TLS files
 are ``validator-<id>`` and the coordinator's id.
 """
@@ -28,13 +31,14 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import grpc
 
 from pot_flower.consensus.config import CommitteeConfig
+from pot_flower.transport.limits import Limits, limits_from_table
 from pot_flower.zk.signatures import SigningKey, VerifyKey
 
 #: [committee] keys and their types: every CommitteeConfig field but membership.
@@ -57,6 +61,7 @@ class CommitteeFile:
     config: CommitteeConfig
     addresses: dict[int, str]
     tls_dir: Path | None  # None: plaintext (development on loopback only)
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def directory(self) -> Path:
@@ -165,7 +170,16 @@ def load_committee(path: Path) -> CommitteeFile:
                 f"{path}: TLS is on but {tls_dir / 'ca.pem'} is missing "
                 "(pot committee init generates it; tls = false for loopback tests)"
             )
-    return CommitteeFile(Path(path), config, {i: by_id[i][0] for i in by_id}, tls_dir)
+    table = data.get("limits", {})
+    try:
+        if not isinstance(table, dict):
+            raise ValueError("[limits] must be a table")
+        limits = limits_from_table(table)
+    except ValueError as exc:
+        raise CommitteeFileError(f"{path}: {exc}") from exc
+    return CommitteeFile(
+        Path(path), config, {i: by_id[i][0] for i in by_id}, tls_dir, limits
+    )
 
 
 def _tuning_value(key: str, value: object) -> int | bool:

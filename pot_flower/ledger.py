@@ -119,6 +119,16 @@ class Ledger:
         os.replace(tmp, target)
 
     # ----------------------------------------------------------------- reads
+    def has_model(self, digest: bytes) -> bool:
+        return (self.models / digest.hex()).exists()
+
+    def uncertified(self) -> list[int]:
+        """Heights of blocks that have no certificate yet."""
+        rows = self._db.execute(
+            "SELECT height FROM blocks WHERE certificate IS NULL ORDER BY height"
+        ).fetchall()
+        return [int(h) for (h,) in rows]
+
     def head_height(self) -> int:
         row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
         return -1 if row[0] is None else int(row[0])

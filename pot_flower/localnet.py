@@ -23,7 +23,7 @@ from pot_flower.deploy import load_committee, read_key, render_committee, write_
 from pot_flower.flower_local import free_port
 from pot_flower.tlsgen import issue, make_ca
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
-from pot_flower.transport.node import open_channel
+from pot_flower.transport.channels import open_channel
 from pot_flower.zk.signatures import SigningKey
 
 COMMITTEE_FILE = "committee.toml"

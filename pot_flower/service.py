@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pot_flower.availability import Receipt, canonical_digests, receipts_problem
+from pot_flower.catchup import BlockSource
 from pot_flower.encoding import (
     Decoded,
     DecodeError,
@@ -30,7 +30,8 @@ from pot_flower.encoding import (
     signature_pairs,
 )
 from pot_flower.ledger import Ledger
-from pot_flower.payloads import PayloadStore
+from pot_flower.patience import Unavailable, wait_for
+from pot_flower.payloads import PayloadStore, Retention
 from pot_flower.protocol.execution import (
     ChainState,
     Params,
@@ -42,12 +43,8 @@ from pot_flower.validator import PoTApplication
 
 Fetch = Callable[[bytes], bytes | None]
 log = logging.getLogger("pot.validator")
-#: Longest pause between two attempts to fetch a payload from peers.
-MAX_FETCH_PAUSE_S = 2.0
-
-
-class Interrupted(RuntimeError):
-    """The validator is stopping while waiting for payloads (the step is abandoned)."""
+#: Whose quota payloads fetched from peers count against.
+FETCHED = "peers"
 
 
 def available_request(inner: bytes, receipts: list[Receipt]) -> bytes:
@@ -128,6 +125,26 @@ def _decode_request(operation: bytes) -> dict[str, Decoded] | bytes:
     return value
 
 
+def named_payloads(operation: bytes) -> list[bytes]:
+    """The payload digests an ``available`` request names ([] if it names none)."""
+    value = _decode_request(operation)
+    inner = value.get("request") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or value.get("kind") != "available":
+        return []
+    if not isinstance(inner, bytes):
+        return []
+    request = _decode_request(inner)
+    if not isinstance(request, dict):
+        return []
+    try:
+        if request.get("kind") == "open-chain":
+            return [OpenChain.from_value(request).model]
+        batch = RoundBatch.from_bytes(inner)
+    except ValueError:
+        return []
+    return canonical_digests(s.payload for s in batch.submissions if s.payload)
+
+
 class ValidatorService:
     """The replicated application of a validator daemon (many chains).
 
@@ -144,7 +161,13 @@ class ValidatorService:
     fetch : Callable[[bytes], bytes | None] | None
         Asks peers for a payload this validator lacks (one attempt).
     stopping : Callable[[], bool] | None
-        Whether the validator is shutting down (ends a wait for payloads).
+        Whether the validator is shutting down (ends a wait for peers).
+    retention : Retention | None
+        Quotas and collection of payloads (None: keep everything).
+    blocks : BlockSource | None
+        Peers' ledger blocks, for catching up after state transfer.
+    patience_s : float (default: 30)
+        How long a step waits for peers before it gives up (to be retried).
 
     """
 
@@ -156,6 +179,10 @@ class ValidatorService:
         payloads: PayloadStore,
         fetch: Fetch | None = None,
         stopping: Callable[[], bool] | None = None,
+        *,
+        retention: Retention | None = None,
+        blocks: BlockSource | None = None,
+        patience_s: float = 30.0,
     ) -> None:
         self.directory = Path(directory)
         self.validators = validators
@@ -163,6 +190,9 @@ class ValidatorService:
         self.payloads = payloads
         self.fetch = fetch
         self.stopping = stopping or (lambda: False)
+        self.retention = retention
+        self.blocks = blocks
+        self.patience_s = patience_s
         self.chains: dict[int, PoTApplication] = {}
 
     # ------------------------------------------------------------ payloads
@@ -170,31 +200,36 @@ class ValidatorService:
         """Return once every payload is here; fetch the missing ones from peers.
 
         Receipts prove f + 1 honest validators hold them, so this ends unless the
-        validator is cut off, in which case it waits (like a slow validator) rather
-        than decide differently from its peers.
+        validator is cut off or so far behind that its peers collected them; it
+        never decides from an absence. After its patience it raises
+        :class:`Unavailable`: the step is abandoned and retried (or overtaken by
+        state transfer).
         """
-        pause = 0.05
-        while True:
-            missing = [d for d in digests if d not in self.payloads]
-            for digest in missing:
-                data = self.fetch(digest) if self.fetch is not None else None
+        if self.fetch is None:
+            if any(d not in self.payloads for d in digests):
+                raise RuntimeError("payloads missing and no peers to fetch them from")
+            return
+        fetch = self.fetch
+
+        def attempt() -> bool | None:
+            for digest in [d for d in digests if d not in self.payloads]:
+                data = fetch(digest)
                 if data is not None and hashlib.sha256(data).digest() == digest:
                     self.payloads.put(data)
-            missing = [d for d in missing if d not in self.payloads]
-            if not missing:
-                return
-            if self.fetch is None:
-                raise RuntimeError("payloads missing and no peers to fetch them from")
-            if self.stopping():
-                raise Interrupted("stopping while waiting for payloads")
-            log.warning(
-                "%d payload(s) not fetched yet (first %s); retrying in %.2f s",
-                len(missing),
-                missing[0].hex()[:16],
-                pause,
-            )
-            time.sleep(pause)
-            pause = min(2 * pause, MAX_FETCH_PAUSE_S)
+                    if self.retention is not None:
+                        self.retention.stored(FETCHED, digest, len(data))
+            return True if all(d in self.payloads for d in digests) else None
+
+        wait_for(
+            attempt,
+            what=f"{len(digests)} payload(s)",
+            stopping=self.stopping,
+            patience_s=self.patience_s,
+        )
+
+    def collect(self, below: int) -> int:
+        """Delete payloads consumed at or below sequence number ``below``."""
+        return 0 if self.retention is None else self.retention.collect(below)
 
     # ----------------------------------------------------------- execution
     def execute(self, client: str, timestamp: int, operation: bytes, seq: int) -> bytes:
@@ -248,9 +283,20 @@ class ValidatorService:
             return _error(f"payload availability: {problem}")
         self._await_payloads(digests)
         if kind == "open-chain":
-            return self._open(opening)
-        assert chain is not None  # looked up above
-        return chain.execute(client, timestamp, inner, seq)
+            result = self._open(opening)
+        else:
+            assert chain is not None  # looked up above
+            result = chain.execute(client, timestamp, inner, seq)
+            log.info(
+                "run %d: round %d executed at seq %d (%d submissions)",
+                chain.state.params.run,
+                chain.state.height,
+                seq,
+                len(digests),
+            )
+        if self.retention is not None:
+            self.retention.consumed(digests, seq)
+        return result
 
     def _open(self, request: OpenChain) -> bytes:
         try:
@@ -280,8 +326,18 @@ class ValidatorService:
             ledger.append(0, state.head, body)
         elif ledger.block_hash(0) != state.head:
             return _error(f"run {request.run}: the ledger holds another chain")
-        self.chains[request.run] = PoTApplication(state, self.payloads, ledger)
+        self.chains[request.run] = self._chain(state, ledger)
         return encode({"block": state.head, "height": 0})
+
+    def _chain(self, state: ChainState, ledger: Ledger) -> PoTApplication:
+        return PoTApplication(
+            state,
+            self.payloads,
+            ledger,
+            blocks=self.blocks,
+            stopping=self.stopping,
+            patience_s=self.patience_s,
+        )
 
     # --------------------------------------------------------------- state
     def snapshot(self) -> bytes:
@@ -290,16 +346,34 @@ class ValidatorService:
         )
 
     def restore(self, snapshot: bytes) -> None:
+        """Adopt every chain of a certified snapshot; ledgers catch up first.
+
+        ValueError (the replica drops the snapshot and asks again later) if it is
+        malformed or peers did not serve the blocks in time; nothing changes then,
+        but blocks already appended stay (they are verified).
+        """
         value = decode(snapshot)
         if not isinstance(value, dict):
             raise ValueError("bad service snapshot")
         chains: dict[int, PoTApplication] = {}
         for run_text, state_bytes in value.items():
-            if not isinstance(state_bytes, bytes):
+            if not isinstance(state_bytes, bytes) or not run_text.isdigit():
                 raise ValueError("bad chain snapshot")
             run = int(run_text)
             state = ChainState.from_bytes(state_bytes)
+            if state.params.run != run:
+                raise ValueError(f"snapshot of run {run} holds run {state.params.run}")
             old = self.chains.get(run)
-            ledger = old.ledger if old else Ledger(self.directory / f"run-{run}")
-            chains[run] = PoTApplication(state, self.payloads, ledger)
+            ledger = old.ledger if old is not None else None
+            chains[run] = self._chain(
+                state, ledger or Ledger(self.directory / f"run-{run}")
+            )
+        for run, chain in chains.items():
+            try:
+                chain.catch_up(chain.state)
+            except Unavailable as exc:
+                raise ValueError(f"run {run}: ledger catch-up: {exc}") from exc
+            old = self.chains.get(run)
+            if old is not None and old.early_certificate is not None:
+                chain.offer_certificate(old.early_certificate)
         self.chains = chains

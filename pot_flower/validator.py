@@ -8,14 +8,19 @@ every honest validator: ``encode({"height", "block"})`` or ``{"error"}``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 
+from pot_flower.catchup import NO_PEERS, BlockSource, catch_up
 from pot_flower.encoding import DecodeError, decode, encode
-from pot_flower.ledger import Ledger
+from pot_flower.ledger import Ledger, LedgerError
+from pot_flower.patience import Unavailable
 from pot_flower.protocol.block import Certificate, CertificateError, sign_block
 from pot_flower.protocol.execution import BatchError, ChainState, execute_round
 from pot_flower.protocol.model import encode_arrays
 from pot_flower.zk.signatures import SigningKey
+
+log = logging.getLogger("pot.validator")
 
 
 class PoTApplication:
@@ -29,6 +34,11 @@ class PoTApplication:
         Where the arrays of submissions are found by digest.
     ledger : Ledger | None
         Where blocks and models are written (None: in memory only).
+    blocks : BlockSource | None
+        Peers' blocks, for bringing the ledger up to a state adopted by state
+        transfer (see :mod:`pot_flower.catchup`); None: no peers to ask.
+    stopping : Callable[[], bool] | None
+        Whether the validator is shutting down (ends a wait for peers).
 
     """
 
@@ -37,11 +47,54 @@ class PoTApplication:
         state: ChainState,
         payloads: Mapping[bytes, bytes],
         ledger: Ledger | None = None,
+        *,
+        blocks: BlockSource | None = None,
+        stopping: Callable[[], bool] | None = None,
+        patience_s: float = 30.0,
     ) -> None:
         self.state = state
         self.payloads = payloads
         self.ledger = ledger
+        self.blocks = blocks
+        self.stopping = stopping or (lambda: False)
+        self.patience_s = patience_s
         self.last_body: bytes | None = None
+        #: A certificate for a block this validator has not executed yet.
+        self.early_certificate: Certificate | None = None
+
+    def catch_up(self, state: ChainState) -> int:
+        """Bring the ledger up to ``state`` from peers (verified); blocks appended."""
+        if self.ledger is None:
+            return 0
+        if self.blocks is None and self.ledger.head_height() < state.height:
+            raise LedgerError(
+                f"the ledger stops at {self.ledger.head_height()}, the state is at "
+                f"{state.height}, and there are no peers to fetch blocks from"
+            )
+        head = self.ledger.head_height()
+        if head < state.height:
+            log.info(
+                "run %d: catching up the ledger from peers (blocks %d..%d)",
+                state.params.run,
+                head + 1,
+                state.height,
+            )
+        appended = catch_up(
+            self.ledger,
+            state,
+            self.blocks or NO_PEERS,
+            stopping=self.stopping,
+            patience_s=self.patience_s,
+        )
+        if appended:
+            log.info(
+                "run %d: ledger caught up to block %d (%d blocks verified and "
+                "appended)",
+                state.params.run,
+                state.height,
+                appended,
+            )
+        return appended
 
     def execute(self, client: str, timestamp: int, operation: bytes, seq: int) -> bytes:
         try:
@@ -49,6 +102,9 @@ class PoTApplication:
         except BatchError as exc:
             return encode({"error": str(exc)})
         if self.ledger is not None:
+            # A ledger left behind (killed during a catch-up, or damaged) is brought
+            # up to the state before the new block goes on top of it.
+            self.catch_up(self.state)
             self.ledger.store_model(
                 outcome.state.model_digest, encode_arrays(outcome.state.model)
             )
@@ -65,13 +121,48 @@ class PoTApplication:
                 )
         self.state = outcome.state
         self.last_body = outcome.body
+        self._apply_early_certificate()
         return encode({"block": outcome.hash, "height": outcome.state.height})
+
+    def offer_certificate(self, certificate: Certificate) -> str:
+        """Store a verified certificate for one of this chain's blocks.
+
+        One for a block this validator has not executed yet (it is catching up)
+        is kept until it has; returns why it cannot be used, or "".
+        """
+        ledger = self.ledger
+        if ledger is None:
+            return "this validator keeps no ledger"
+        if certificate.height > ledger.head_height():
+            early = self.early_certificate
+            if early is None or certificate.height > early.height:
+                self.early_certificate = certificate
+            return ""
+        if ledger.block_hash(certificate.height) != certificate.block:
+            return "certifies a block this validator does not hold"
+        ledger.certify(certificate.height, certificate.to_bytes())
+        return ""
+
+    def _apply_early_certificate(self) -> None:
+        early, ledger = self.early_certificate, self.ledger
+        if early is None or ledger is None or early.height > ledger.head_height():
+            return
+        self.early_certificate = None
+        if ledger.block_hash(early.height) == early.block:
+            ledger.certify(early.height, early.to_bytes())
 
     def snapshot(self) -> bytes:
         return self.state.to_bytes()
 
     def restore(self, snapshot: bytes) -> None:
-        self.state = ChainState.from_bytes(snapshot)
+        """Adopt a certified state; the ledger follows it first (ValueError: retry)."""
+        state = ChainState.from_bytes(snapshot)
+        try:
+            self.catch_up(state)
+        except Unavailable as exc:
+            raise ValueError(f"ledger catch-up: {exc}") from exc
+        self.state = state
+        self._apply_early_certificate()
 
 
 class Validator:

@@ -11,14 +11,10 @@ from pot_flower.zk.signatures import SigningKey
 
 from pot_flower.availability import receipts_problem, sign_receipt
 from pot_flower.encoding import decode
+from pot_flower.patience import Interrupted
 from pot_flower.payloads import PayloadStore
 from pot_flower.protocol.model import encode_arrays
-from pot_flower.service import (
-    Interrupted,
-    OpenChain,
-    ValidatorService,
-    available_request,
-)
+from pot_flower.service import OpenChain, ValidatorService, available_request
 
 KEYS = [SigningKey.from_seed(b"availability-%d" % i) for i in range(4)]
 RAW = tuple(k.verify_key.raw for k in KEYS)

@@ -5,8 +5,8 @@ from dataclasses import replace
 from support import Committee, of_type
 
 from pot_flower.consensus.client import RETRANSMIT_TIMER, Client
-from pot_flower.consensus.effects import Broadcast, Completed, Dropped, Send
-from pot_flower.consensus.messages import Reply
+from pot_flower.consensus.effects import Broadcast, Completed, Dropped, Rejected, Send
+from pot_flower.consensus.messages import Reply, Superseded
 
 
 def make_client(c: Committee) -> Client:
@@ -89,3 +89,28 @@ def test_one_lying_replica_cannot_redirect_the_client(committee: Committee) -> N
     assert not client.busy and client.view == 0
     [request] = of_type(client.submit(b"op2"), Send)
     assert request.to == 0
+
+
+def superseded(c: Committee, sender: int, ts: int = 1, newer: int = 9) -> Superseded:
+    return Superseded("alice", ts, newer, sender).signed(c.keys[sender])
+
+
+def test_f_plus_1_superseded_notices_reject_the_request(committee: Committee) -> None:
+    client = make_client(committee)
+    client.submit(b"op")
+    assert not client.handle(superseded(committee, 2, newer=12))
+    assert not client.handle(superseded(committee, 2, newer=12))  # one replica
+    [rejected] = of_type(client.handle(superseded(committee, 3, newer=9)), Rejected)
+    assert rejected == Rejected(1, 9) and not client.busy
+
+
+def test_f_liars_cannot_make_a_client_give_up(committee: Committee) -> None:
+    client = make_client(committee)
+    client.submit(b"op")
+    forged = replace(superseded(committee, 1), sender=2, _payload=b"")
+    assert of_type(client.handle(forged), Dropped)  # signed by another replica
+    assert not client.handle(superseded(committee, 3))  # f = 1 honest-looking
+    assert not client.handle(superseded(committee, 3, ts=7))  # another request
+    assert client.busy
+    assert of_type(client.handle(reply(committee, 0, b"r")), Completed) == []
+    assert of_type(client.handle(reply(committee, 1, b"r")), Completed)

@@ -125,3 +125,24 @@ def test_health_reports_each_validator(cluster: Cluster) -> None:
     assert [r.replica for r in reports] == list(range(N))
     assert all(r.status == "serving" for r in reports)
     assert sum(r.last_executed >= 1 for r in reports) >= 3  # a quorum executed
+
+
+def test_two_coordinators_with_one_client_id_are_told_not_left_to_time_out(
+    cluster: Cluster,
+) -> None:
+    from pot_flower.transport.client import DuplicateClient
+
+    older = cluster.client()
+    time.sleep(0.01)
+    newer = cluster.client()  # same id and key, later clock: larger timestamps
+    try:
+        older.call(b"first", timeout=10)
+        newer.call(b"second", timeout=10)
+        started = time.monotonic()
+        with pytest.raises(DuplicateClient, match="used by another coordinator"):
+            older.call(b"third", timeout=30)
+        assert time.monotonic() - started < 10  # not the 30 s timeout
+        assert newer.call(b"fourth", timeout=10)
+    finally:
+        older.close()
+        newer.close()

@@ -10,7 +10,8 @@ from test_grpc_committee import CLIENT, Cluster, cluster  # noqa: F401 (fixture)
 from pot_flower.consensus.messages import Request
 from pot_flower.sim.fuzzinputs import hostile_inputs, impostor_corpus
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
-from pot_flower.transport.node import MAX_MESSAGE_BYTES, open_channel
+from pot_flower.transport.channels import open_channel
+from pot_flower.transport.limits import Limits
 
 
 def test_hostile_inputs_are_dropped_and_the_validator_stays_up(
@@ -30,7 +31,8 @@ def test_hostile_inputs_are_dropped_and_the_validator_stays_up(
             call = stub.Deliver if i % 2 else stub.Submit
             assert call(pot_pb2.Frame(data=data), timeout=5).accepted
         try:
-            stub.Deliver(pot_pb2.Frame(data=b"x" * (MAX_MESSAGE_BYTES + 1)), timeout=30)
+            oversized = b"x" * (Limits().max_message_bytes + 1)
+            stub.Deliver(pot_pb2.Frame(data=oversized), timeout=30)
             raise AssertionError("an oversized frame was accepted")
         except grpc.RpcError as exc:
             assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -178,7 +178,9 @@ def test_a_validator_signs_a_receipt_only_for_payloads_it_holds(
 
     from pot_flower.availability import DOMAIN, receipt_message
     from pot_flower.transport import pot_pb2, pot_pb2_grpc
-    from pot_flower.transport.node import MAX_HELD_DIGESTS, open_channel
+    from pot_flower.transport.channels import open_channel
+    from pot_flower.transport.server import MAX_HELD_DIGESTS
+    from pot_flower.transport.uploads import first_chunk
 
     config, addresses = committee
     channel = open_channel(addresses[2])
@@ -188,7 +190,11 @@ def test_a_validator_signs_a_receipt_only_for_payloads_it_holds(
     other = hashlib.sha256(b"never uploaded").digest()
     reply = stub.Holds(pot_pb2.HoldsRequest(digests=[digest, other]), timeout=5)
     assert not reply.receipt and set(reply.missing) == {digest, other}
-    chunks = [pot_pb2.Chunk(digest=digest, data=data)]
+    unsigned = [pot_pb2.Chunk(digest=digest, data=data)]
+    refused = stub.PutPayload(iter(unsigned), timeout=5)
+    assert not refused.accepted and "not a coordinator" in refused.reason
+    ticket = first_chunk(COORDINATOR, "coordinator", 1, digest, len(data))
+    chunks = [ticket, pot_pb2.Chunk(data=data)]
     assert stub.PutPayload(iter(chunks), timeout=5).accepted
     reply = stub.Holds(pot_pb2.HoldsRequest(digests=[digest]), timeout=5)
     assert not reply.missing

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from support import Committee, of_type, sent
 
+from pot_flower.consensus.application import HashChainApp
 from pot_flower.consensus.effects import (
     Dropped,
     Executed,
@@ -33,6 +34,7 @@ from pot_flower.consensus.messages import (
     Request,
     StateTransfer,
     Status,
+    Superseded,
     ViewChange,
     sha256,
 )
@@ -93,9 +95,12 @@ def test_executed_request_gets_its_cached_reply_and_stale_one_is_dropped(
     again = replica.handle(committee.request(ts=5))
     [reply] = sent(again, Reply)
     assert reply.timestamp == 5
-    assert reasons(replica.handle(committee.request(ts=4))) == [
-        "stale request timestamp"
-    ]
+    stale = replica.handle(committee.request(ts=4))
+    assert reasons(stale) == ["stale request timestamp"]
+    # Its client shares an id with one that got further: it is told, signed.
+    [notice] = sent(stale, Superseded)
+    assert (notice.client, notice.timestamp, notice.executed) == ("alice", 4, 5)
+    assert notice.verify(committee.config.replicas[1])
 
 
 def test_primary_batches_requests_beyond_the_in_flight_limit() -> None:
@@ -498,3 +503,26 @@ def test_a_new_view_is_forwarded_to_peers_stuck_before_it_even_mid_view_change(
     assert not sent(
         new_primary.handle(Status(2, True, 0, 0, 3).signed(c.keys[3])), NewView
     )
+
+
+def test_status_from_a_peer_missing_our_checkpoint_vote_is_answered_with_it() -> None:
+    # n = 7, f = 2 silent: a checkpoint is stable only with all five honest votes.
+    # Each vote is broadcast once, at execution; replica 1's vote to replica 2 is
+    # lost, so 2's window stays full unless 1 resends it when 2 reports it stuck.
+    c = Committee(n=7)
+    voter, stuck = c.replica(1), c.replica(2)
+    for replica in (voter, stuck):
+        commit_seq(c, replica, 1, c.request(ts=1))
+        commit_seq(c, replica, 2, c.request(ts=2))
+    digest = stuck.state_digest()
+    for i in (4, 5, 6):
+        stuck.handle(Checkpoint(2, digest, i).signed(c.keys[i]))
+    assert stuck.low == 0  # four votes of the five needed
+    status = Status(0, False, 0, 2, 2).signed(c.keys[2])
+    [vote] = sent(voter.handle(status), Checkpoint)
+    assert (vote.seq, vote.state_digest, vote.sender) == (2, digest, 1)
+    stuck.handle(vote)
+    assert stuck.low == 2
+    # After a restart the vote is not in memory (replay does not vote): re-signed.
+    restarted = Replica(c.config, 1, c.keys[1], HashChainApp(), voter.durable_state())
+    assert sent(restarted.handle(status), Checkpoint) == [vote]

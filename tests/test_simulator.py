@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pot_flower.sim.campaign import CampaignSpec, run_campaign
+from pot_flower.sim.campaign import CampaignSpec, run_campaign, run_seed, splitmix64
 from pot_flower.sim.checker import ReplicaTrace, check_liveness, check_safety
 from pot_flower.sim.faults import FAULT_KINDS
 from pot_flower.sim.mutants import MUTANTS
@@ -146,3 +146,23 @@ def test_bad_campaign_settings_are_refused() -> None:
 def test_a_campaign_rejects_an_unknown_vote_routing() -> None:
     with pytest.raises(ValueError, match="vote routing"):
         CampaignSpec(validators=4, runs=1, votes="gossip")
+
+
+def test_spread_seeds_cover_the_64_bit_range_and_replay_one_by_one() -> None:
+    assert splitmix64(0) == 0xE220A8397B1DCDAF  # the reference output
+    spec = CampaignSpec(validators=4, runs=3, seed=7, spread=True, votes="mixed")
+    seeds = spec.seeds()
+    assert seeds == [splitmix64(7), splitmix64(8), splitmix64(9)]
+    assert all(s.bit_length() > 32 for s in seeds) and len(set(seeds)) == 3
+    report = run_campaign(spec, jobs=1)
+    assert report.summary()["spread"] is True
+    # A reported seed replays alone, unmixed, as the same run (same routing too).
+    replay = CampaignSpec(validators=4, runs=1, seed=seeds[1], votes="mixed")
+    assert replay.seeds() == [seeds[1]]
+    again = run_seed(replay, seeds[1])
+    first = run_seed(spec, seeds[1])
+    assert (again.messages, again.view_changes, again.sim_time_ms) == (
+        first.messages,
+        first.view_changes,
+        first.sim_time_ms,
+    )

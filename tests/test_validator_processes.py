@@ -128,7 +128,7 @@ def test_mutual_tls_committee_serves_the_strategy_and_refuses_strangers(
     from pot_flower.deploy import load_committee
     from pot_flower.localnet import prepare
     from pot_flower.transport import pot_pb2, pot_pb2_grpc
-    from pot_flower.transport.node import open_channel
+    from pot_flower.transport.channels import open_channel
 
     path = prepare(4, tmp_path / "tls-committee", tls=True)
     with running(path) as processes:

@@ -47,7 +47,21 @@ default = "deploy"
 address = "127.0.0.1:$link"
 insecure = true
 TOML
-sleep 5
+# The SuperLink takes a few seconds to start (longer on a busy machine): wait for
+# its port rather than a fixed time.
+python - "$link" <<'PY'
+import socket, sys, time
+deadline = time.monotonic() + 60
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit("the SuperLink did not start within 60 s")
+        time.sleep(0.2)
+PY
+sleep 1
 
 echo "== flwr run (Deployment Engine, remote committee)"
 flwr run "$here/../quickstart-pytorch" deploy --stream -c \

@@ -9,6 +9,7 @@ from pot_flower.consensus.effects import (
     Completed,
     Dropped,
     Effect,
+    Rejected,
     Send,
     SetTimer,
 )
@@ -17,6 +18,7 @@ from pot_flower.consensus.messages import (
     MessageError,
     Reply,
     Request,
+    Superseded,
     decode_message,
 )
 from pot_flower.consensus.quorum import primary
@@ -69,6 +71,7 @@ class Client:
         self.outstanding: Request | None = None
         self._replies: dict[int, bytes] = {}
         self._views: dict[int, int] = {}
+        self._superseded: dict[int, int] = {}  # replica -> newer timestamp it saw
         #: Latest view that f + 1 replies vouched for (a liar cannot move it).
         self.view = 0
 
@@ -86,6 +89,7 @@ class Client:
         self.outstanding = request
         self._replies = {}
         self._views = {}
+        self._superseded = {}
         self._attempt = 0
         return [
             Send(primary(self.view, self.config.n), request),
@@ -107,7 +111,9 @@ class Client:
         return self.handle(message)
 
     def handle(self, message: Message) -> list[Effect]:
-        """Handle a decoded reply."""
+        """Handle a decoded reply (or a notice that the request was superseded)."""
+        if isinstance(message, Superseded):
+            return self._on_superseded(message)
         if not isinstance(message, Reply):
             return [Dropped(f"clients only accept replies, got {message.TAG}")]
         request = self.outstanding
@@ -132,6 +138,24 @@ class Client:
             CancelTimer(RETRANSMIT_TIMER),
             Completed(request.timestamp, message.result),
         ]
+
+    def _on_superseded(self, notice: Superseded) -> list[Effect]:
+        request = self.outstanding
+        if request is None or (notice.client, notice.timestamp) != (
+            request.client,
+            request.timestamp,
+        ):
+            return []
+        if not 0 <= notice.sender < self.config.n or not notice.verify(
+            self.config.replicas[notice.sender]
+        ):
+            return [Dropped("superseded notice with a bad signature", notice.sender)]
+        self._superseded.setdefault(notice.sender, notice.executed)
+        if len(self._superseded) < self.config.weak_quorum:
+            return []  # f liars cannot make a client give up
+        self.outstanding = None
+        newer = sorted(self._superseded.values())[0]
+        return [CancelTimer(RETRANSMIT_TIMER), Rejected(request.timestamp, newer)]
 
     def on_timer(self, name: str) -> list[Effect]:
         """Retransmit the outstanding request to every replica, backing off."""

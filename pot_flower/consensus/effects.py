@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Union
 
-from pot_flower.consensus.messages import Message, Reply, Request
+from pot_flower.consensus.messages import Message, Reply, Request, Superseded
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,10 @@ class Broadcast:
 
 @dataclass(frozen=True)
 class SendToClient:
-    """Send a reply to client ``client``."""
+    """Send a reply (or a notice that a request was superseded) to ``client``."""
 
     client: str
-    message: Reply
+    message: Reply | Superseded
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,18 @@ class Completed:
     result: bytes
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """Client side: f + 1 replicas say request ``timestamp`` will never execute.
+
+    They executed a newer request under this client's id (``newer``): another
+    client holds the same id and key.
+    """
+
+    timestamp: int
+    newer: int
+
+
 Effect = Union[
     Send,
     Broadcast,
@@ -118,4 +130,5 @@ Effect = Union[
     ViewInstalled,
     Dropped,
     Completed,
+    Rejected,
 ]

@@ -11,8 +11,9 @@ a certificate can be re-verified by anyone, signature by signature.
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import (
@@ -139,11 +140,48 @@ def decode_message(data: bytes, expected: type[Message] | None = None) -> Messag
     """
     if expected is not None and not expected.TAG:
         raise TypeError("expected must be a concrete message class")
-    return _decode_cached(bytes(data), expected.TAG if expected else "")
+    return _CACHE.decode(bytes(data), expected.TAG if expected else "")
 
 
-@functools.lru_cache(maxsize=8192)
-def _decode_cached(data: bytes, expected_tag: str) -> Message:
+class _DecodeCache:
+    """Recently parsed messages by wire bytes, bounded in bytes, not entries.
+
+    Anyone can send large messages that parse (and then fail their signature
+    check): only small ones are kept, and only as many as fit the budget.
+    """
+
+    MAX_ENTRY = 64 * 1024
+    MAX_BYTES = 32 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[bytes, str], Message] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def decode(self, data: bytes, expected_tag: str) -> Message:
+        if len(data) > self.MAX_ENTRY:
+            return _decode(data, expected_tag)
+        key = (data, expected_tag)
+        with self._lock:
+            message = self._entries.get(key)
+            if message is not None:
+                self._entries.move_to_end(key)
+                return message
+        message = _decode(data, expected_tag)  # MessageError: not cached
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = message
+                self._bytes += 2 * len(data)  # the key and the message's payload
+            while self._bytes > self.MAX_BYTES:
+                (old, _), _ = self._entries.popitem(last=False)
+                self._bytes -= 2 * len(old)
+        return message
+
+
+_CACHE = _DecodeCache()
+
+
+def _decode(data: bytes, expected_tag: str) -> Message:
     expected = _REGISTRY[expected_tag] if expected_tag else None
     try:
         outer = decode(data)
@@ -342,6 +380,26 @@ class Reply(Message):
     timestamp: int
     result: bytes
     sender: int
+
+
+@dataclass(frozen=True)
+class Superseded(Message):
+    """A replica's word that ``client``'s request ``timestamp`` will never execute.
+
+    The replica has already executed the newer request ``executed`` of that
+    client (timestamps only grow): two coordinators are using one client id.
+    """
+
+    TAG: ClassVar[str] = "superseded"
+    client: str
+    timestamp: int
+    executed: int
+    sender: int
+
+    def validate(self) -> None:
+        super().validate()
+        if self.executed <= self.timestamp:
+            raise MessageError("a request is superseded only by a newer one")
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ from pot_flower.consensus.messages import (
     Request,
     StateTransfer,
     Status,
+    Superseded,
     ViewChange,
     Vote,
     Votes,
@@ -457,7 +458,11 @@ class Replica:
             if request.timestamp == last[0]:  # retransmission: resend the reply
                 self._reply(request.client, request.timestamp, last[1])
             else:
+                # Timestamps only grow: a client still waiting for this one shares
+                # its id with a client that got further. Tell it, signed.
                 self._drop("stale request timestamp", request.client)
+                notice = Superseded(request.client, request.timestamp, last[0], self.id)
+                self._out.append(SendToClient(request.client, self._sign(notice)))
             return
         self._learn(request)
         if self.is_primary and not self.in_view_change:
@@ -809,6 +814,19 @@ class Replica:
             del self._checkpoints[seq][checkpoint.sender]
         self._check_stable(checkpoint.seq)
 
+    def _own_checkpoint_vote(self, seq: int) -> Checkpoint:
+        """Our signed checkpoint for ``seq`` (whose snapshot we hold), to resend."""
+        vote = self._checkpoints.get(seq, {}).get(self.id)
+        if vote is not None:
+            return vote
+        # A restart replays executions without voting, and the per-sender bound
+        # may have dropped it: sign it again (Ed25519 is deterministic, so it is
+        # the same vote) and count it, as the live vote would have been.
+        digest = sha256(self._own_checkpoints[seq])
+        vote = self._sign(Checkpoint(seq, digest, self.id))
+        self._checkpoints.setdefault(seq, {})[self.id] = vote
+        return vote
+
     def _check_stable(self, seq: int) -> None:
         votes = self._checkpoints.get(seq, {})
         by_digest: dict[bytes, list[Checkpoint]] = {}
@@ -962,6 +980,12 @@ class Replica:
             for checkpoint in self.stable_proof:
                 if checkpoint.sender != peer:
                     self._send(peer, checkpoint)
+        for seq in sorted(self._own_checkpoints):
+            if seq > status.stable_seq:
+                # Checkpoint votes go out once, at execution. With f replicas
+                # silent a stable checkpoint needs every honest vote, so one lost
+                # vote at every replica would leave the window full for good.
+                self._send(peer, self._own_checkpoint_vote(seq))
         for seq in range(
             max(status.last_executed, self.low) + 1, self.last_executed + 1
         ):

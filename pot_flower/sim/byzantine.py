@@ -167,8 +167,10 @@ class ByzantineReplica:
         return out
 
     def _client_effect(self, effect: SendToClient) -> Effect:
-        if self.behaviour in ("wrong-results", "garbage"):
-            forged: Reply = replace(effect.message, result=sha256(b"forged"))
+        message = effect.message
+        lies = self.behaviour in ("wrong-results", "garbage")
+        if lies and isinstance(message, Reply):
+            forged = replace(message, result=sha256(b"forged"))
             return SendToClient(effect.client, self._sign(forged))
         return effect
 

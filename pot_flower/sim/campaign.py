@@ -16,6 +16,22 @@ from pot_flower.sim.mutants import MUTANTS
 from pot_flower.sim.simulator import RunResult, Simulation, percentile
 
 VOTE_ROUTINGS = ("broadcast", "relay", "mixed")
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64(x: int) -> int:
+    """SplitMix64's output function of ``x``: a bijection on 64-bit integers.
+
+    Consecutive inputs map to seeds spread over the whole 64-bit range, so a
+    campaign of ``--spread`` seeds ``splitmix64(base + i)`` samples fault plans
+    far apart instead of a run of neighbours; each seed stays replayable on its
+    own (``--runs 1 --seed S``). Constants from Steele, Lea and Flood, "Fast
+    splittable pseudorandom number generators" (OOPSLA 2014).
+    """
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,13 @@ class CampaignSpec:
     #: Vote routing: "broadcast" (all-to-all), "relay" (through the primary) or
     #: "mixed" (odd seeds relay).
     votes: str = "broadcast"
+    #: Run i uses ``splitmix64(seed + i)`` instead of ``seed + i``.
+    spread: bool = False
+
+    def seeds(self) -> list[int]:
+        """The seed of every run, in order (what ``failing_seeds`` reports)."""
+        bases = range(self.seed, self.seed + self.runs)
+        return [splitmix64(b) for b in bases] if self.spread else list(bases)
 
     def __post_init__(self) -> None:
         if self.validators < 1:
@@ -115,6 +138,7 @@ class CampaignReport:
             "mutant": spec.mutant,
             "votes": spec.votes,
             "seed": spec.seed,
+            "spread": spec.spread,
             "requests_committed": self.requests_committed,
             "safety_violations": self.safety_violations,
             "liveness_failures": self.liveness_failures,
@@ -159,11 +183,11 @@ def run_campaign(
     jobs: int | None = None,
     on_result: Callable[[RunResult], None] | None = None,
 ) -> CampaignReport:
-    """Run ``spec.runs`` seeds from ``spec.seed`` on ``jobs`` processes."""
+    """Run the seeds of :meth:`CampaignSpec.seeds` on ``jobs`` processes."""
     report = CampaignReport(spec)
     start = time.perf_counter()
     jobs = max(1, jobs or os.cpu_count() or 1)
-    seeds = list(range(spec.seed, spec.seed + spec.runs))
+    seeds = spec.seeds()
     for result in _results(spec, seeds, jobs):
         report.add(result)
         if on_result is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
 from pot_flower.consensus.messages import (
     Checkpoint,
@@ -24,6 +25,7 @@ from pot_flower.consensus.messages import (
     Request,
     StateTransfer,
     Status,
+    Superseded,
     ViewChange,
     Votes,
     batch_digest,
@@ -56,6 +58,7 @@ def impostor_corpus(n: int, client: str = "coordinator", seed: int = 0) -> list[
         *prepares,
         *commits,
         Reply(0, client, 1, b"result", n - 1).signed(keys[n - 1]),
+        Superseded(client, 1, 2, n - 1).signed(keys[n - 1]),
         *checkpoints,
         view_change,
         NewView(1, (view_change,), (), 1 % n).signed(keys[1 % n]),
@@ -111,3 +114,118 @@ def hostile_inputs(
             for _ in range(rng.randint(1, 3)):
                 data = mutate(data, rng)
             yield "mutated", data
+
+
+#: Every RPC of the validator service and the shape of its call.
+RPC_SHAPES = {
+    "Deliver": "unary",
+    "Submit": "unary",
+    "Health": "unary",
+    "Holds": "unary",
+    "GetBlock": "unary",
+    "Certify": "unary",
+    "Link": "stream-in",
+    "PutPayload": "stream-in",
+    "Replies": "stream-out",
+    "GetPayload": "stream-out",
+}
+_EDGE_INTS = [0, 1, 2**31 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 2, 2**64 - 1]
+
+
+def _u64(rng: random.Random) -> int:
+    return rng.choice(_EDGE_INTS) if rng.random() < 0.5 else rng.randrange(2**64)
+
+
+def _text(rng: random.Random) -> str:
+    pick = rng.random()
+    if pick < 0.3:
+        return "coordinator"
+    if pick < 0.4:
+        return "x" * rng.randint(1000, 20000)
+    return "".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(rng.randint(0, 24)))
+
+
+def _request(method: str, rng: random.Random, corpus: list[bytes]) -> bytes:
+    """A well-formed request message of ``method`` with hostile field values."""
+    from pot_flower.transport import pot_pb2
+
+    blob = rng.choice(corpus) if rng.random() < 0.5 else rng.randbytes(64)
+    blob = mutate(blob, rng) if rng.random() < 0.7 else blob
+    message: Any
+    if method in ("Deliver", "Submit", "Link", "Certify"):
+        more = [mutate(rng.choice(corpus), rng) for _ in range(rng.randint(0, 3))]
+        message = pot_pb2.Frame(data=blob, more=more)
+    elif method == "PutPayload":
+        message = pot_pb2.Chunk(
+            digest=rng.randbytes(rng.choice([0, 31, 32, 33])),
+            data=rng.randbytes(rng.randint(0, 512)),
+            client=_text(rng),
+            run=_u64(rng),
+            size=_u64(rng),
+            signature=rng.randbytes(rng.choice([0, 63, 64])),
+        )
+    elif method == "Replies":
+        message = pot_pb2.Subscribe(client=_text(rng))
+    elif method == "GetPayload":
+        message = pot_pb2.PayloadRequest(digest=rng.randbytes(rng.choice([0, 32, 40])))
+    elif method == "Holds":
+        count = rng.choice([0, 1, 5, 100])
+        digests = [rng.randbytes(rng.choice([32, 32, 7])) for _ in range(count)]
+        message = pot_pb2.HoldsRequest(digests=digests)
+    elif method == "GetBlock":
+        message = pot_pb2.BlockRequest(
+            run=_u64(rng), height=_u64(rng), with_model=rng.random() < 0.5
+        )
+    else:
+        message = pot_pb2.HealthRequest()
+    return bytes(message.SerializeToString())
+
+
+def hostile_rpcs(
+    corpus: list[bytes], count: int, seed: int = 0
+) -> Iterator[tuple[str, list[bytes]]]:
+    """``count`` calls as ``(method, request messages)`` on every RPC in turn.
+
+    Requests are raw bytes on the wire: random bytes, well-formed messages with
+    hostile field values (out-of-range integers, wrong digest lengths, unknown or
+    huge client ids, forged signatures), or their serializations mutated. Streams
+    mix good and bad messages.
+    """
+    rng = random.Random(seed)
+    methods = sorted(RPC_SHAPES)
+    for i in range(count):
+        method = methods[i % len(methods)]
+        messages = []
+        for _ in range(rng.randint(1, 4) if RPC_SHAPES[method] == "stream-in" else 1):
+            roll = rng.random()
+            if roll < 0.25:
+                messages.append(rng.randbytes(rng.randint(0, 256)))
+            elif roll < 0.75:
+                messages.append(_request(method, rng, corpus))
+            else:
+                messages.append(mutate(_request(method, rng, corpus), rng))
+        yield method, messages
+
+
+def raw_call(channel: Any, method: str, messages: list[bytes], timeout: float) -> str:
+    """Send raw request bytes to ``method``; the status code's name."""
+    import grpc
+
+    shape = RPC_SHAPES[method]
+    kinds = {"unary": "unary_unary", "stream-in": "stream_unary"}
+    call = getattr(channel, kinds.get(shape, "unary_stream"))(
+        f"/pot.v1.Validator/{method}",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+    try:
+        if shape == "stream-in":
+            call(iter(messages), timeout=timeout)
+        elif shape == "stream-out":
+            for _ in call(messages[0], timeout=timeout):
+                pass
+        else:
+            call(messages[0], timeout=timeout)
+    except grpc.RpcError as exc:
+        return str(exc.code().name)
+    return "OK"

@@ -23,18 +23,24 @@ from pot_flower.consensus.effects import (
     CancelTimer,
     Completed,
     Effect,
+    Rejected,
     Send,
     SetTimer,
 )
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
-from pot_flower.transport.node import SEND_DEADLINE_S, open_channel
+from pot_flower.transport.channels import open_channel
 from pot_flower.zk.signatures import SigningKey
 
 RECONNECT_S = 0.2
+SEND_DEADLINE_S = 2.0
 
 
 class CommitteeTimeout(TimeoutError):
     """The committee did not answer within the deadline."""
+
+
+class DuplicateClient(RuntimeError):
+    """Another coordinator uses this client id: its newer requests executed."""
 
 
 class CommitteeClient:
@@ -135,6 +141,13 @@ class CommitteeClient:
                         timer = None
                     elif isinstance(effect, Completed):
                         return effect.result
+                    elif isinstance(effect, Rejected):
+                        raise DuplicateClient(
+                            f"client id {self.id!r} is used by another coordinator:"
+                            f" the committee executed its request {effect.newer},"
+                            f" newer than ours ({effect.timestamp}); give each"
+                            " coordinator its own id and key in the committee file"
+                        )
                 now = time.monotonic()
                 if now >= deadline:
                     self._client.abandon()

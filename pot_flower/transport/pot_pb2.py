@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epot_flower/transport/pot.proto\x12\x06pot.v1\"#\n\x05\x46rame\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04more\x18\x02 \x03(\x0c\"\'\n\x03\x41\x63k\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1b\n\tSubscribe\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\"\x0f\n\rHealthRequest\"\x9e\x01\n\x0bHealthReply\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\r\x12\x0c\n\x04view\x18\x03 \x01(\x04\x12\x15\n\rlast_executed\x18\x04 \x01(\x04\x12\x0e\n\x06stable\x18\x05 \x01(\x04\x12\x16\n\x0ein_view_change\x18\x06 \x01(\x08\x12\x10\n\x08received\x18\x07 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x08 \x01(\x04\"%\n\x05\x43hunk\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\" \n\x0ePayloadRequest\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\"\x1f\n\x0cHoldsRequest\x12\x0f\n\x07\x64igests\x18\x01 \x03(\x0c\".\n\nHoldsReply\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x0f\n\x07missing\x18\x02 \x03(\x0c\"?\n\x0c\x42lockRequest\x12\x0b\n\x03run\x18\x01 \x01(\x04\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x12\n\nwith_model\x18\x03 \x01(\x08\"L\n\nBlockReply\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x0c\n\x04vote\x18\x02 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\x0c\x32\xd6\x03\n\tValidator\x12%\n\x07\x44\x65liver\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack\x12$\n\x04Link\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack(\x01\x12$\n\x06Submit\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack\x12-\n\x07Replies\x12\x11.pot.v1.Subscribe\x1a\r.pot.v1.Frame0\x01\x12\x34\n\x06Health\x12\x15.pot.v1.HealthRequest\x1a\x13.pot.v1.HealthReply\x12*\n\nPutPayload\x12\r.pot.v1.Chunk\x1a\x0b.pot.v1.Ack(\x01\x12\x35\n\nGetPayload\x12\x16.pot.v1.PayloadRequest\x1a\r.pot.v1.Chunk0\x01\x12\x31\n\x05Holds\x12\x14.pot.v1.HoldsRequest\x1a\x12.pot.v1.HoldsReply\x12\x34\n\x08GetBlock\x12\x14.pot.v1.BlockRequest\x1a\x12.pot.v1.BlockReply\x12%\n\x07\x43\x65rtify\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ackb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epot_flower/transport/pot.proto\x12\x06pot.v1\"#\n\x05\x46rame\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04more\x18\x02 \x03(\x0c\"\'\n\x03\x41\x63k\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1b\n\tSubscribe\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\"\x0f\n\rHealthRequest\"\xae\x01\n\x0bHealthReply\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\r\x12\x0c\n\x04view\x18\x03 \x01(\x04\x12\x15\n\rlast_executed\x18\x04 \x01(\x04\x12\x0e\n\x06stable\x18\x05 \x01(\x04\x12\x16\n\x0ein_view_change\x18\x06 \x01(\x08\x12\x10\n\x08received\x18\x07 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x08 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\"c\n\x05\x43hunk\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x0b\n\x03run\x18\x04 \x01(\x04\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x11\n\tsignature\x18\x06 \x01(\x0c\" \n\x0ePayloadRequest\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\"\x1f\n\x0cHoldsRequest\x12\x0f\n\x07\x64igests\x18\x01 \x03(\x0c\".\n\nHoldsReply\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x0f\n\x07missing\x18\x02 \x03(\x0c\"?\n\x0c\x42lockRequest\x12\x0b\n\x03run\x18\x01 \x01(\x04\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x12\n\nwith_model\x18\x03 \x01(\x08\"L\n\nBlockReply\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x0c\n\x04vote\x18\x02 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\x0c\x32\xd6\x03\n\tValidator\x12%\n\x07\x44\x65liver\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack\x12$\n\x04Link\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack(\x01\x12$\n\x06Submit\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack\x12-\n\x07Replies\x12\x11.pot.v1.Subscribe\x1a\r.pot.v1.Frame0\x01\x12\x34\n\x06Health\x12\x15.pot.v1.HealthRequest\x1a\x13.pot.v1.HealthReply\x12*\n\nPutPayload\x12\r.pot.v1.Chunk\x1a\x0b.pot.v1.Ack(\x01\x12\x35\n\nGetPayload\x12\x16.pot.v1.PayloadRequest\x1a\r.pot.v1.Chunk0\x01\x12\x31\n\x05Holds\x12\x14.pot.v1.HoldsRequest\x1a\x12.pot.v1.HoldsReply\x12\x34\n\x08GetBlock\x12\x14.pot.v1.BlockRequest\x1a\x12.pot.v1.BlockReply\x12%\n\x07\x43\x65rtify\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ackb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,19 +40,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEALTHREQUEST']._serialized_start=149
   _globals['_HEALTHREQUEST']._serialized_end=164
   _globals['_HEALTHREPLY']._serialized_start=167
-  _globals['_HEALTHREPLY']._serialized_end=325
-  _globals['_CHUNK']._serialized_start=327
-  _globals['_CHUNK']._serialized_end=364
-  _globals['_PAYLOADREQUEST']._serialized_start=366
-  _globals['_PAYLOADREQUEST']._serialized_end=398
-  _globals['_HOLDSREQUEST']._serialized_start=400
-  _globals['_HOLDSREQUEST']._serialized_end=431
-  _globals['_HOLDSREPLY']._serialized_start=433
-  _globals['_HOLDSREPLY']._serialized_end=479
-  _globals['_BLOCKREQUEST']._serialized_start=481
-  _globals['_BLOCKREQUEST']._serialized_end=544
-  _globals['_BLOCKREPLY']._serialized_start=546
-  _globals['_BLOCKREPLY']._serialized_end=622
-  _globals['_VALIDATOR']._serialized_start=625
-  _globals['_VALIDATOR']._serialized_end=1095
+  _globals['_HEALTHREPLY']._serialized_end=341
+  _globals['_CHUNK']._serialized_start=343
+  _globals['_CHUNK']._serialized_end=442
+  _globals['_PAYLOADREQUEST']._serialized_start=444
+  _globals['_PAYLOADREQUEST']._serialized_end=476
+  _globals['_HOLDSREQUEST']._serialized_start=478
+  _globals['_HOLDSREQUEST']._serialized_end=509
+  _globals['_HOLDSREPLY']._serialized_start=511
+  _globals['_HOLDSREPLY']._serialized_end=557
+  _globals['_BLOCKREQUEST']._serialized_start=559
+  _globals['_BLOCKREQUEST']._serialized_end=622
+  _globals['_BLOCKREPLY']._serialized_start=624
+  _globals['_BLOCKREPLY']._serialized_end=700
+  _globals['_VALIDATOR']._serialized_start=703
+  _globals['_VALIDATOR']._serialized_end=1173
 # @@protoc_insertion_point(module_scope)

@@ -33,7 +33,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthReply(_message.Message):
-    __slots__ = ("status", "replica", "view", "last_executed", "stable", "in_view_change", "received", "dropped")
+    __slots__ = ("status", "replica", "view", "last_executed", "stable", "in_view_change", "received", "dropped", "detail")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class HealthReply(_message.Message):
     IN_VIEW_CHANGE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     status: str
     replica: int
     view: int
@@ -50,15 +51,24 @@ class HealthReply(_message.Message):
     in_view_change: bool
     received: int
     dropped: int
-    def __init__(self, status: _Optional[str] = ..., replica: _Optional[int] = ..., view: _Optional[int] = ..., last_executed: _Optional[int] = ..., stable: _Optional[int] = ..., in_view_change: bool = ..., received: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...
+    detail: str
+    def __init__(self, status: _Optional[str] = ..., replica: _Optional[int] = ..., view: _Optional[int] = ..., last_executed: _Optional[int] = ..., stable: _Optional[int] = ..., in_view_change: bool = ..., received: _Optional[int] = ..., dropped: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Chunk(_message.Message):
-    __slots__ = ("digest", "data")
+    __slots__ = ("digest", "data", "client", "run", "size", "signature")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     digest: bytes
     data: bytes
-    def __init__(self, digest: _Optional[bytes] = ..., data: _Optional[bytes] = ...) -> None: ...
+    client: str
+    run: int
+    size: int
+    signature: bytes
+    def __init__(self, digest: _Optional[bytes] = ..., data: _Optional[bytes] = ..., client: _Optional[str] = ..., run: _Optional[int] = ..., size: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class PayloadRequest(_message.Message):
     __slots__ = ("digest",)

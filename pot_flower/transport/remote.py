@@ -12,7 +12,10 @@ the block body must hash to the certified hash and the model to the block's dige
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+import itertools
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
 from typing import Any
 
@@ -26,6 +29,7 @@ from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.block import (
     BLOCK_DOMAIN,
     Certificate,
+    CertificateError,
     assemble_certificate,
     block_hash,
 )
@@ -34,10 +38,12 @@ from pot_flower.protocol.execution import Params, RoundBatch, SubmissionRef
 from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
 from pot_flower.service import OpenChain, available_request
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
+from pot_flower.transport.channels import open_channel
 from pot_flower.transport.client import CommitteeClient
-from pot_flower.transport.node import CHUNK_BYTES, LATEST, open_channel
+from pot_flower.transport.server import CHUNK_BYTES, LATEST
+from pot_flower.transport.uploads import first_chunk
 from pot_flower.validator import parse_result
-from pot_flower.zk.signatures import SigningKey, VerifyKey
+from pot_flower.zk.signatures import SigningKey
 
 UPLOAD_DEADLINE_S = 120.0
 
@@ -65,6 +71,8 @@ class RemoteCommittee:
     ) -> None:
         self.config = config
         self.timeout = timeout
+        self._client_id = client_id
+        self._client_key = client_key
         self._client = CommitteeClient(
             config,
             client_id,
@@ -79,7 +87,9 @@ class RemoteCommittee:
             rid: pot_pb2_grpc.ValidatorStub(ch)  # type: ignore[no-untyped-call]
             for rid, ch in self._channels.items()
         }
-        self._pool = futures.ThreadPoolExecutor(max_workers=max(4, len(addresses)))
+        # Per validator: a vote poll, a certificate hand-over and a receipt or
+        # upload may be in flight at once, stragglers included.
+        self._pool = futures.ThreadPoolExecutor(max_workers=4 * len(addresses) + 4)
         self._params = Params(
             run=run,
             validators=tuple(k.raw for k in config.replicas),
@@ -188,27 +198,43 @@ class RemoteCommittee:
         raise CommitteeError(f"run {self._params.run}: no block a quorum holds")
 
     def _upload(self, payloads: Mapping[bytes, bytes]) -> None:
+        run = self._params.run
+        tickets = {
+            digest: first_chunk(
+                self._client_key, self._client_id, run, digest, len(data)
+            )
+            for digest, data in payloads.items()
+        }
+
         def put(rid: int) -> None:
             for digest, data in payloads.items():
-                chunks = (
-                    pot_pb2.Chunk(
-                        digest=digest if i == 0 else b"",
-                        data=data[i : i + CHUNK_BYTES],
-                    )
-                    for i in range(0, max(len(data), 1), CHUNK_BYTES)
+                chunks = itertools.chain(
+                    [tickets[digest]],
+                    (
+                        pot_pb2.Chunk(data=data[i : i + CHUNK_BYTES])
+                        for i in range(0, len(data), CHUNK_BYTES)
+                    ),
                 )
-                self._stubs[rid].PutPayload(chunks, timeout=UPLOAD_DEADLINE_S)
+                ack = self._stubs[rid].PutPayload(chunks, timeout=UPLOAD_DEADLINE_S)
+                if not ack.accepted:
+                    raise CommitteeError(f"validator {rid} refused: {ack.reason}")
 
         jobs = [self._pool.submit(put, rid) for rid in self._stubs]
-        failures = sum(1 for job in jobs if job.exception() is not None)
-        if failures > self.config.f:
-            raise CommitteeError(f"{failures} validators did not take the payloads")
+        failures = [exc for job in jobs if (exc := job.exception()) is not None]
+        if len(failures) > self.config.f:
+            raise CommitteeError(
+                f"{len(failures)} validators did not take the payloads "
+                f"(first: {failures[0]})"
+            )
 
-    def _ask_all(self, method: str, request: Any) -> Iterator[tuple[int, Any]]:
-        """Call ``method`` on every validator at once; yield replies as they come."""
+    def _ask_all(
+        self, method: str, request: Any, rids: Iterable[int] | None = None
+    ) -> Iterator[tuple[int, Any]]:
+        """Call ``method`` on validators at once; yield replies as they come."""
+        stubs = self._stubs if rids is None else {r: self._stubs[r] for r in rids}
         jobs = {
             self._pool.submit(getattr(stub, method), request, timeout=self.timeout): rid
-            for rid, stub in self._stubs.items()
+            for rid, stub in stubs.items()
         }
         for job in futures.as_completed(jobs):
             try:
@@ -233,6 +259,8 @@ class RemoteCommittee:
                 availability.DOMAIN, message, reply.receipt
             ):
                 receipts.append((rid, reply.receipt))
+                if len(receipts) == self.config.quorum:
+                    break  # more would prove nothing more; stragglers may be down
         if len(receipts) < self.config.quorum:
             raise CommitteeError(
                 f"{len(receipts)} validators hold the payloads, quorum is "
@@ -241,49 +269,130 @@ class RemoteCommittee:
         return sorted(receipts)
 
     def _certify(self, height: int, digest: bytes) -> Certificate:
-        """Votes from validators until a quorum; the block and model it names."""
+        """Votes from validators until a quorum; the block and model it names.
+
+        f + 1 matching results mean the block exists, not that a quorum has
+        executed it yet: each validator is asked until it has (or the deadline),
+        independently, so a validator that is down delays nobody. The model is
+        then fetched once, from a voter.
+        """
         run = self._params.run
-        message = encode([height, digest])
+        deadline = time.monotonic() + self.timeout
+        done = threading.Event()
+        request = pot_pb2.BlockRequest(run=run, height=height)
+        jobs = {
+            self._pool.submit(self._vote, rid, request, digest, done, deadline): rid
+            for rid in self._stubs
+        }
         votes: dict[int, bytes] = {}
-        body_bytes: bytes | None = None
-        model_bytes: bytes | None = None
-        request = pot_pb2.BlockRequest(run=run, height=height, with_model=True)
-        for rid, reply in self._ask_all("GetBlock", request):
-            if block_hash(reply.body) != digest:
-                continue  # a validator that has not (or wrongly) executed it
-            key = VerifyKey(self.config.replicas[rid].raw)
-            if not key.verify(BLOCK_DOMAIN, message, reply.vote):
-                continue
-            votes[rid] = reply.vote
-            body_bytes = reply.body
-            if model_bytes is None and reply.model:
-                model_bytes = reply.model
-        if len(votes) < self.config.quorum or body_bytes is None:
+        body_bytes = b""
+        recorded: Certificate | None = None
+        try:
+            for job in futures.as_completed(jobs):
+                found = job.result()
+                if found is not None:
+                    votes[jobs[job]], body_bytes, stored = found
+                    recorded = recorded or self._valid_certificate(
+                        stored, height, digest
+                    )
+                    if len(votes) == self.config.quorum:
+                        break
+        finally:
+            done.set()
+        if len(votes) < self.config.quorum:
             raise CommitteeError(
                 f"block {height}: {len(votes)} valid votes, quorum is "
                 f"{self.config.quorum}"
             )
-        certificate = assemble_certificate(height, digest, votes, self.config.quorum)
+        model_bytes = self._model_from(sorted(votes), run, height, body_bytes)
+        # A block certified before (a resumed run) keeps the certificate its
+        # validators recorded: the next block pays fees to exactly those signers.
+        certificate = recorded or assemble_certificate(
+            height, digest, votes, self.config.quorum
+        )
         try:
             body = decode(body_bytes)
         except DecodeError as exc:
             raise CommitteeError(f"block {height}: undecodable body") from exc
         assert isinstance(body, dict)
-        if model_bytes is None or hashlib.sha256(model_bytes).digest() != body.get(
-            "model"
-        ):
-            raise CommitteeError(f"block {height}: no validator served its model")
         frame = pot_pb2.Frame(
             data=encode({"certificate": decode(certificate.to_bytes()), "run": run})
         )
-        for job in [
-            self._pool.submit(s.Certify, frame, timeout=10)
-            for s in self._stubs.values()
-        ]:
-            job.exception()
+        handed = {
+            rid: self._pool.submit(stub.Certify, frame, timeout=10)
+            for rid, stub in self._stubs.items()
+        }
+        # The voters are up: wait until they hold the certificate (so a resumed
+        # coordinator finds it); the others, possibly down, are not waited for.
+        futures.wait([handed[rid] for rid in votes], timeout=10)
         self._height = height
         self._head = digest
         self._body = body
         self._model = decode_arrays(model_bytes)
         self._model_digest = hashlib.sha256(model_bytes).digest()
         return certificate
+
+    def _vote(
+        self,
+        rid: int,
+        request: pot_pb2.BlockRequest,
+        digest: bytes,
+        done: threading.Event,
+        deadline: float,
+    ) -> tuple[bytes, bytes, bytes] | None:
+        """``(vote, body, certificate)`` of ``rid`` once it has executed the block."""
+        message = encode([request.height, digest])
+        key = self.config.replicas[rid]
+        pause = 0.01
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                reply = self._stubs[rid].GetBlock(request, timeout=10)
+            except grpc.RpcError:
+                pause = 0.5  # down or unreachable: ask less often
+            else:
+                if block_hash(reply.body) == digest and key.verify(
+                    BLOCK_DOMAIN, message, reply.vote
+                ):
+                    return reply.vote, reply.body, reply.certificate
+            done.wait(pause)
+            pause = min(2 * pause, 0.5)
+        return None
+
+    def _valid_certificate(
+        self, data: bytes, height: int, digest: bytes
+    ) -> Certificate | None:
+        if not data:
+            return None
+        try:
+            certificate = Certificate.from_bytes(data)
+            if (certificate.height, certificate.block) != (height, digest):
+                return None
+            certificate.verify(self._params.validators, self._params.quorum)
+        except CertificateError:
+            return None
+        return certificate
+
+    def _model_from(
+        self, voters: list[int], run: int, height: int, body: bytes
+    ) -> bytes:
+        """The model block ``height`` names, from the first voter that serves it."""
+        named = _model_of(body)
+        request = pot_pb2.BlockRequest(run=run, height=height, with_model=True)
+        for rid in voters:
+            try:
+                reply = self._stubs[rid].GetBlock(request, timeout=self.timeout)
+            except grpc.RpcError:
+                continue
+            if reply.model and hashlib.sha256(reply.model).digest() == named:
+                return bytes(reply.model)
+        raise CommitteeError(f"block {height}: no validator served its model")
+
+
+def _model_of(body: bytes) -> bytes | None:
+    """The model digest a block body names (None if it names none)."""
+    try:
+        value = decode(body)
+    except DecodeError:
+        return None
+    digest = value.get("model") if isinstance(value, dict) else None
+    return digest if isinstance(digest, bytes) else None

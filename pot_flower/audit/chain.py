@@ -1,0 +1,397 @@
+"""The audit itself: every block in height order, then completeness.
+
+Every block is checked in a fixed order: its row (storage classes, height), its
+hash, its certificate under the pinned or genesis committee, then its content
+(canonical body, links, verdicts, rewards, fees) and its model file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pot_flower.audit.completeness import _after_last, _wal_note
+from pot_flower.audit.content import (
+    _GENESIS_FIELDS,
+    _NOT_REGISTERING,
+    _ROUND_FIELDS,
+    _bytes,
+    _bytes_list,
+    _certificate,
+    _check_duplicates,
+    _dict,
+    _exact_keys,
+    _fees,
+    _int,
+    _layout,
+    _params,
+    _Submission,
+    _submission,
+)
+from pot_flower.audit.report import (
+    HASH_SIZE,
+    AuditReport,
+    BadBlock,
+    Failure,
+    LedgerReadError,
+    Pins,
+)
+from pot_flower.audit.rows import RawRow, _rows_by_height, read_rows, storage_class
+from pot_flower.audit.wal import _open_regular, check_wal
+from pot_flower.encoding import Decoded, DecodeError, decode
+from pot_flower.ledger import MODELS_DIR, resolve
+from pot_flower.protocol.block import (
+    GENESIS_PREVIOUS,
+    Certificate,
+    CertificateError,
+    block_hash,
+)
+from pot_flower.protocol.envelope import round_nonce
+from pot_flower.protocol.execution import MAX_SUBMISSIONS, Params, Reason
+from pot_flower.protocol.rewards import fee_pool, largest_remainder
+
+GENESIS_VERSION = 1
+
+
+@dataclass
+class _Chain:
+    """What the audit carries from one block to the next."""
+
+    params: Params | None = None
+    previous_hash: bytes = GENESIS_PREVIOUS
+    previous_model: bytes = b""
+    previous_signers: list[int] = field(default_factory=list)
+    miners: set[bytes] = field(default_factory=set)
+    models_seen: set[bytes] = field(default_factory=set)
+
+
+class _Auditor:
+    """Checks blocks in height order against the pins."""
+
+    def __init__(self, report: AuditReport, pins: Pins, models: Path) -> None:
+        self.report = report
+        self.pins = pins
+        self.models = models
+        self.chain = _Chain()
+
+    # ------------------------------------------------------------- one block
+    def block(self, height: int, row: RawRow) -> None:
+        """Verify block ``height`` stored in ``row``; raise :class:`BadBlock`."""
+        body_bytes, digest = self._row(row)
+        chain = self.chain
+        if height == 0:
+            self._genesis_hash(digest)
+            body = self._decode(body_bytes)
+            params = self._genesis_committee(body)
+            cert = self._verify_certificate(row.certificate, height, digest, params)
+            self._genesis(body, params)
+        else:
+            assert chain.params is not None
+            params = chain.params
+            cert = self._verify_certificate(row.certificate, height, digest, params)
+            body = self._decode(body_bytes)
+            self._round(body, height, params)
+        model = _bytes(body, "model", HASH_SIZE)
+        self._check_model(model)
+        chain.previous_hash = digest
+        chain.previous_model = model
+        chain.previous_signers = cert.signers
+        self.report.blocks += 1
+        self.report.hashes.append(digest)
+
+    def _row(self, row: RawRow) -> tuple[bytes, bytes]:
+        for name, value in (("hash", row.hash), ("body", row.body)):
+            if not isinstance(value, bytes):
+                raise BadBlock(
+                    Failure.MALFORMED_ROW,
+                    f"{name} is {storage_class(value)}, not a BLOB",
+                )
+        assert isinstance(row.body, bytes) and isinstance(row.hash, bytes)
+        digest = block_hash(row.body)
+        if digest != row.hash:
+            raise BadBlock(
+                Failure.HASH_MISMATCH, "stored hash does not match the block's bytes"
+            )
+        return row.body, digest
+
+    @staticmethod
+    def _decode(body_bytes: bytes) -> dict[str, Decoded]:
+        try:
+            value = decode(body_bytes)
+        except DecodeError as exc:
+            raise BadBlock(
+                Failure.NOT_CANONICAL, f"body is not canonical: {exc}"
+            ) from exc
+        return _dict(value, "the block")
+
+    def _verify_certificate(
+        self, data: object, height: int, digest: bytes, params: Params
+    ) -> Certificate:
+        cert = _certificate(data, height, digest)
+        try:
+            cert.verify(params.validators, params.quorum)
+        except CertificateError as exc:
+            raise BadBlock(
+                Failure.BAD_CERTIFICATE, f"certificate invalid: {exc}"
+            ) from exc
+        return cert
+
+    # --------------------------------------------------------------- genesis
+    def _genesis_hash(self, digest: bytes) -> None:
+        pin = self.pins.committee
+        if pin is not None and pin.genesis_hash not in (None, digest):
+            assert pin.genesis_hash is not None
+            raise BadBlock(
+                Failure.COMMITTEE_MISMATCH,
+                "genesis hash is not the pinned genesis hash "
+                f"({digest.hex()[:16]} vs {pin.genesis_hash.hex()[:16]})",
+            )
+
+    def _genesis_committee(self, body: dict[str, Decoded]) -> Params:
+        """Genesis parameters, after checking them against the committee pin."""
+        pin = self.pins.committee
+        if body.get("kind") != "genesis":
+            raise BadBlock(Failure.BAD_CONTENT, "block 0 is not a genesis block")
+        params = _params(body.get("params"))
+        if pin is not None and pin.keys:
+            if params.validators != pin.keys:
+                raise BadBlock(
+                    Failure.COMMITTEE_MISMATCH,
+                    f"genesis names another committee ({len(params.validators)} "
+                    f"keys) than the one pinned by {pin.source}",
+                )
+            if params.quorum < pin.min_quorum:
+                raise BadBlock(
+                    Failure.COMMITTEE_MISMATCH,
+                    f"genesis quorum {params.quorum} is below the pinned "
+                    f"{pin.min_quorum}",
+                )
+        return params
+
+    def _genesis(self, body: dict[str, Decoded], params: Params) -> None:
+        _exact_keys(body, _GENESIS_FIELDS, "genesis")
+        if _int(body, "height") != 0:
+            raise BadBlock(Failure.BROKEN_LINK, "height field differs from the row")
+        if _bytes(body, "previous") != GENESIS_PREVIOUS:
+            raise BadBlock(Failure.BROKEN_LINK, "genesis does not start the chain")
+        if _int(body, "version") != GENESIS_VERSION:
+            raise BadBlock(Failure.BAD_CONTENT, "unknown genesis version")
+        _layout(body["layout"])
+        self.chain.params = params
+        if params.registration == "allow-list":
+            self.chain.miners = set(params.allowed_miners)
+        self.report.validators = params.validators
+        self.report.run = params.run
+
+    # ----------------------------------------------------------------- round
+    def _round(self, body: dict[str, Decoded], height: int, params: Params) -> None:
+        chain = self.chain
+        if body.get("kind") != "round":
+            raise BadBlock(Failure.BAD_CONTENT, "is not a round block")
+        _exact_keys(body, _ROUND_FIELDS, "round block")
+        if _int(body, "height") != height:
+            raise BadBlock(Failure.BROKEN_LINK, "height field differs from the row")
+        previous = _bytes(body, "previous")
+        if previous != chain.previous_hash:
+            raise BadBlock(
+                Failure.BROKEN_LINK, "does not chain to the previous block's hash"
+            )
+        if _int(body, "run") != params.run:
+            raise BadBlock(Failure.BROKEN_LINK, "names another run")
+        if _bytes(body, "base") != chain.previous_model:
+            raise BadBlock(
+                Failure.BROKEN_LINK, "base model is not the previous block's model"
+            )
+        if _bytes(body, "nonce") != round_nonce(params.run, height, previous):
+            raise BadBlock(
+                Failure.BROKEN_LINK, "nonce is not the chain's nonce for this round"
+            )
+        subs = self._submissions(body.get("submissions"))
+        self._registrations(body.get("registrations"), subs, params)
+        if not any(s.reason is None for s in subs) and (
+            _bytes(body, "model") != chain.previous_model
+        ):
+            raise BadBlock(Failure.BROKEN_LINK, "model changed with nothing accepted")
+        self._rewards(body, subs, params)
+
+    @staticmethod
+    def _submissions(value: Decoded) -> list[_Submission]:
+        if not isinstance(value, list):
+            raise BadBlock(Failure.BAD_CONTENT, "submissions is not a list")
+        if len(value) > MAX_SUBMISSIONS:
+            raise BadBlock(
+                Failure.BAD_CONTENT, f"more than {MAX_SUBMISSIONS} submissions"
+            )
+        subs = [_submission(item, i) for i, item in enumerate(value)]
+        keys = [(s.miner or b"", s.node) for s in subs]
+        if keys != sorted(keys):
+            raise BadBlock(
+                Failure.BAD_VERDICTS, "submissions are not in canonical order"
+            )
+        _check_duplicates(subs)
+        return subs
+
+    def _registrations(
+        self, value: Decoded, subs: list[_Submission], params: Params
+    ) -> None:
+        recorded = _bytes_list(value, "registrations")
+        miners = self.chain.miners
+        signed = [s for s in subs if s.miner is not None]
+        if params.registration == "allow-list":
+            expected: list[bytes] = []
+            for s in signed:
+                if (s.reason == Reason.UNKNOWN_MINER) != (s.miner not in miners):
+                    raise BadBlock(
+                        Failure.BAD_VERDICTS,
+                        "unknown-miner verdicts contradict genesis",
+                    )
+        else:
+            if any(s.reason == Reason.UNKNOWN_MINER for s in subs):
+                raise BadBlock(
+                    Failure.BAD_VERDICTS, "unknown-miner under open registration"
+                )
+            expected = []
+            for s in signed:
+                if s.reason in _NOT_REGISTERING or s.miner in miners:
+                    continue
+                if s.miner is not None and s.miner not in expected:
+                    expected.append(s.miner)
+        if recorded != expected:
+            raise BadBlock(
+                Failure.BAD_VERDICTS, "registrations do not follow from the verdicts"
+            )
+        miners.update(expected)
+
+    def _rewards(
+        self, body: dict[str, Decoded], subs: list[_Submission], params: Params
+    ) -> None:
+        report = self.report
+        fee = fee_pool(params.emission, params.validator_fee_ppm)
+        accepted = [s for s in subs if s.reason is None]
+        expected = largest_remainder(
+            params.emission - fee, [s.examples * s.quality for s in accepted]
+        )
+        if [s.reward for s in accepted] != expected:
+            raise BadBlock(
+                Failure.BAD_REWARDS, "miner rewards do not follow from the scores"
+            )
+        signers, shares = _fees(body.get("validator-fees"))
+        if signers and signers != self.chain.previous_signers:
+            raise BadBlock(
+                Failure.BAD_REWARDS,
+                "fees paid to others than the previous block's certifiers",
+            )
+        if shares != (largest_remainder(fee, [1] * len(signers)) if signers else []):
+            raise BadBlock(
+                Failure.BAD_REWARDS, "validator fees do not split the fee pool"
+            )
+        minted = sum(expected) + sum(shares)
+        recorded = _int(body, "minted")
+        if recorded != minted:
+            raise BadBlock(
+                Failure.BAD_REWARDS, f"minted {recorded} but paid out {minted}"
+            )
+        balances: defaultdict[bytes, int] = defaultdict(int, report.miner_balances)
+        for s in accepted:
+            assert s.miner is not None
+            balances[s.miner] += s.reward
+        report.miner_balances = dict(balances)
+        for signer, share in zip(signers, shares, strict=True):
+            report.validator_balances[signer] = (
+                report.validator_balances.get(signer, 0) + share
+            )
+        report.minted += minted
+
+    # ----------------------------------------------------------------- model
+    def _check_model(self, digest: bytes) -> None:
+        if digest in self.chain.models_seen:
+            return
+        file = self.models / digest.hex()
+        try:
+            data = _read_regular(file)
+        except FileNotFoundError:
+            raise BadBlock(
+                Failure.MODEL_MISSING,
+                f"model {digest.hex()[:16]} is missing from {self.models}",
+            ) from None
+        except OSError as exc:
+            raise BadBlock(
+                Failure.MODEL_CORRUPT,
+                f"model file {digest.hex()[:16]} is unreadable: {exc.strerror or exc}",
+            ) from None
+        if hashlib.sha256(data).digest() != digest:
+            raise BadBlock(
+                Failure.MODEL_CORRUPT,
+                f"model file {digest.hex()[:16]} does not match its digest",
+            )
+        self.chain.models_seen.add(digest)
+
+
+def _read_regular(file: Path) -> bytes:
+    """A regular file's bytes (OSError for a FIFO, device or directory)."""
+    with _open_regular(file) as f:
+        return f.read()
+
+
+def audit_ledger(path: Path, pins: Pins | None = None) -> AuditReport:
+    """Recompute the whole ledger at ``path`` under ``pins``; never raises.
+
+    Parameters
+    ----------
+    path : Path
+        A ledger directory or its ``ledger.sqlite``.
+    pins : Pins | None
+        What to trust beyond the ledger (default: nothing; see :class:`Pins`).
+
+    Returns
+    -------
+    AuditReport
+        ``ok`` if every check holds; else the first failure, its block (None for a
+        ledger-level failure) and what was pinned (``committee``, ``completeness``).
+
+    """
+    pins = pins or Pins()
+    report = AuditReport(
+        Path(path),
+        committee=pins.committee_trust,
+        completeness=pins.completeness,
+        pinned_by=pins.committee.source if pins.committee is not None else None,
+    )
+    try:
+        _audit(report, pins)
+    except BadBlock as exc:  # a ledger-level failure
+        report.fail(exc.failure, exc.detail, None)
+    except Exception as exc:  # a bug in a check: report it, never raise
+        report.fail(Failure.UNEXPECTED, f"{type(exc).__name__}: {exc}", None)
+    return report
+
+
+def _audit(report: AuditReport, pins: Pins) -> None:
+    try:
+        rows = read_rows(report.path)
+    except LedgerReadError as exc:
+        raise BadBlock(Failure.UNREADABLE, str(exc)) from exc
+    db_file = resolve(report.path)
+    report.wal = check_wal(db_file)
+    if not rows:
+        report.fail(Failure.EMPTY, "missing: the ledger holds no blocks", 0)
+        return
+    by_height, strays = _rows_by_height(rows)
+    auditor = _Auditor(report, pins, db_file.parent / MODELS_DIR)
+    height = 0
+    while height in by_height:
+        stored = by_height.pop(height)
+        try:
+            if len(stored) > 1:
+                raise BadBlock(Failure.DUPLICATE, f"stored {len(stored)} times")
+            auditor.block(height, stored[0])
+        except BadBlock as exc:
+            report.fail(exc.failure, exc.detail + _wal_note(report.wal), height)
+            return
+        except Exception as exc:  # a bug in a check: report it, never raise
+            report.fail(Failure.UNEXPECTED, f"{type(exc).__name__}: {exc}", height)
+            return
+        height += 1
+    _after_last(report, pins, height, by_height, strays)

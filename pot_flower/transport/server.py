@@ -1,0 +1,644 @@
+"""A validator's gRPC edge: every input parsed, checked and bounded here.
+
+The server runs on its own asyncio event loop, so an idle stream costs a coroutine,
+not a thread: a stranger holding a thousand streams open cannot starve consensus
+traffic or the health check. Requests arrive as raw bytes and are parsed here, so a
+malformed message is answered ``INVALID_ARGUMENT`` with a reason (gRPC's own
+deserialization failures leave a call stuck that blocks server shutdown forever,
+and log a traceback each). Numeric fields are range-checked; anything unexpected
+is answered ``INTERNAL`` and logged, rate-limited: no call ever ends ``UNKNOWN``.
+
+Bounds (:class:`~pot_flower.transport.limits.Limits`): concurrent RPCs; ``Link``
+streams (idle ones make room for new ones; with TLS two per validator identity);
+``Replies`` streams per coordinator (a new one closes the oldest); concurrent
+uploads and downloads; bytes queued for the replica per surface; payload bytes per
+coordinator and in all. Uploads must be signed by a coordinator of the committee
+file (and, with TLS, come from that coordinator's certificate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+
+import grpc
+import grpc.aio
+from google.protobuf.message import DecodeError as ProtoDecodeError
+from google.protobuf.message import Message as ProtoMessage
+
+from pot_flower.availability import sign_receipt
+from pot_flower.encoding import DecodeError, decode
+from pot_flower.ledger import LEDGER_FILE, MODELS_DIR
+from pot_flower.payloads import PayloadError
+from pot_flower.protocol.block import Certificate, CertificateError, sign_block
+from pot_flower.transport import pot_pb2
+from pot_flower.transport.channels import server_options
+from pot_flower.transport.limits import Limits, shown
+from pot_flower.transport.uploads import upload_problem
+
+if TYPE_CHECKING:
+    from pot_flower.service import ValidatorService
+    from pot_flower.transport.node import ValidatorNode
+
+log = logging.getLogger("pot.validator")
+SERVICE = "pot.v1.Validator"
+CHUNK_BYTES = 1 << 20
+MAX_HELD_DIGESTS = 100_000  # digests one availability receipt may cover
+LATEST = (1 << 64) - 1  # BlockRequest.height for "the latest block"
+MAX_INDEX = (1 << 63) - 1  # largest height SQLite can hold (runs are any uint64)
+CALL_TIMEOUT_S = 10.0  # a call onto the replica's thread (Certify)
+MAX_CALLS = 64  # calls waiting for the replica's thread at once
+PEER_STREAMS_PER_IDENTITY = 2  # a reconnecting peer's new stream and its old one
+P = TypeVar("P", bound=ProtoMessage)
+Context: TypeAlias = grpc.aio.ServicerContext  # Any to mypy: grpc has no stubs
+Unary = Callable[[Any, Context], Awaitable[Any]]
+Streaming = Callable[[Any, Context], AsyncIterator[Any]]
+
+
+class RateLimitedLog:
+    """Log the 1st, 2nd, 4th, 8th... occurrence of each kind of event."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def event(self, kind: str, detail: str, level: int = logging.INFO) -> None:
+        with self._lock:
+            count = self.counts.get(kind, 0) + 1
+            self.counts[kind] = count
+        if count & (count - 1) == 0:
+            log.log(level, "%s (%s; %d so far)", kind, detail, count)
+
+
+def caller_identity(context: Context) -> str | None:
+    """The common name of the caller's TLS certificate, or None without TLS."""
+    names = context.auth_context().get("x509_common_name")
+    return names[0].decode("utf-8", "replace") if names else None
+
+
+def parse(message_type: type[P], data: bytes) -> P:
+    """Parse raw request bytes (ValueError with a reason)."""
+    if not isinstance(data, bytes):
+        raise ValueError("request is not bytes")
+    try:
+        return cast(P, message_type.FromString(data))
+    except (ProtoDecodeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"malformed {message_type.__name__}: {exc}") from exc
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One inbound stream the edge keeps track of."""
+
+    id: int
+    identity: str | None
+    task: asyncio.Task[Any] | None
+    last_seen: float = field(default_factory=time.monotonic)
+    queue: asyncio.Queue[bytes | None] | None = None
+
+    def close(self) -> None:
+        if self.queue is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+        elif self.task is not None:
+            self.task.cancel()
+
+
+class ValidatorServer:
+    """Serve ``node`` on ``address`` (one thread runs the event loop).
+
+    Parameters
+    ----------
+    node : ValidatorNode
+        The validator whose inputs this edge feeds.
+    address : str
+        ``host:port`` to listen on.
+    limits : Limits
+        The bounds enforced here.
+    credentials : grpc.ServerCredentials | None
+        Mutual TLS; None for plaintext (loopback development only).
+
+    """
+
+    def __init__(
+        self,
+        node: ValidatorNode,
+        address: str,
+        limits: Limits,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
+        self.node = node
+        self.address = address
+        self.limits = limits
+        self.credentials = credentials
+        self.noise = RateLimitedLog()
+        self._loop = asyncio.new_event_loop()
+        self._server: grpc.aio.Server | None = None
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="grpc-edge"
+        )
+        self._ids = itertools.count(1)
+        self._links: list[_Stream] = []
+        self._subscribers: dict[str, list[_Stream]] = {}
+        self._uploads = 0
+        self._downloads = 0
+        self._calls = 0
+        self.refused: dict[str, int] = {}
+
+    # ------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        """Bind and serve (OSError if the address cannot be bound)."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+
+    async def _start(self) -> None:
+        server = grpc.aio.server(
+            options=server_options(self.limits),
+            maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
+        )
+        server.add_generic_rpc_handlers((self._handlers(),))
+        if self.credentials is None:
+            bound = server.add_insecure_port(self.address)
+        else:
+            bound = server.add_secure_port(self.address, self.credentials)
+        if bound == 0:
+            raise OSError(f"cannot listen on {self.address}")
+        await server.start()
+        self._server = server
+
+    def stop(self, grace: float) -> bool:
+        """Stop serving within ``grace`` + 3 s whatever callers do; True if clean."""
+        clean = True
+        if self._server is not None and self._thread.is_alive():
+            stopping = asyncio.run_coroutine_threadsafe(
+                self._server.stop(grace), self._loop
+            )
+            try:
+                stopping.result(timeout=grace + 3)
+            except (futures.TimeoutError, RuntimeError):
+                clean = False
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=3)
+        return clean and not self._thread.is_alive()
+
+    # ----------------------------------------------------- replies (actor side)
+    def publish(self, client: str, data: bytes) -> None:
+        """Send a reply to ``client``'s streams (called from any thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop has stopped
+            self._loop.call_soon_threadsafe(self._publish, client, data)
+
+    def _publish(self, client: str, data: bytes) -> None:
+        for stream in self._subscribers.get(client, []):
+            assert stream.queue is not None
+            # Full: the client retransmits and the replica re-replies.
+            with contextlib.suppress(asyncio.QueueFull):
+                stream.queue.put_nowait(data)
+
+    # --------------------------------------------------------------- plumbing
+    def _handlers(self) -> grpc.GenericRpcHandler:
+        def out(message: ProtoMessage) -> bytes:
+            return bytes(message.SerializeToString())
+
+        unary = {
+            "Deliver": self._deliver,
+            "Submit": self._submit,
+            "Health": self._health,
+            "Holds": self._holds,
+            "GetBlock": self._get_block,
+            "Certify": self._certify,
+        }
+        handlers: dict[str, grpc.RpcMethodHandler] = {
+            name: grpc.unary_unary_rpc_method_handler(
+                self._guard_unary(name, fn), response_serializer=out
+            )
+            for name, fn in unary.items()
+        }
+        handlers["Link"] = grpc.stream_unary_rpc_method_handler(
+            self._guard_unary("Link", self._link), response_serializer=out
+        )
+        handlers["PutPayload"] = grpc.stream_unary_rpc_method_handler(
+            self._guard_unary("PutPayload", self._put_payload),
+            response_serializer=out,
+        )
+        handlers["Replies"] = grpc.unary_stream_rpc_method_handler(
+            self._guard_stream("Replies", self._replies), response_serializer=out
+        )
+        handlers["GetPayload"] = grpc.unary_stream_rpc_method_handler(
+            self._guard_unary("GetPayload", self._get_payload),
+            response_serializer=out,
+        )
+        return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
+    def _guard_unary(self, name: str, fn: Unary) -> Unary:
+        async def guarded(request: Any, context: Context) -> Any:
+            try:
+                return await fn(request, context)
+            except ValueError as exc:  # a malformed or out-of-range request
+                self.noise.event(f"{name}: invalid request", str(exc))
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # never UNKNOWN: report, log (rate-limited)
+                self.noise.event(f"{name}: internal error", repr(exc), logging.ERROR)
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+
+        return guarded
+
+    def _guard_stream(self, name: str, fn: Streaming) -> Streaming:
+        async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
+            try:
+                async for item in fn(request, context):
+                    yield item
+            except ValueError as exc:
+                self.noise.event(f"{name}: invalid request", str(exc))
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                self.noise.event(f"{name}: internal error", repr(exc), logging.ERROR)
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+
+        return guarded
+
+    async def _refuse(
+        self,
+        context: Context,
+        code: grpc.StatusCode,
+        kind: str,
+        detail: str,
+    ) -> None:
+        """End the call with ``code``; count and log (rate-limited) by ``kind``."""
+        self.refused[kind] = self.refused.get(kind, 0) + 1
+        self.noise.event(f"refused {kind}", detail)
+        await context.abort(code, f"{kind}: {detail}")
+
+    def _offer(self, surface: str, frame: pot_pb2.Frame) -> bool:
+        accepted = self.node.offer(surface, frame.data)
+        for data in frame.more:
+            accepted = self.node.offer(surface, data) and accepted
+        return accepted
+
+    async def _service(self, context: Context) -> ValidatorService:
+        service = self.node.service
+        if service is None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "no PoT service on this validator"
+            )
+        assert service is not None
+        return service
+
+    # -------------------------------------------------------------- consensus
+    async def _deliver(self, raw: bytes, context: Context) -> pot_pb2.Ack:
+        if not self._offer("deliver", parse(pot_pb2.Frame, raw)):
+            return pot_pb2.Ack(accepted=False, reason="inbox full (dropped)")
+        return pot_pb2.Ack(accepted=True)
+
+    async def _submit(self, raw: bytes, context: Context) -> pot_pb2.Ack:
+        if not self._offer("submit", parse(pot_pb2.Frame, raw)):
+            return pot_pb2.Ack(accepted=False, reason="inbox full (dropped)")
+        return pot_pb2.Ack(accepted=True)
+
+    async def _link(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> pot_pb2.Ack:
+        identity = caller_identity(context)
+        if identity is not None and not identity.startswith("validator-"):
+            await self._refuse(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                "link",
+                f"only validators link, not {shown(identity)}",
+            )
+        stream = _Stream(next(self._ids), identity, asyncio.current_task())
+        why = self._admit_link(stream)
+        if why is not None:
+            await self._refuse(
+                context, grpc.StatusCode.RESOURCE_EXHAUSTED, "link streams", why
+            )
+        surface = f"link:{stream.id}"
+        try:
+            async for raw in requests:
+                stream.last_seen = time.monotonic()
+                if not self._offer(surface, parse(pot_pb2.Frame, raw)):
+                    self.node.count_drop("inbox full")
+        finally:
+            self._links.remove(stream)
+        return pot_pb2.Ack(accepted=True)
+
+    def _admit_link(self, stream: _Stream) -> str | None:
+        """Make room for ``stream`` among the Link streams, or say why not."""
+        if stream.identity is not None:
+            same = [s for s in self._links if s.identity == stream.identity]
+            if len(same) >= PEER_STREAMS_PER_IDENTITY:
+                same[0].close()  # the peer reconnected: its old stream is dead
+                self._links.remove(same[0])
+        if len(self._links) >= self.limits.max_peer_streams:
+            idle = min(self._links, key=lambda s: s.last_seen)
+            if time.monotonic() - idle.last_seen < self.limits.idle_stream_s:
+                return f"{len(self._links)} open, none idle"
+            idle.close()
+            self._links.remove(idle)
+        self._links.append(stream)
+        return None
+
+    async def _replies(
+        self, raw: bytes, context: Context
+    ) -> AsyncIterator[pot_pb2.Frame]:
+        client = parse(pot_pb2.Subscribe, raw).client
+        if client not in self.node.config.clients:
+            await self._refuse(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                "replies",
+                f"unknown client {shown(client)}",
+            )
+        identity = caller_identity(context)
+        if identity is not None and identity != client:
+            await self._refuse(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                "replies",
+                f"for {shown(client)} asked with the certificate of {shown(identity)}",
+            )
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(1000)
+        stream = _Stream(next(self._ids), identity, None, queue=queue)
+        streams = self._subscribers.setdefault(client, [])
+        if len(streams) >= self.limits.max_reply_streams:
+            streams.pop(0).close()  # newest wins: a restarted coordinator gets in
+        streams.append(stream)
+        try:
+            while True:
+                data = await queue.get()
+                if data is None:
+                    return
+                yield pot_pb2.Frame(data=data)
+        finally:
+            if stream in streams:
+                streams.remove(stream)
+
+    async def _health(self, raw: bytes, context: Context) -> pot_pb2.HealthReply:
+        parse(pot_pb2.HealthRequest, raw)
+        return self.node.health()
+
+    # --------------------------------------------------------------- payloads
+    async def _put_payload(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> pot_pb2.Ack:
+        service = await self._service(context)
+        chunks = aiter(requests)
+        first = await self._next_chunk(chunks, context)
+        if first is None:
+            return pot_pb2.Ack(accepted=False, reason="empty upload")
+        problem = self._upload_problem(first, context)
+        if problem is not None:
+            return pot_pb2.Ack(accepted=False, reason=problem)
+        if first.digest in service.payloads:
+            return pot_pb2.Ack(accepted=True)  # already held
+        # Only signed uploads count against the limit: strangers cannot hold
+        # the slots of the committee's coordinators.
+        if self._uploads >= self.limits.max_uploads:
+            await self._refuse(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "uploads",
+                f"{self._uploads} in progress",
+            )
+        retention = service.retention
+        if retention is not None:
+            problem = retention.reserve(first.client, first.digest, first.size)
+            if problem is not None:
+                self.noise.event("refused an upload", problem)
+                return pot_pb2.Ack(accepted=False, reason=problem)
+        self._uploads += 1
+        writer = service.payloads.writer(first.digest, first.size)
+        stored = False
+        try:
+            chunk: pot_pb2.Chunk | None = first
+            while chunk is not None:
+                if chunk.data:
+                    await asyncio.to_thread(writer.write, chunk.data)
+                chunk = await self._next_chunk(chunks, context)
+            await asyncio.to_thread(writer.commit)
+            stored = True
+            return pot_pb2.Ack(accepted=True)
+        except PayloadError as exc:
+            return pot_pb2.Ack(accepted=False, reason=str(exc))
+        finally:
+            writer.abort()
+            if retention is not None:
+                retention.settle(first.client, first.digest, first.size, stored)
+            self._uploads -= 1
+
+    async def _next_chunk(
+        self, chunks: AsyncIterator[bytes], context: Context
+    ) -> pot_pb2.Chunk | None:
+        """The next chunk of an upload; None at its end; abort if it stalls."""
+        try:
+            raw = await asyncio.wait_for(anext(chunks), self.limits.idle_stream_s)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            await self._refuse(
+                context,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "uploads",
+                f"no chunk for {self.limits.idle_stream_s} s",
+            )
+        return parse(pot_pb2.Chunk, raw)
+
+    def _upload_problem(self, chunk: pot_pb2.Chunk, context: Context) -> str | None:
+        problem = upload_problem(
+            chunk, self.node.config, self.limits, caller_identity(context)
+        )
+        if problem is not None:
+            self.noise.event("refused an upload", problem)
+        return problem
+
+    async def _get_payload(self, raw: bytes, context: Context) -> None:
+        service = await self._service(context)
+        digest = parse(pot_pb2.PayloadRequest, raw).digest
+        if len(digest) != 32:
+            raise ValueError("a payload digest is 32 bytes")
+        if self._downloads >= self.limits.max_downloads:
+            await self._refuse(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "downloads",
+                f"{self._downloads} in progress",
+            )
+        path = service.payloads.path(digest)
+        try:
+            file = open(path, "rb") if path is not None else None  # noqa: SIM115
+        except FileNotFoundError:  # collected meanwhile
+            file = None
+        if file is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such payload")
+        assert file is not None
+        self._downloads += 1
+        try:
+            with file:
+                first = True
+                while True:
+                    data = await asyncio.to_thread(file.read, CHUNK_BYTES)
+                    if not data and not first:
+                        return
+                    chunk = pot_pb2.Chunk(digest=digest if first else b"", data=data)
+                    await self._write(context, chunk, "downloads")
+                    first = False
+                    if not data:
+                        return
+        finally:
+            self._downloads -= 1
+
+    async def _write(self, context: Context, message: ProtoMessage, kind: str) -> None:
+        """Send one message of a stream; a reader that stalls loses its slot."""
+        try:
+            await asyncio.wait_for(context.write(message), self.limits.idle_stream_s)
+        except TimeoutError:
+            await self._refuse(
+                context,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                kind,
+                f"reader stalled for {self.limits.idle_stream_s} s",
+            )
+
+    async def _holds(self, raw: bytes, context: Context) -> pot_pb2.HoldsReply:
+        service = await self._service(context)
+        digests = list(parse(pot_pb2.HoldsRequest, raw).digests)
+        if len(digests) > MAX_HELD_DIGESTS:
+            raise ValueError(f"more than {MAX_HELD_DIGESTS} digests")
+        if any(len(d) != 32 for d in digests):
+            raise ValueError("a payload digest is 32 bytes")
+        missing = await asyncio.to_thread(
+            lambda: [d for d in digests if d not in service.payloads]
+        )
+        if missing:
+            return pot_pb2.HoldsReply(missing=missing)
+        if service.retention is not None:
+            service.retention.promised(digests)
+        return pot_pb2.HoldsReply(receipt=sign_receipt(self.node.key, digests))
+
+    # ----------------------------------------------------------------- ledger
+    async def _get_block(self, raw: bytes, context: Context) -> pot_pb2.BlockReply:
+        service = await self._service(context)
+        request = parse(pot_pb2.BlockRequest, raw)
+        if request.height > MAX_INDEX and request.height != LATEST:
+            raise ValueError(
+                f"height {request.height} out of range (at most 2**63 - 1, or "
+                "2**64 - 1 for the latest block)"
+            )
+        directory = Path(service.directory) / f"run-{request.run}"
+        found = await asyncio.to_thread(read_block, directory, request)
+        if found is None:
+            return pot_pb2.BlockReply()
+        height, digest, body, certificate, model = found
+        return pot_pb2.BlockReply(
+            body=body,
+            vote=sign_block(self.node.key, height, digest),
+            certificate=certificate or b"",
+            model=model,
+        )
+
+    async def _certify(self, raw: bytes, context: Context) -> pot_pb2.Ack:
+        service = await self._service(context)
+        data = parse(pot_pb2.Frame, raw).data
+        try:
+            value = decode(data)
+            if not isinstance(value, dict) or set(value) != {"certificate", "run"}:
+                raise ValueError("expected {certificate, run}")
+            run = value["run"]
+            if not isinstance(run, int) or isinstance(run, bool) or run < 0:
+                raise ValueError("run must be a non-negative integer")
+            certificate = Certificate.from_value(value["certificate"])
+            certificate.verify(service.validators, service.quorum)
+        except (DecodeError, ValueError, CertificateError) as exc:
+            return pot_pb2.Ack(accepted=False, reason=str(exc))
+        if self._calls >= MAX_CALLS:
+            return pot_pb2.Ack(accepted=False, reason="validator busy")
+
+        def store() -> str:
+            chain = service.chains.get(run)
+            if chain is None:
+                return f"no chain for run {run}"
+            return chain.offer_certificate(certificate)
+
+        self._calls += 1
+        try:
+            reason = await asyncio.wait_for(
+                asyncio.wrap_future(self.node.call_future(store)), CALL_TIMEOUT_S
+            )
+        except TimeoutError:
+            return pot_pb2.Ack(accepted=False, reason="validator busy")
+        finally:
+            self._calls -= 1
+        return pot_pb2.Ack(accepted=not reason, reason=reason)
+
+
+def read_block(
+    directory: Path, request: pot_pb2.BlockRequest
+) -> tuple[int, bytes, bytes, bytes | None, bytes] | None:
+    """``(height, hash, body, certificate, model)`` of a stored block, read-only.
+
+    Reads the ledger file directly (SQLite in WAL mode lets readers run beside the
+    validator's writer), so serving blocks never waits for the replica's thread.
+    """
+    file = directory / LEDGER_FILE
+    if not file.exists():
+        return None
+    try:
+        row = _read_row(file, request.height)
+    except sqlite3.Error:  # the chain's ledger is being created right now
+        return None
+    if row is None:
+        return None
+    height, digest, body, certificate = row
+    model = b""
+    if request.with_model:
+        named = _model_digest(bytes(body))
+        path = directory / MODELS_DIR / named.hex() if named else None
+        if path is not None and path.exists():
+            model = path.read_bytes()
+    return (
+        int(height),
+        bytes(digest),
+        bytes(body),
+        None if certificate is None else bytes(certificate),
+        model,
+    )
+
+
+def _read_row(file: Path, height: int) -> tuple[Any, ...] | None:
+    db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5)
+    try:
+        if height == LATEST:
+            row = db.execute(
+                "SELECT height, hash, body, certificate FROM blocks "
+                "ORDER BY height DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = db.execute(
+                "SELECT height, hash, body, certificate FROM blocks WHERE height = ?",
+                (height,),
+            ).fetchone()
+    finally:
+        db.close()
+    return None if row is None else tuple(row)
+
+
+def _model_digest(body: bytes) -> bytes | None:
+    try:
+        value = decode(body)
+    except DecodeError:
+        return None
+    digest = value.get("model") if isinstance(value, dict) else None
+    return digest if isinstance(digest, bytes) and len(digest) == 32 else None
