@@ -426,7 +426,7 @@ def validator_health(
         str, typer.Option(help="Whose TLS certificate to present.")
     ] = "coordinator",
 ) -> None:
-    """Ask validators for their health (exit 1 if one in the set does not answer)."""
+    """Ask validators for their health (exit 1 if one does not answer or failed)."""
     import grpc
 
     from pot_flower.deploy import load_committee
@@ -451,9 +451,11 @@ def validator_health(
                         "last_executed": r.last_executed,
                         "stable": r.stable,
                         "in_view_change": r.in_view_change,
+                        **({"detail": r.detail} if r.detail else {}),
                     }
                 )
             )
+            failed = failed or r.status == "failed"
         except grpc.RpcError as exc:
             failed = True
             typer.echo(

@@ -146,3 +146,45 @@ def test_two_coordinators_with_one_client_id_are_told_not_left_to_time_out(
     finally:
         older.close()
         newer.close()
+
+
+class FlakyApp(HashChainApp):
+    """Gives up waiting for peers once, the first time it executes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gave_up = False
+
+    def execute(self, client: str, timestamp: int, operation: bytes, seq: int) -> bytes:
+        from pot_flower.patience import Unavailable
+
+        if not self.gave_up:
+            self.gave_up = True
+            raise Unavailable("payloads: not obtained from peers in 1 s")
+        return super().execute(client, timestamp, operation, seq)
+
+
+def test_a_step_that_gave_up_waiting_is_retried_from_the_records(
+    cluster: Cluster,
+) -> None:
+    cluster.stop(2)
+    cluster.apps[2] = flaky = FlakyApp()
+    node = ValidatorNode(
+        cluster.config,
+        2,
+        KEYS[2],
+        flaky,
+        cluster.addresses,
+        store=RecordStore(cluster.directory / "v2.sqlite"),
+    )
+    node.start()
+    cluster.nodes[2] = node
+    client = cluster.client()
+    try:
+        for i in range(5):
+            client.call(b"op-%d" % i, timeout=10)
+    finally:
+        client.close()
+    assert flaky.gave_up and node.stats.rebuilds == 1 and node.failure is None
+    assert wait_until(lambda: flaky.count == 5 and flaky.head == cluster.apps[0].head)
+    assert node.health().status == "serving"

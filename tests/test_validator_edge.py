@@ -348,3 +348,26 @@ def test_hostile_calls_on_every_rpc_never_end_unknown(edge: Edge) -> None:
     assert codes.get("INVALID_ARGUMENT", 0) > 100  # they did reach the parsers
     assert edge.client().call(PING, timeout=20)
     assert edge.nodes[3].health().status == "serving"
+
+
+def test_a_link_stream_closed_for_a_new_one_ends_with_a_status(edge: Edge) -> None:
+    # The peer must see its stream end (and reconnect), not write into a dead one.
+    stub = edge.stub(0)
+
+    def slow() -> Iterator[pot_pb2.Frame]:
+        for _ in range(200):
+            time.sleep(0.05)
+            yield pot_pb2.Frame()
+
+    def silent() -> Iterator[pot_pb2.Frame]:
+        time.sleep(30)
+        yield pot_pb2.Frame()
+
+    oldest = stub.Link.future(silent())
+    time.sleep(LIMITS.idle_stream_s + 0.5)  # now the longest idle
+    fillers = [stub.Link.future(slow()) for _ in range(LIMITS.max_peer_streams)]
+    with pytest.raises(grpc.RpcError) as closed:
+        oldest.result(timeout=5)
+    assert closed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    for call in fillers:
+        call.cancel()

@@ -337,7 +337,11 @@ class ValidatorNode:
                 log.info("validator %d: stopped while waiting for peers", self.id)
                 return
             except Unavailable as exc:
-                self._rebuild(str(exc), items[done + 1 :])
+                try:
+                    self._rebuild(str(exc), items[done + 1 :])
+                except Exception as failure:  # cannot even start over: say so
+                    self._fail(failure)
+                    return
             except Exception as exc:  # a bug or a damaged disk: say so, stop
                 self._fail(exc)
                 return

@@ -105,11 +105,15 @@ class _Stream:
     task: asyncio.Task[Any] | None
     last_seen: float = field(default_factory=time.monotonic)
     queue: asyncio.Queue[bytes | None] | None = None
+    closed: bool = False
 
     def close(self) -> None:
+        """End the stream (a reply stream returns, a request stream is cancelled)."""
+        self.closed = True
         if self.queue is not None:
-            with contextlib.suppress(asyncio.QueueFull):
-                self.queue.put_nowait(None)
+            while not self.queue.empty():  # what it had not sent is lost anyway
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
         elif self.task is not None:
             self.task.cancel()
 
@@ -319,21 +323,37 @@ class ValidatorServer:
                 "link",
                 f"only validators link, not {shown(identity)}",
             )
-        stream = _Stream(next(self._ids), identity, asyncio.current_task())
+        stream = _Stream(next(self._ids), identity, None)
         why = self._admit_link(stream)
         if why is not None:
             await self._refuse(
                 context, grpc.StatusCode.RESOURCE_EXHAUSTED, "link streams", why
             )
-        surface = f"link:{stream.id}"
+        # Frames are read by a task of their own: closing the stream cancels that
+        # task, and this call then ends with a status the peer sees (cancelling
+        # the call's own task would leave the peer writing into a dead stream).
+        reader = asyncio.ensure_future(self._read_link(requests, stream))
+        stream.task = reader
         try:
-            async for raw in requests:
-                stream.last_seen = time.monotonic()
-                if not self._offer(surface, parse(pot_pb2.Frame, raw)):
-                    self.node.count_drop("inbox full")
+            await reader
+        except asyncio.CancelledError:
+            if not stream.closed:
+                raise  # the call itself ended (peer gone, server stopping)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "link stream closed for a new one"
+            )
         finally:
-            self._links.remove(stream)
+            reader.cancel()
+            if stream in self._links:
+                self._links.remove(stream)
         return pot_pb2.Ack(accepted=True)
+
+    async def _read_link(self, requests: AsyncIterator[bytes], stream: _Stream) -> None:
+        surface = f"link:{stream.id}"
+        async for raw in requests:
+            stream.last_seen = time.monotonic()
+            if not self._offer(surface, parse(pot_pb2.Frame, raw)):
+                self.node.count_drop("inbox full")
 
     def _admit_link(self, stream: _Stream) -> str | None:
         """Make room for ``stream`` among the Link streams, or say why not."""
