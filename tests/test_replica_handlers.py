@@ -101,6 +101,9 @@ def test_executed_request_gets_its_cached_reply_and_stale_one_is_dropped(
     [notice] = sent(stale, Superseded)
     assert (notice.client, notice.timestamp, notice.executed) == ("alice", 4, 5)
     assert notice.verify(committee.config.replicas[1])
+    # Replays of that or older requests get no more notices (no reply flood).
+    for ts in (4, 3, 4, 2):
+        assert not sent(replica.handle(committee.request(ts=ts)), Superseded)
 
 
 def test_primary_batches_requests_beyond_the_in_flight_limit() -> None:

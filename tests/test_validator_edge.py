@@ -272,9 +272,9 @@ def test_a_stalled_upload_is_cut_off(edge: Edge) -> None:
     assert cut.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert time.monotonic() - started < 4
     deadline = time.monotonic() + 5
-    while edge.nodes[0].server._uploads and time.monotonic() < deadline:
+    while edge.nodes[0].server.busy.get("uploads") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert edge.nodes[0].server._uploads == 0  # its slot is free again
+    assert not edge.nodes[0].server.busy.get("uploads")  # its slot is free again
 
 
 def test_large_messages_with_bad_signatures_are_not_kept(edge: Edge) -> None:

@@ -208,6 +208,7 @@ class Replica:
         self._own_checkpoints: dict[int, bytes] = {}  # seq -> snapshot, above low
         self._checkpoints: dict[int, dict[int, Checkpoint]] = {}
         self._pending: dict[str, Request] = {}  # latest unexecuted request per client
+        self._notified: dict[str, int] = {}  # newest superseded timestamp told
         self._assigned: set[tuple[str, int]] = set()
         self._next_seq = 1
         self._latest_vc: dict[int, ViewChange] = {}  # highest view-change per sender
@@ -458,16 +459,27 @@ class Replica:
             if request.timestamp == last[0]:  # retransmission: resend the reply
                 self._reply(request.client, request.timestamp, last[1])
             else:
-                # Timestamps only grow: a client still waiting for this one shares
-                # its id with a client that got further. Tell it, signed.
                 self._drop("stale request timestamp", request.client)
-                notice = Superseded(request.client, request.timestamp, last[0], self.id)
-                self._out.append(SendToClient(request.client, self._sign(notice)))
+                self._notify_superseded(request, last[0])
             return
         self._learn(request)
         if self.is_primary and not self.in_view_change:
             self._propose()
         self._arm_request_timer()
+
+    def _notify_superseded(self, request: Request, executed: int) -> None:
+        """Tell a client its request can never execute (once per newer timestamp).
+
+        Timestamps only grow: a client still waiting for this one shares its id
+        with a client that got further. Replays of old requests get no notice
+        (each timestamp is told once, in increasing order), so they cannot flood
+        the client's reply stream.
+        """
+        if request.timestamp <= self._notified.get(request.client, -1):
+            return
+        self._notified[request.client] = request.timestamp
+        notice = Superseded(request.client, request.timestamp, executed, self.id)
+        self._out.append(SendToClient(request.client, self._sign(notice)))
 
     def _learn(self, request: Request) -> None:
         """Remember a not-yet-executed request (one per client, the newest)."""

@@ -58,6 +58,7 @@ LATEST = (1 << 64) - 1  # BlockRequest.height for "the latest block"
 MAX_INDEX = (1 << 63) - 1  # largest height SQLite can hold (runs are any uint64)
 CALL_TIMEOUT_S = 10.0  # a call onto the replica's thread (Certify)
 MAX_CALLS = 64  # calls waiting for the replica's thread at once
+MAX_DISK_CALLS = 16  # receipts and block reads on worker threads at once
 PEER_STREAMS_PER_IDENTITY = 2  # a reconnecting peer's new stream and its old one
 P = TypeVar("P", bound=ProtoMessage)
 Context: TypeAlias = grpc.aio.ServicerContext  # Any to mypy: grpc has no stubs
@@ -154,9 +155,7 @@ class ValidatorServer:
         self._ids = itertools.count(1)
         self._links: list[_Stream] = []
         self._subscribers: dict[str, list[_Stream]] = {}
-        self._uploads = 0
-        self._downloads = 0
-        self._calls = 0
+        self.busy: dict[str, int] = {}  # calls in progress, by kind of slot
         self.refused: dict[str, int] = {}
 
     # ------------------------------------------------------------ life cycle
@@ -426,20 +425,22 @@ class ValidatorServer:
             return pot_pb2.Ack(accepted=True)  # already held
         # Only signed uploads count against the limit: strangers cannot hold
         # the slots of the committee's coordinators.
-        if self._uploads >= self.limits.max_uploads:
-            await self._refuse(
-                context,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                "uploads",
-                f"{self._uploads} in progress",
-            )
+        async with self._slot("uploads", self.limits.max_uploads, context):
+            return await self._store(service, first, chunks, context)
+
+    async def _store(
+        self,
+        service: ValidatorService,
+        first: pot_pb2.Chunk,
+        chunks: AsyncIterator[bytes],
+        context: Context,
+    ) -> pot_pb2.Ack:
         retention = service.retention
         if retention is not None:
             problem = retention.reserve(first.client, first.digest, first.size)
             if problem is not None:
                 self.noise.event("refused an upload", problem)
                 return pot_pb2.Ack(accepted=False, reason=problem)
-        self._uploads += 1
         writer = service.payloads.writer(first.digest, first.size)
         stored = False
         try:
@@ -457,7 +458,22 @@ class ValidatorServer:
             writer.abort()
             if retention is not None:
                 retention.settle(first.client, first.digest, first.size, stored)
-            self._uploads -= 1
+
+    @contextlib.asynccontextmanager
+    async def _slot(
+        self, kind: str, limit: int, context: Context
+    ) -> AsyncIterator[None]:
+        """One of ``limit`` slots for a kind of call, or RESOURCE_EXHAUSTED."""
+        busy = self.busy.get(kind, 0)
+        if busy >= limit:
+            await self._refuse(
+                context, grpc.StatusCode.RESOURCE_EXHAUSTED, kind, f"{busy} in progress"
+            )
+        self.busy[kind] = busy + 1
+        try:
+            yield
+        finally:
+            self.busy[kind] -= 1
 
     async def _next_chunk(
         self, chunks: AsyncIterator[bytes], context: Context
@@ -489,13 +505,12 @@ class ValidatorServer:
         digest = parse(pot_pb2.PayloadRequest, raw).digest
         if len(digest) != 32:
             raise ValueError("a payload digest is 32 bytes")
-        if self._downloads >= self.limits.max_downloads:
-            await self._refuse(
-                context,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                "downloads",
-                f"{self._downloads} in progress",
-            )
+        async with self._slot("downloads", self.limits.max_downloads, context):
+            await self._send_payload(service, digest, context)
+
+    async def _send_payload(
+        self, service: ValidatorService, digest: bytes, context: Context
+    ) -> None:
         path = service.payloads.path(digest)
         try:
             file = open(path, "rb") if path is not None else None  # noqa: SIM115
@@ -504,21 +519,17 @@ class ValidatorServer:
         if file is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such payload")
         assert file is not None
-        self._downloads += 1
-        try:
-            with file:
-                first = True
-                while True:
-                    data = await asyncio.to_thread(file.read, CHUNK_BYTES)
-                    if not data and not first:
-                        return
-                    chunk = pot_pb2.Chunk(digest=digest if first else b"", data=data)
-                    await self._write(context, chunk, "downloads")
-                    first = False
-                    if not data:
-                        return
-        finally:
-            self._downloads -= 1
+        with file:
+            first = True
+            while True:
+                data = await asyncio.to_thread(file.read, CHUNK_BYTES)
+                if not data and not first:
+                    return
+                chunk = pot_pb2.Chunk(digest=digest if first else b"", data=data)
+                await self._write(context, chunk, "downloads")
+                first = False
+                if not data:
+                    return
 
     async def _write(self, context: Context, message: ProtoMessage, kind: str) -> None:
         """Send one message of a stream; a reader that stalls loses its slot."""
@@ -539,9 +550,10 @@ class ValidatorServer:
             raise ValueError(f"more than {MAX_HELD_DIGESTS} digests")
         if any(len(d) != 32 for d in digests):
             raise ValueError("a payload digest is 32 bytes")
-        missing = await asyncio.to_thread(
-            lambda: [d for d in digests if d not in service.payloads]
-        )
+        async with self._slot("receipts", MAX_DISK_CALLS, context):
+            missing = await asyncio.to_thread(
+                lambda: [d for d in digests if d not in service.payloads]
+            )
         if missing:
             return pot_pb2.HoldsReply(missing=missing)
         if service.retention is not None:
@@ -558,7 +570,12 @@ class ValidatorServer:
                 "2**64 - 1 for the latest block)"
             )
         directory = Path(service.directory) / f"run-{request.run}"
-        found = await asyncio.to_thread(read_block, directory, request)
+        # A model can be as big as a message: its reads share the download slots.
+        kind, limit = ("downloads", self.limits.max_downloads)
+        if not request.with_model:
+            kind, limit = ("block reads", MAX_DISK_CALLS)
+        async with self._slot(kind, limit, context):
+            found = await asyncio.to_thread(read_block, directory, request)
         if found is None:
             return pot_pb2.BlockReply()
         height, digest, body, certificate, model = found
@@ -583,8 +600,6 @@ class ValidatorServer:
             certificate.verify(service.validators, service.quorum)
         except (DecodeError, ValueError, CertificateError) as exc:
             return pot_pb2.Ack(accepted=False, reason=str(exc))
-        if self._calls >= MAX_CALLS:
-            return pot_pb2.Ack(accepted=False, reason="validator busy")
 
         def store() -> str:
             chain = service.chains.get(run)
@@ -592,15 +607,13 @@ class ValidatorServer:
                 return f"no chain for run {run}"
             return chain.offer_certificate(certificate)
 
-        self._calls += 1
         try:
-            reason = await asyncio.wait_for(
-                asyncio.wrap_future(self.node.call_future(store)), CALL_TIMEOUT_S
-            )
+            async with self._slot("calls", MAX_CALLS, context):
+                reason = await asyncio.wait_for(
+                    asyncio.wrap_future(self.node.call_future(store)), CALL_TIMEOUT_S
+                )
         except TimeoutError:
             return pot_pb2.Ack(accepted=False, reason="validator busy")
-        finally:
-            self._calls -= 1
         return pot_pb2.Ack(accepted=not reason, reason=reason)
 
 
