@@ -13,6 +13,7 @@ restarts the process), 4 when shutdown had to be forced.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -72,6 +73,11 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
     except CommitteeFileError as exc:
         log.error("cannot start: %s", exc)
         return EXIT_CONFIG
+    data.mkdir(parents=True, exist_ok=True)
+    lock = _lock(data)
+    if lock is None:
+        log.error("%s is in use by another validator process", data)
+        return EXIT_CONFIG
     # Before anything that may wait for peers (a replay may catch a ledger up).
     stopping = stop_requested()
     limits = committee.limits
@@ -109,7 +115,11 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
     swept = retention.sweep(limits.payload_retention_s, _pending_payloads(node))
     if swept:
         log.info("validator %d deleted %d stale payloads", vid, swept)
-    node.start()
+    try:
+        node.start()
+    except OSError as exc:  # the address is taken, say
+        log.error("validator %d cannot serve: %s", vid, exc)
+        return EXIT_CONFIG
     log.info(
         "validator %d of %d up (f = %d, %s), data in %s, executed up to %d",
         vid,
@@ -129,6 +139,21 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
     clean = node.stop(grace=2.0)
     log.info("validator %d stopped%s", vid, "" if clean else " (not cleanly)")
     return EXIT_FAILED if node.failure is not None else 0
+
+
+def _lock(data: Path) -> int | None:
+    """Hold ``data/validator.lock`` for the life of the process (None: taken).
+
+    Two processes on one data directory would write the same records and sign
+    conflicting votes under one key.
+    """
+    fd = os.open(data / "validator.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _pending_payloads(node: ValidatorNode) -> set[bytes]:

@@ -147,3 +147,27 @@ def test_validators_stop_within_ten_seconds_whatever_clients_do(
         for call in held:
             call.cancel()
         stop_all(c.processes)
+
+
+def test_a_second_process_for_one_validator_refuses_to_start(tmp_path: Path) -> None:
+    # Two processes as one validator would write the same records and sign
+    # conflicting votes with one key: neither the data directory nor the port
+    # may be shared (gRPC lets two servers share a port by default).
+    import subprocess
+    import sys
+
+    c = ProcessCommittee(tmp_path / "committee")
+    try:
+        command = [
+            *(sys.executable, "-m", "pot_flower", "validator", "run"),
+            *("--config", str(c.path), "--id", "1"),
+        ]
+        for extra in ([], ["--data", str(tmp_path / "elsewhere")]):
+            done = subprocess.run(
+                command + extra, capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 2, done.stderr[-500:]
+            assert "in use" in done.stderr.splitlines()[-1]
+        assert c.round() == 1  # the real validator 1 never noticed
+    finally:
+        c.close()

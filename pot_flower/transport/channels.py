@@ -67,6 +67,9 @@ def server_options(limits: Limits) -> list[tuple[str, int]]:
     """Options of a validator's server (its keepalive policy admits the clients')."""
     size = limits.max_message_bytes
     return [
+        # Two processes must never serve one validator's address (gRPC lets them
+        # share the port by default): the second one fails to bind instead.
+        ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", size),
         ("grpc.max_send_message_length", size),
         ("grpc.keepalive_time_ms", SERVER_PING_MS),

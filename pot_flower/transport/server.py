@@ -170,12 +170,15 @@ class ValidatorServer:
             maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
         )
         server.add_generic_rpc_handlers((self._handlers(),))
-        if self.credentials is None:
-            bound = server.add_insecure_port(self.address)
-        else:
-            bound = server.add_secure_port(self.address, self.credentials)
+        try:
+            if self.credentials is None:
+                bound = server.add_insecure_port(self.address)
+            else:
+                bound = server.add_secure_port(self.address, self.credentials)
+        except RuntimeError:  # grpc's way of saying the port is taken
+            bound = 0
         if bound == 0:
-            raise OSError(f"cannot listen on {self.address}")
+            raise OSError(f"cannot listen on {self.address} (in use?)")
         await server.start()
         self._server = server
 
