@@ -139,7 +139,7 @@ def flood(args: argparse.Namespace, directory: Path) -> dict[str, object]:
                 iter([pot_pb2.Chunk(digest=digest, data=data)]), timeout=30
             )
             refused_unsigned += not ack.accepted
-            ticket = first_chunk(key, COORDINATOR, 1, digest, len(data))
+            ticket = first_chunk(key, COORDINATOR, 1, 1, digest, len(data))
             ack = target.PutPayload(
                 iter([ticket, pot_pb2.Chunk(data=data)]), timeout=30
             )

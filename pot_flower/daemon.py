@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 from pot_flower.deploy import CommitteeFileError, load_committee, read_key
 from pot_flower.localnet import stop_requested
@@ -52,7 +53,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) -> int:
-    """Serve until SIGTERM (or until the replica fails); return the exit status."""
+    """Serve until SIGTERM (or until the replica fails), then exit the process.
+
+    Returns (an exit status) only if the validator cannot start.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
@@ -138,7 +142,15 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
     _force_exit_after(STOP_DEADLINE_S, log)
     clean = node.stop(grace=2.0)
     log.info("validator %d stopped%s", vid, "" if clean else " (not cleanly)")
-    return EXIT_FAILED if node.failure is not None else 0
+    # Everything durable is written. Worker threads may still be blocked on a
+    # stalled caller's I/O, and the interpreter would wait for them at exit.
+    _exit_now(EXIT_FAILED if node.failure is not None else 0)
+
+
+def _exit_now(status: int) -> NoReturn:
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _lock(data: Path) -> int | None:
@@ -174,8 +186,7 @@ def _force_exit_after(seconds: float, log: logging.Logger) -> None:
 
     def force() -> None:
         log.error("shutdown took longer than %.0f s: forcing the exit", seconds)
-        logging.shutdown()
-        os._exit(EXIT_FORCED)
+        _exit_now(EXIT_FORCED)
 
     timer = threading.Timer(seconds, force)
     timer.daemon = True

@@ -193,7 +193,7 @@ def test_a_validator_signs_a_receipt_only_for_payloads_it_holds(
     unsigned = [pot_pb2.Chunk(digest=digest, data=data)]
     refused = stub.PutPayload(iter(unsigned), timeout=5)
     assert not refused.accepted and "not a coordinator" in refused.reason
-    ticket = first_chunk(COORDINATOR, "coordinator", 1, digest, len(data))
+    ticket = first_chunk(COORDINATOR, "coordinator", 1, 1, digest, len(data))
     chunks = [ticket, pot_pb2.Chunk(data=data)]
     assert stub.PutPayload(iter(chunks), timeout=5).accepted
     reply = stub.Holds(pot_pb2.HoldsRequest(digests=[digest]), timeout=5)

@@ -208,7 +208,8 @@ class Replica:
         self._own_checkpoints: dict[int, bytes] = {}  # seq -> snapshot, above low
         self._checkpoints: dict[int, dict[int, Checkpoint]] = {}
         self._pending: dict[str, Request] = {}  # latest unexecuted request per client
-        self._notified: dict[str, int] = {}  # newest superseded timestamp told
+        self._period = 0  # status periods so far (paces answers to repeats)
+        self._answered: dict[str, int] = {}  # client -> period of its last repeat
         self._assigned: set[tuple[str, int]] = set()
         self._next_seq = 1
         self._latest_vc: dict[int, ViewChange] = {}  # highest view-change per sender
@@ -456,30 +457,35 @@ class Replica:
             return
         last = self._replies.get(request.client)
         if last is not None and request.timestamp <= last[0]:
+            if request.timestamp < last[0]:
+                self._drop("stale request timestamp", request.client)
+            if not self._may_answer_again(request.client):
+                return  # a replay flood gets one answer per status period
             if request.timestamp == last[0]:  # retransmission: resend the reply
                 self._reply(request.client, request.timestamp, last[1])
             else:
-                self._drop("stale request timestamp", request.client)
-                self._notify_superseded(request, last[0])
+                # Timestamps only grow: a client still waiting for this one
+                # shares its id with a client that got further. Tell it, signed.
+                notice = Superseded(request.client, request.timestamp, last[0], self.id)
+                self._out.append(SendToClient(request.client, self._sign(notice)))
             return
         self._learn(request)
         if self.is_primary and not self.in_view_change:
             self._propose()
         self._arm_request_timer()
 
-    def _notify_superseded(self, request: Request, executed: int) -> None:
-        """Tell a client its request can never execute (once per newer timestamp).
+    def _may_answer_again(self, client: str) -> bool:
+        """Whether a repeated request of ``client`` gets an answer now.
 
-        Timestamps only grow: a client still waiting for this one shares its id
-        with a client that got further. Replays of old requests get no notice
-        (each timestamp is told once, in increasing order), so they cannot flood
-        the client's reply stream.
+        A retransmission is answered with the cached reply, a stale request with
+        a superseded notice, each signed: once per client and status period, so
+        that replaying a captured request cannot make replicas sign without end
+        or flood the client's reply stream. Clients retransmit less often.
         """
-        if request.timestamp <= self._notified.get(request.client, -1):
-            return
-        self._notified[request.client] = request.timestamp
-        notice = Superseded(request.client, request.timestamp, executed, self.id)
-        self._out.append(SendToClient(request.client, self._sign(notice)))
+        if self._answered.get(client) == self._period:
+            return False
+        self._answered[client] = self._period
+        return True
 
     def _learn(self, request: Request) -> None:
         """Remember a not-yet-executed request (one per client, the newest)."""
@@ -961,6 +967,7 @@ class Replica:
 
     # -------------------------------------------------------- status / catch-up
     def _on_status_timer(self) -> None:
+        self._period += 1
         self._out.append(SetTimer(STATUS_TIMER, self.config.status_interval_ms))
         self._request_state()
         progressed = self.last_executed > self._status_mark

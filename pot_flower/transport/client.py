@@ -9,6 +9,7 @@ with back-off. Streams reconnect on their own.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -33,6 +34,7 @@ from pot_flower.zk.signatures import SigningKey
 
 RECONNECT_S = 0.2
 SEND_DEADLINE_S = 2.0
+MAX_QUEUED_REPLIES = 10_000
 
 
 class CommitteeTimeout(TimeoutError):
@@ -73,7 +75,8 @@ class CommitteeClient:
             rid: pot_pb2_grpc.ValidatorStub(ch)  # type: ignore[no-untyped-call]
             for rid, ch in self._channels.items()
         }
-        self._replies: queue.Queue[bytes] = queue.Queue()
+        # Bounded: beyond it replies are dropped, and retransmission recovers.
+        self._replies: queue.Queue[bytes] = queue.Queue(MAX_QUEUED_REPLIES)
         self._pending: list[grpc.Future] = []
         self._send_lock = threading.Lock()
         self._closed = threading.Event()
@@ -90,7 +93,8 @@ class CommitteeClient:
         while not self._closed.is_set():
             try:
                 for frame in stub.Replies(pot_pb2.Subscribe(client=self.id)):
-                    self._replies.put(frame.data)
+                    with contextlib.suppress(queue.Full):
+                        self._replies.put_nowait(frame.data)
             except grpc.RpcError:
                 pass
             self._closed.wait(RECONNECT_S)

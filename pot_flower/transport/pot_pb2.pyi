@@ -55,20 +55,22 @@ class HealthReply(_message.Message):
     def __init__(self, status: _Optional[str] = ..., replica: _Optional[int] = ..., view: _Optional[int] = ..., last_executed: _Optional[int] = ..., stable: _Optional[int] = ..., in_view_change: bool = ..., received: _Optional[int] = ..., dropped: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Chunk(_message.Message):
-    __slots__ = ("digest", "data", "client", "run", "size", "signature")
+    __slots__ = ("digest", "data", "client", "run", "size", "signature", "round")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
     digest: bytes
     data: bytes
     client: str
     run: int
     size: int
     signature: bytes
-    def __init__(self, digest: _Optional[bytes] = ..., data: _Optional[bytes] = ..., client: _Optional[str] = ..., run: _Optional[int] = ..., size: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    round: int
+    def __init__(self, digest: _Optional[bytes] = ..., data: _Optional[bytes] = ..., client: _Optional[str] = ..., run: _Optional[int] = ..., size: _Optional[int] = ..., signature: _Optional[bytes] = ..., round: _Optional[int] = ...) -> None: ...
 
 class PayloadRequest(_message.Message):
     __slots__ = ("digest",)

@@ -110,7 +110,9 @@ class RemoteCommittee:
             return
         model_bytes = encode_arrays(model)
         model_digest = hashlib.sha256(model_bytes).digest()
-        receipts = self._make_available({model_digest: model_bytes}, [model_digest])
+        receipts = self._make_available(
+            {model_digest: model_bytes}, [model_digest], round_=0
+        )
         request = OpenChain(
             run,
             model_digest,
@@ -144,7 +146,7 @@ class RemoteCommittee:
         self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
     ) -> CertifiedRound:
         named = [s.payload for s in submissions if s.payload]
-        receipts = self._make_available(payloads, named)
+        receipts = self._make_available(payloads, named, round_=self._height + 1)
         height = self._height + 1
         batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
         _, digest = self._order(available_request(batch.to_bytes(), receipts), height)
@@ -197,11 +199,14 @@ class RemoteCommittee:
                 continue
         raise CommitteeError(f"run {self._params.run}: no block a quorum holds")
 
-    def _upload(self, payloads: Mapping[bytes, bytes]) -> None:
+    def _upload(
+        self, payloads: Mapping[bytes, bytes], round_: int, rids: Iterable[int]
+    ) -> list[str]:
+        """Upload ``payloads`` to validators ``rids``; why each failed one did."""
         run = self._params.run
         tickets = {
             digest: first_chunk(
-                self._client_key, self._client_id, run, digest, len(data)
+                self._client_key, self._client_id, run, round_, digest, len(data)
             )
             for digest, data in payloads.items()
         }
@@ -219,13 +224,8 @@ class RemoteCommittee:
                 if not ack.accepted:
                     raise CommitteeError(f"validator {rid} refused: {ack.reason}")
 
-        jobs = [self._pool.submit(put, rid) for rid in self._stubs]
-        failures = [exc for job in jobs if (exc := job.exception()) is not None]
-        if len(failures) > self.config.f:
-            raise CommitteeError(
-                f"{len(failures)} validators did not take the payloads "
-                f"(first: {failures[0]})"
-            )
+        jobs = [self._pool.submit(put, rid) for rid in rids]
+        return [str(exc) for job in jobs if (exc := job.exception()) is not None]
 
     def _ask_all(
         self, method: str, request: Any, rids: Iterable[int] | None = None
@@ -244,29 +244,40 @@ class RemoteCommittee:
             yield jobs[job], reply
 
     def _make_available(
-        self, payloads: Mapping[bytes, bytes], named: list[bytes]
+        self, payloads: Mapping[bytes, bytes], named: list[bytes], *, round_: int
     ) -> list[Receipt]:
-        """Upload, then gather receipts for ``named`` from a quorum of validators."""
-        self._upload({d: payloads[d] for d in set(named) if d in payloads})
+        """Upload, then gather receipts for ``named`` from a quorum of validators.
+
+        Validators that are down or restarting are asked again (each attempt
+        uploads only to those that lack something) until the deadline.
+        """
+        wanted = {d: payloads[d] for d in set(named) if d in payloads}
         message = receipt_message(named)
         request = pot_pb2.HoldsRequest(digests=sorted(set(named)))
-        receipts: list[Receipt] = []
-        missing: set[bytes] = set()
-        for rid, reply in self._ask_all("Holds", request):
-            missing.update(reply.missing)
-            key = self.config.replicas[rid]
-            if reply.receipt and key.verify(
-                availability.DOMAIN, message, reply.receipt
-            ):
-                receipts.append((rid, reply.receipt))
-                if len(receipts) == self.config.quorum:
-                    break  # more would prove nothing more; stragglers may be down
-        if len(receipts) < self.config.quorum:
-            raise CommitteeError(
-                f"{len(receipts)} validators hold the payloads, quorum is "
-                f"{self.config.quorum} ({len(missing)} payloads missing somewhere)"
-            )
-        return sorted(receipts)
+        receipts: dict[int, bytes] = {}
+        deadline = time.monotonic() + self.timeout
+        pause = 0.1
+        while True:
+            lacking = [rid for rid in self._stubs if rid not in receipts]
+            refusals = self._upload(wanted, round_, lacking)
+            missing: set[bytes] = set()
+            for rid, reply in self._ask_all("Holds", request, lacking):
+                missing.update(reply.missing)
+                key = self.config.replicas[rid]
+                if reply.receipt and key.verify(
+                    availability.DOMAIN, message, reply.receipt
+                ):
+                    receipts[rid] = reply.receipt
+                    if len(receipts) == self.config.quorum:
+                        return sorted(receipts.items())
+            if time.monotonic() + pause > deadline:
+                raise CommitteeError(
+                    f"{len(receipts)} validators hold the payloads, quorum is "
+                    f"{self.config.quorum} ({len(missing)} payloads missing "
+                    f"somewhere; {refusals[0] if refusals else 'no refusals'})"
+                )
+            time.sleep(pause)
+            pause = min(2 * pause, 2.0)
 
     def _certify(self, height: int, digest: bytes) -> Certificate:
         """Votes from validators until a quorum; the block and model it names.

@@ -37,6 +37,7 @@ from google.protobuf.message import DecodeError as ProtoDecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from pot_flower.availability import sign_receipt
+from pot_flower.consensus.messages import MessageError, decode_message
 from pot_flower.encoding import DecodeError, decode
 from pot_flower.ledger import LEDGER_FILE, MODELS_DIR
 from pot_flower.payloads import PayloadError
@@ -44,7 +45,7 @@ from pot_flower.protocol.block import Certificate, CertificateError, sign_block
 from pot_flower.transport import pot_pb2
 from pot_flower.transport.channels import server_options
 from pot_flower.transport.limits import Limits, shown
-from pot_flower.transport.uploads import upload_problem
+from pot_flower.transport.uploads import past_round_problem, upload_problem
 
 if TYPE_CHECKING:
     from pot_flower.service import ValidatorService
@@ -60,6 +61,7 @@ CALL_TIMEOUT_S = 10.0  # a call onto the replica's thread (Certify)
 MAX_CALLS = 64  # calls waiting for the replica's thread at once
 MAX_DISK_CALLS = 16  # receipts and block reads on worker threads at once
 PEER_STREAMS_PER_IDENTITY = 2  # a reconnecting peer's new stream and its old one
+VOUCH_EVERY_S = 1.0  # how often a Link stream's traffic is checked for a signature
 P = TypeVar("P", bound=ProtoMessage)
 Context: TypeAlias = grpc.aio.ServicerContext  # Any to mypy: grpc has no stubs
 Unary = Callable[[Any, Context], Awaitable[Any]]
@@ -104,7 +106,10 @@ class _Stream:
     id: int
     identity: str | None
     task: asyncio.Task[Any] | None
-    last_seen: float = field(default_factory=time.monotonic)
+    opened: float = field(default_factory=time.monotonic)
+    last_seen: float = 0.0  # when a validator's signature last vouched for it
+    vouched: bool = False
+    checked: float = 0.0  # when its traffic was last checked for a peer's words
     queue: asyncio.Queue[bytes | None] | None = None
     closed: bool = False
 
@@ -156,6 +161,7 @@ class ValidatorServer:
         self._links: list[_Stream] = []
         self._subscribers: dict[str, list[_Stream]] = {}
         self.busy: dict[str, int] = {}  # calls in progress, by kind of slot
+        self.closing = False
         self.refused: dict[str, int] = {}
 
     # ------------------------------------------------------------ life cycle
@@ -184,6 +190,7 @@ class ValidatorServer:
 
     def stop(self, grace: float) -> bool:
         """Stop serving within ``grace`` + 3 s whatever callers do; True if clean."""
+        self.closing = True
         clean = True
         if self._server is not None and self._thread.is_alive():
             stopping = asyncio.run_coroutine_threadsafe(
@@ -255,8 +262,7 @@ class ValidatorServer:
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # never UNKNOWN: report, log (rate-limited)
-                self.noise.event(f"{name}: internal error", repr(exc), logging.ERROR)
-                await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+                await self._internal(name, exc, context)
 
         return guarded
 
@@ -271,10 +277,15 @@ class ValidatorServer:
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except Exception as exc:
-                self.noise.event(f"{name}: internal error", repr(exc), logging.ERROR)
-                await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+                await self._internal(name, exc, context)
 
         return guarded
+
+    async def _internal(self, name: str, exc: Exception, context: Context) -> None:
+        if self.closing:  # calls cut off by the shutdown fail on their own
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "validator stopping")
+        self.noise.event(f"{name}: internal error", repr(exc), logging.ERROR)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
 
     async def _refuse(
         self,
@@ -326,11 +337,7 @@ class ValidatorServer:
                 f"only validators link, not {shown(identity)}",
             )
         stream = _Stream(next(self._ids), identity, None)
-        why = self._admit_link(stream)
-        if why is not None:
-            await self._refuse(
-                context, grpc.StatusCode.RESOURCE_EXHAUSTED, "link streams", why
-            )
+        self._admit_link(stream)
         # Frames are read by a task of their own: closing the stream cancels that
         # task, and this call then ends with a status the peer sees (cancelling
         # the call's own task would leave the peer writing into a dead stream).
@@ -353,25 +360,81 @@ class ValidatorServer:
     async def _read_link(self, requests: AsyncIterator[bytes], stream: _Stream) -> None:
         surface = f"link:{stream.id}"
         async for raw in requests:
-            stream.last_seen = time.monotonic()
-            if not self._offer(surface, parse(pot_pb2.Frame, raw)):
+            frame = parse(pot_pb2.Frame, raw)
+            self._vouch(stream, frame)
+            if not self._offer(surface, frame):
                 self.node.count_drop("inbox full")
 
-    def _admit_link(self, stream: _Stream) -> str | None:
-        """Make room for ``stream`` among the Link streams, or say why not."""
+    def _vouch(self, stream: _Stream, frame: pot_pb2.Frame) -> None:
+        """Mark ``stream`` active if it carries a committee member's words.
+
+        Without TLS anyone can open a link and keep it busy with junk: only a
+        message signed by another validator keeps a stream from counting as
+        idle (checked at most once a second per stream; with TLS the
+        certificate already says who is there).
+        """
+        now = time.monotonic()
         if stream.identity is not None:
+            stream.last_seen, stream.vouched = now, True
+        elif now - stream.checked >= VOUCH_EVERY_S and frame.data:
+            stream.checked = now
+            if self._from_a_peer(frame.data):
+                stream.last_seen, stream.vouched = now, True
+                self._bound_proven()
+
+    def _bound_proven(self) -> None:
+        """Replayed signed messages could prove strangers' streams: bound them."""
+        proven = [s for s in self._links if s.identity is None and self._proven(s)]
+        excess = len(proven) - self._proven_slots
+        if excess > 0:
+            for stream in sorted(proven, key=lambda s: s.last_seen)[:excess]:
+                self._evict(stream)
+
+    def _from_a_peer(self, data: bytes) -> bool:
+        try:
+            message = decode_message(data)
+        except MessageError:
+            return False
+        sender = getattr(message, "sender", None)
+        config = self.node.config
+        if not isinstance(sender, int) or not 0 <= sender < config.n:
+            return False
+        return sender != self.node.id and message.verify(config.replicas[sender])
+
+    def _admit_link(self, stream: _Stream) -> None:
+        """Make room for ``stream`` among the Link streams.
+
+        With TLS a validator identity has two slots (a reconnecting peer's new
+        stream closes its dead one). Without TLS nobody is known until a stream
+        carries a signed message: unproven streams share ``max-peer-streams``
+        slots and a newcomer closes the oldest of them, so a stranger churning
+        streams only ever displaces his own; proven ones (recently vouched for
+        by a validator's signature) have slots of their own and are never
+        displaced by newcomers.
+        """
+        if stream.identity is not None:  # mTLS: only committee members get here
             same = [s for s in self._links if s.identity == stream.identity]
             if len(same) >= PEER_STREAMS_PER_IDENTITY:
-                same[0].close()  # the peer reconnected: its old stream is dead
-                self._links.remove(same[0])
-        if len(self._links) >= self.limits.max_peer_streams:
-            idle = min(self._links, key=lambda s: s.last_seen)
-            if time.monotonic() - idle.last_seen < self.limits.idle_stream_s:
-                return f"{len(self._links)} open, none idle"
-            idle.close()
-            self._links.remove(idle)
+                self._evict(same[0])  # the peer reconnected: its old stream is dead
+        else:
+            unproven = [s for s in self._links if not self._proven(s)]
+            if len(unproven) >= self.limits.max_peer_streams:
+                self._evict(min(unproven, key=lambda s: s.opened))
         self._links.append(stream)
-        return None
+
+    @property
+    def _proven_slots(self) -> int:
+        return PEER_STREAMS_PER_IDENTITY * self.node.config.n
+
+    def _proven(self, stream: _Stream) -> bool:
+        """Whether a validator's signature vouched for the stream lately."""
+        recent = time.monotonic() - stream.last_seen < self.limits.idle_stream_s
+        return stream.vouched and recent
+
+    def _evict(self, stream: _Stream) -> None:
+        stream.close()
+        if stream in self._links:
+            self._links.remove(stream)
 
     async def _replies(
         self, raw: bytes, context: Context
@@ -421,7 +484,7 @@ class ValidatorServer:
         first = await self._next_chunk(chunks, context)
         if first is None:
             return pot_pb2.Ack(accepted=False, reason="empty upload")
-        problem = self._upload_problem(first, context)
+        problem = self._upload_problem(service, first, context)
         if problem is not None:
             return pot_pb2.Ack(accepted=False, reason=problem)
         if first.digest in service.payloads:
@@ -495,10 +558,16 @@ class ValidatorServer:
             )
         return parse(pot_pb2.Chunk, raw)
 
-    def _upload_problem(self, chunk: pot_pb2.Chunk, context: Context) -> str | None:
+    def _upload_problem(
+        self, service: ValidatorService, chunk: pot_pb2.Chunk, context: Context
+    ) -> str | None:
         problem = upload_problem(
             chunk, self.node.config, self.limits, caller_identity(context)
         )
+        if problem is None:
+            chain = service.chains.get(chunk.run)
+            height = None if chain is None else chain.state.height
+            problem = past_round_problem(chunk, height)
         if problem is not None:
             self.noise.event("refused an upload", problem)
         return problem

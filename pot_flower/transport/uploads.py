@@ -1,10 +1,12 @@
 """Signed payload uploads: only the committee's coordinators may store payloads.
 
 The first chunk of a ``PutPayload`` stream names the uploader (a coordinator id of
-the committee file), the run, the payload's digest and size, and carries the
-uploader's Ed25519 signature over them, so a stranger cannot make a validator store
-anything, with or without TLS. With TLS the caller's certificate must also be the
-uploader's. What an upload may cost is bounded by the validator's
+the committee file), the run and round, the payload's digest and size, and carries
+the uploader's Ed25519 signature over them, so a stranger cannot make a validator
+store anything, with or without TLS. With TLS the caller's certificate must also be
+the uploader's. A signed upload is good for its round only: replayed once the chain
+has moved past that round, it is refused (its payload could never be used, and would
+never be collected). What an upload may cost is bounded by the validator's
 :class:`~pot_flower.transport.limits.Limits` and its payload quotas.
 """
 
@@ -16,24 +18,31 @@ from pot_flower.transport import pot_pb2
 from pot_flower.transport.limits import Limits, shown
 from pot_flower.zk.signatures import SigningKey
 
-DOMAIN = b"payload-upload/v1"
+DOMAIN = b"payload-upload/v2"
 
 
-def upload_message(client: str, run: int, digest: bytes, size: int) -> bytes:
+def upload_message(
+    client: str, run: int, round_: int, digest: bytes, size: int
+) -> bytes:
     """The bytes an upload signature covers."""
-    return encode([client, run, digest, size])
+    return encode([client, run, round_, digest, size])
 
 
 def first_chunk(
-    key: SigningKey, client: str, run: int, digest: bytes, size: int
+    key: SigningKey, client: str, run: int, round_: int, digest: bytes, size: int
 ) -> pot_pb2.Chunk:
-    """The signed chunk that opens an upload of ``size`` bytes (data follows)."""
+    """The signed chunk that opens an upload of ``size`` bytes (data follows).
+
+    ``round_`` is the round the payload is for (0: the chain's initial model).
+    """
+    message = upload_message(client, run, round_, digest, size)
     return pot_pb2.Chunk(
         digest=digest,
         client=client,
         run=run,
+        round=round_,
         size=size,
-        signature=key.sign(DOMAIN, upload_message(client, run, digest, size)),
+        signature=key.sign(DOMAIN, message),
     )
 
 
@@ -54,7 +63,19 @@ def upload_problem(
     if identity is not None and identity != chunk.client:
         who = shown(chunk.client)
         return f"upload as {who} with the certificate of {shown(identity)}"
-    message = upload_message(chunk.client, chunk.run, chunk.digest, chunk.size)
+    message = upload_message(
+        chunk.client, chunk.run, chunk.round, chunk.digest, chunk.size
+    )
     if not key.verify(DOMAIN, message, chunk.signature):
         return "bad upload signature"
+    return None
+
+
+def past_round_problem(chunk: pot_pb2.Chunk, height: int | None) -> str | None:
+    """Why an upload for a round the chain (at ``height``) is past is refused."""
+    if height is not None and chunk.round <= height:
+        return (
+            f"upload for round {chunk.round} of run {chunk.run}, which this "
+            f"validator has executed (height {height})"
+        )
     return None
