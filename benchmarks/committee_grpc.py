@@ -21,16 +21,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pot_flower.zk.signatures import SigningKey
 
-from pot_flower.deploy import load_committee, read_key
+from pot_flower.committee.remote import RemoteCommittee
 from pot_flower.encoding import encode
-from pot_flower.localnet import COORDINATOR, prepare, running
-from pot_flower.protocol.execution import SubmissionRef
+from pot_flower.ops.committee_file import load_committee, read_key
+from pot_flower.ops.local import COORDINATOR, prepare, running
+from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.submission import build_submission
-from pot_flower.transport.client import CommitteeClient
-from pot_flower.transport.remote import RemoteCommittee
+from pot_flower.transport.gateway import Gateway
+from pot_flower.zk.signatures import SigningKey
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTINGS = {"broadcast": (False,), "relay": (True,), "both": (False, True)}
@@ -47,9 +47,7 @@ def latency(n: int, requests: int, work: Path, relay: bool) -> dict[str, float]:
     with running(path):
         committee = load_committee(path)
         key = read_key(path.parent / f"{COORDINATOR}.key")
-        client = CommitteeClient(
-            committee.config, COORDINATOR, key, committee.addresses
-        )
+        client = Gateway(committee.config, COORDINATOR, key, committee.addresses)
         try:
             client.call(encode({"kind": "ping", "digest": b"warm-up"}), timeout=30)
             samples = []

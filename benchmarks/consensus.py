@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from pot_flower.sim.inmemory import InMemoryCommittee
+from pot_flower.consensus.memory import MemoryDriver
 from pot_flower.sim.simulator import percentile
 
 
@@ -33,7 +33,7 @@ def measure(
     n: int, clients: int, requests: int, persist: bool, relay: bool = False
 ) -> dict[str, float]:
     ids = [f"client-{i}" for i in range(clients)]
-    committee = InMemoryCommittee(
+    committee = MemoryDriver(
         n,
         clients=ids,
         persist=persist,

@@ -30,16 +30,16 @@ import time
 from pathlib import Path
 
 import grpc
-from pot_flower.zk.signatures import SigningKey
 
 from pot_flower.consensus.messages import Request
-from pot_flower.deploy import load_committee, read_key
 from pot_flower.encoding import encode
-from pot_flower.localnet import COORDINATOR, prepare, start, stop_all, wait_healthy
+from pot_flower.ops.committee_file import load_committee, read_key
+from pot_flower.ops.local import COORDINATOR, prepare, start, stop_all, wait_healthy
 from pot_flower.sim.fuzzinputs import RPC_SHAPES, raw_call
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
-from pot_flower.transport.client import CommitteeClient
+from pot_flower.transport.gateway import Gateway
 from pot_flower.transport.uploads import first_chunk
+from pot_flower.zk.signatures import SigningKey
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1
@@ -61,7 +61,7 @@ def directory_bytes(path: Path) -> int:
 class Pinger(threading.Thread):
     """Commits pings back to back and records each latency."""
 
-    def __init__(self, client: CommitteeClient) -> None:
+    def __init__(self, client: Gateway) -> None:
         super().__init__(daemon=True)
         self.client = client
         self.latencies: list[float] = []
@@ -88,7 +88,7 @@ def flood(args: argparse.Namespace, directory: Path) -> dict[str, object]:
     assert wait_healthy(path, timeout=60)
     committee = load_committee(path)
     key = read_key(directory / f"{COORDINATOR}.key")
-    client = CommitteeClient(committee.config, COORDINATOR, key, committee.addresses)
+    client = Gateway(committee.config, COORDINATOR, key, committee.addresses)
     pid = processes[TARGET].pid
     address = committee.addresses[TARGET]
     target = pot_pb2_grpc.ValidatorStub(grpc.insecure_channel(address))  # type: ignore[no-untyped-call]

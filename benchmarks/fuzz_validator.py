@@ -32,9 +32,9 @@ from pathlib import Path
 
 import grpc
 
-from pot_flower.deploy import load_committee, read_key
 from pot_flower.encoding import encode
-from pot_flower.localnet import COORDINATOR, prepare, start, stop_all, wait_healthy
+from pot_flower.ops.committee_file import load_committee, read_key
+from pot_flower.ops.local import COORDINATOR, prepare, start, stop_all, wait_healthy
 from pot_flower.sim.fuzzinputs import (
     hostile_inputs,
     hostile_rpcs,
@@ -43,7 +43,7 @@ from pot_flower.sim.fuzzinputs import (
 )
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
-from pot_flower.transport.client import CommitteeClient
+from pot_flower.transport.gateway import Gateway
 from pot_flower.transport.limits import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def run(inputs: int, calls: int, directory: Path) -> dict[str, object]:
     try:
         assert wait_healthy(path, timeout=60)
         committee = load_committee(path)
-        client = CommitteeClient(
+        client = Gateway(
             committee.config,
             COORDINATOR,
             read_key(directory / f"{COORDINATOR}.key"),

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pot_flower.flower_local import flwr_run, local_superlink
+from pot_flower.ops.superlink import flwr_run, local_superlink
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "examples" / "quickstart-pytorch"

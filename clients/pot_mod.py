@@ -10,43 +10,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message
-from pot_flower.clients.keystore import Keystore
+from flwr.app import ConfigRecord, Context, Message
 
-from pot_flower.protocol.model import Arrays, canonical
+from pot_flower.clients.keystore import Keystore
+from pot_flower.protocol.records import (
+    KEYSTORE_KEY,
+    SUBMISSION_RECORD,
+    TICKET_RECORD,
+    SignedReply,
+    TicketRecord,
+    arrays_of,
+    in_order,
+)
 from pot_flower.protocol.submission import (
     SubmissionError,
     build_submission,
     sign_without_update,
 )
 
-TICKET_RECORD = "pot.ticket"
-SUBMISSION_RECORD = "pot"
-KEYSTORE_KEY = "pot-keystore"
-
 ClientAppCallable = Callable[[Message, Context], Message]
-
-
-def arrays_of(record: ArrayRecord) -> Arrays:
-    """An ArrayRecord as canonical numpy arrays, in the record's key order."""
-    return {name: canonical(array.numpy()) for name, array in record.items()}
-
-
-def in_order(arrays: Arrays, keys: list[str]) -> Arrays:
-    """``arrays`` in the model's key order when they hold exactly its keys.
-
-    Key order carries no meaning in a reply; fixing it here (miner and coordinator
-    alike) keeps a reordered but complete reply from being rejected as wrong-keys.
-    """
-    if set(arrays) == set(keys) and len(arrays) == len(keys):
-        return {k: arrays[k] for k in keys}
-    return arrays
 
 
 def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
     """Sign the train reply's update for the PoT committee (a Flower client mod)."""
-    ticket = msg.content.config_records.get(TICKET_RECORD)
-    if msg.metadata.message_type.split(".")[0] != "train" or ticket is None:
+    record = msg.content.config_records.get(TICKET_RECORD)
+    if msg.metadata.message_type.split(".")[0] != "train" or record is None:
         return call_next(msg, ctxt)
     received_records = list(msg.content.array_records.values())
     received = arrays_of(received_records[0]) if len(received_records) == 1 else None
@@ -63,11 +51,10 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
         num_examples = int(claimed)
     keystore = Keystore(str(ctxt.run_config.get(KEYSTORE_KEY, "")) or None)
     key = keystore.miner_key(str(ctxt.node_id))
-    run, round_, nonce = ticket.get("run"), ticket.get("round"), ticket.get("nonce")
-    if not (
-        isinstance(run, int) and isinstance(round_, int) and isinstance(nonce, bytes)
-    ):
+    ticket = TicketRecord.from_value(record)
+    if ticket is None:
         return reply  # not a ticket this mod understands: leave the reply as it is
+    run, round_, nonce = ticket.run, ticket.round, ticket.nonce
     node = msg.metadata.dst_node_id
     try:
         if len(returned_records) != 1:
@@ -96,6 +83,6 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
             num_examples=num_examples,
         )
     reply.content[SUBMISSION_RECORD] = ConfigRecord(
-        {"envelope": envelope_bytes, "signature": signature}
+        SignedReply(envelope_bytes, signature).to_value()
     )
     return reply

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flwr.app import Context, Message
 from flwr.client.mod import make_ffn
 from flwr.clientapp import ClientApp
+
 from pot_flower.clients.pot_mod import pot_mod
 
 

@@ -17,7 +17,7 @@ from pot_flower.sim.simulator import RunResult
 
 if TYPE_CHECKING:
     from pot_flower.audit import HeadSource, LiveHead, Pins
-    from pot_flower.deploy import CommitteeFile
+    from pot_flower.ops.committee_file import CommitteeFile
 
 app = typer.Typer(
     help="pot-flower: Proof of Training for Flower with a PBFT validator committee.",
@@ -207,7 +207,7 @@ def _pins(
     from dataclasses import replace
 
     from pot_flower.audit import CommitteePin, Pins
-    from pot_flower.deploy import CommitteeFileError, load_committee
+    from pot_flower.ops.committee_file import CommitteeFileError, load_committee
 
     if committee is not None and validator_keys is not None:
         raise _fail_line("error: give --committee or --validator-keys, not both", 2)
@@ -383,7 +383,7 @@ def keys_new(
     out: Annotated[Path, typer.Argument(help="Key file to create (mode 0600).")],
 ) -> None:
     """Create an Ed25519 key (validator, coordinator or miner); print its public key."""
-    from pot_flower.deploy import write_key
+    from pot_flower.ops.committee_file import write_key
     from pot_flower.zk.signatures import SigningKey
 
     key = SigningKey.generate()
@@ -411,7 +411,7 @@ def validator_run(
     ] = None,
 ) -> None:
     """Run one validator until SIGTERM (JSON logs on stderr)."""
-    from pot_flower.daemon import run_validator
+    from pot_flower.ops.daemon import run_validator
 
     key = key or config.parent / f"validator-{vid}.key"
     data = data or config.parent / f"validator-{vid}"
@@ -429,7 +429,7 @@ def validator_health(
     """Ask validators for their health (exit 1 if one does not answer or failed)."""
     import grpc
 
-    from pot_flower.deploy import load_committee
+    from pot_flower.ops.committee_file import load_committee
     from pot_flower.transport import pot_pb2, pot_pb2_grpc
     from pot_flower.transport.channels import open_channel
 
@@ -484,7 +484,7 @@ def committee_init(
     the committee file to host i; the coordinator needs ``coordinator.key`` and
     ``tls/coordinator*.pem``.
     """
-    from pot_flower.localnet import prepare
+    from pot_flower.ops.local import prepare
 
     hosts = [h.strip() for h in validators.split(",") if h.strip()]
     path = prepare(len(hosts), directory, tls=not insecure, hosts=hosts)
@@ -505,7 +505,7 @@ def committee_up(
 
     Creates (or reuses) keys, a coordinator key and ``committee.toml`` in DIR.
     """
-    from pot_flower.localnet import run_local_committee
+    from pot_flower.ops.local import run_local_committee
 
     raise typer.Exit(run_local_committee(local, directory, tls=tls))
 

@@ -15,7 +15,7 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
 fi
 out="$root/runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
-python -m pot_flower.flower_local examples/quickstart-pytorch --home "$out/flwr-home" \
+python -m pot_flower.ops.superlink examples/quickstart-pytorch --home "$out/flwr-home" \
     --nodes "${NODES:-10}" \
     -c num-server-rounds="${ROUNDS:-5}" -c pot-ledger-dir="$out/ledger" \
     -c pot-keystore="$out/keystore" "$@"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from logging import INFO, WARNING
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from flwr.app import (
     Array,
@@ -25,20 +25,25 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
-from pot_flower.clients.pot_mod import (
-    SUBMISSION_RECORD,
-    TICKET_RECORD,
-    arrays_of,
-    in_order,
-)
 
-from pot_flower.committee import CertifiedRound, Committee, EmbeddedCommittee
-from pot_flower.protocol.execution import SubmissionRef
+from pot_flower.committee.base import CertifiedRound, Committee
+from pot_flower.committee.embedded import EmbeddedCommittee
+from pot_flower.protocol.batch import SubmissionRef
+from pot_flower.protocol.block import SubmissionRecord
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import (
     Arrays,
     ModelFormatError,
     encode_arrays,
+)
+from pot_flower.protocol.reasons import Reason
+from pot_flower.protocol.records import (
+    SUBMISSION_RECORD,
+    TICKET_RECORD,
+    SignedReply,
+    TicketRecord,
+    arrays_of,
+    in_order,
 )
 
 CommitteeFactory = Callable[[int, Arrays], Committee]
@@ -57,7 +62,12 @@ class RoundReport:
     failures: int
     seconds: float
     committee_seconds: float
+    submissions: tuple[SubmissionRecord, ...] = ()
     evaluation: Mapping[str, Any] = field(default_factory=dict)
+
+    def verdicts(self) -> dict[int, Reason | None]:
+        """Each node's verdict this round: ``None`` if accepted, else the reason."""
+        return {s.node: s.reason for s in self.submissions}
 
 
 class PoTStrategy(Strategy):
@@ -291,8 +301,8 @@ class PoTStrategy(Strategy):
         )
 
     def _remote(self, run_id: int, model: Arrays) -> Committee:
-        from pot_flower.deploy import load_committee, read_key
-        from pot_flower.transport.remote import RemoteCommittee
+        from pot_flower.committee.remote import RemoteCommittee
+        from pot_flower.ops.committee_file import load_committee, read_key
 
         assert self.committee_file is not None
         committee = load_committee(self.committee_file)
@@ -384,12 +394,9 @@ class PoTStrategy(Strategy):
             grid, self.fraction_train, self.min_train_nodes, ticket.previous_block
         )
         pot = ConfigRecord(
-            {
-                "run": committee.params.run,
-                "round": ticket.round,
-                "nonce": ticket.nonce,
-                "base-digest": ticket.base_digest,
-            }
+            TicketRecord(
+                committee.params.run, ticket.round, ticket.nonce, ticket.base_digest
+            ).to_value()
         )
         train_config = ConfigRecord(dict(config))
         train_config["server-round"] = server_round
@@ -463,11 +470,7 @@ class PoTStrategy(Strategy):
                 "pot-minted": report.minted,
             }
         )
-        accepted_nodes = {
-            s["node"]
-            for s in cast(list[dict[str, Any]], certified.body["submissions"])
-            if s["verdict"] == "accepted"
-        }
+        accepted_nodes = {s.node for s in certified.body.accepted}
         records = [
             r for n, r in metrics_of.items() if n in accepted_nodes and _weighted(r)
         ]
@@ -479,16 +482,17 @@ class PoTStrategy(Strategy):
     def _report(
         self, certified: CertifiedRound, failures: int, committee_seconds: float
     ) -> RoundReport:
-        subs = cast(list[dict[str, Any]], certified.body["submissions"])
-        reasons = Counter(str(s["reason"]) for s in subs if s["verdict"] != "accepted")
-        accepted = sum(1 for s in subs if s["verdict"] == "accepted")
+        subs = certified.body.submissions
+        reasons = Counter(str(s.reason) for s in subs if s.reason is not None)
+        accepted = len(certified.body.accepted)
         return RoundReport(
             round=certified.height,
             block=certified.block,
             accepted=accepted,
             rejected=len(subs) - accepted,
             reasons=reasons,
-            minted=int(cast(int, certified.body["minted"])),
+            minted=certified.body.minted,
+            submissions=subs,
             failures=failures,
             seconds=time.perf_counter() - self._round_started,
             committee_seconds=committee_seconds,
@@ -541,9 +545,7 @@ def _submission(
     node: int, content: RecordDict, keys: list[str]
 ) -> tuple[SubmissionRef, bytes | None]:
     """The committee's view of one reply; anything malformed stays for a verdict."""
-    pot = content.config_records.get(SUBMISSION_RECORD)
-    envelope = pot.get("envelope") if pot is not None else None
-    signature = pot.get("signature") if pot is not None else None
+    signed = SignedReply.from_value(content.config_records.get(SUBMISSION_RECORD))
     payload: bytes | None = None
     records = list(content.array_records.values())
     if len(records) == 1:
@@ -554,8 +556,8 @@ def _submission(
     return (
         SubmissionRef(
             node,
-            envelope if isinstance(envelope, bytes) else None,
-            signature if isinstance(signature, bytes) else None,
+            signed.envelope,
+            signed.signature,
             None if payload is None else hashlib.sha256(payload).digest(),
         ),
         payload,

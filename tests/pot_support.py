@@ -6,18 +6,14 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from pot_flower.zk.signatures import SigningKey
 
-from pot_flower.protocol.execution import (
-    ChainState,
-    Params,
-    RoundBatch,
-    SubmissionRef,
-    genesis,
-)
+from pot_flower.protocol.batch import RoundBatch, SubmissionRef
+from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
+from pot_flower.protocol.params import Params
 from pot_flower.protocol.submission import Submission, build_submission
+from pot_flower.zk.signatures import SigningKey
 
 RUN = 77
 VALIDATOR_KEYS = [SigningKey.from_seed(b"validator-%d" % i) for i in range(4)]

@@ -10,17 +10,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pot_flower.zk.signatures import SigningKey
 
 from pot_flower.audit import audit_ledger
-from pot_flower.deploy import load_committee, read_key
+from pot_flower.committee.remote import RemoteCommittee
 from pot_flower.encoding import encode
-from pot_flower.ledger import Ledger
-from pot_flower.localnet import COORDINATOR, prepare, start, stop_all, wait_healthy
-from pot_flower.protocol.execution import SubmissionRef
+from pot_flower.ops.committee_file import load_committee, read_key
+from pot_flower.ops.local import COORDINATOR, prepare, start, stop_all, wait_healthy
+from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.submission import build_submission
-from pot_flower.transport.remote import RemoteCommittee
+from pot_flower.validator.ledger import Ledger
+from pot_flower.zk.signatures import SigningKey
 
 RUN = 9
 

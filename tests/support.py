@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pot_flower.zk.signatures import SigningKey
-
 from pot_flower.consensus.application import HashChainApp
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.consensus.effects import Broadcast, Effect, Send, SendToClient
@@ -31,6 +29,7 @@ from pot_flower.consensus.messages import (
     sha256,
 )
 from pot_flower.consensus.replica import Replica
+from pot_flower.zk.signatures import SigningKey
 
 
 @dataclass

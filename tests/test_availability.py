@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pot_flower.zk.signatures import SigningKey
 
-from pot_flower.availability import receipts_problem, sign_receipt
 from pot_flower.encoding import decode
 from pot_flower.patience import Interrupted
-from pot_flower.payloads import PayloadStore
 from pot_flower.protocol.model import encode_arrays
-from pot_flower.service import OpenChain, ValidatorService, available_request
+from pot_flower.validator.availability import receipts_problem, sign_receipt
+from pot_flower.validator.chains import Chains, OpenChain, available_request
+from pot_flower.validator.payloads import PayloadStore
+from pot_flower.zk.signatures import SigningKey
 
 KEYS = [SigningKey.from_seed(b"availability-%d" % i) for i in range(4)]
 RAW = tuple(k.verify_key.raw for k in KEYS)
@@ -28,11 +28,11 @@ def receipts(signers: range | list[int], digests: list[bytes]) -> list:
     return [(i, sign_receipt(KEYS[i], digests)) for i in signers]
 
 
-def service(tmp_path: Path, name: str, *, holds: bool, fetch=None) -> ValidatorService:
+def service(tmp_path: Path, name: str, *, holds: bool, fetch=None) -> Chains:
     store = PayloadStore(tmp_path / name / "payloads")
     if holds:
         store.put(MODEL)
-    return ValidatorService(tmp_path / name / "chains", RAW, QUORUM, store, fetch)
+    return Chains(tmp_path / name / "chains", RAW, QUORUM, store, fetch)
 
 
 def test_a_quorum_of_receipts_over_the_same_digests_proves_availability() -> None:

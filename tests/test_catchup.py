@@ -11,14 +11,15 @@ import pytest
 from pot_support import miner, model, trained
 
 from pot_flower.audit import audit_ledger
-from pot_flower.catchup import BlockCopy, catch_up
-from pot_flower.committee import EmbeddedCommittee
-from pot_flower.ledger import Ledger, LedgerError
+from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.patience import Interrupted, Unavailable
-from pot_flower.protocol.block import Certificate
-from pot_flower.protocol.execution import ChainState, SubmissionRef
+from pot_flower.protocol.batch import SubmissionRef
+from pot_flower.protocol.certificate import Certificate
+from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.submission import build_submission
+from pot_flower.validator.catchup import BlockCopy, catch_up
+from pot_flower.validator.ledger import Ledger, LedgerError
 
 ROUNDS = 4
 

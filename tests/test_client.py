@@ -4,13 +4,13 @@ from dataclasses import replace
 
 from support import Committee, of_type
 
-from pot_flower.consensus.client import RETRANSMIT_TIMER, Client
 from pot_flower.consensus.effects import Broadcast, Completed, Dropped, Rejected, Send
 from pot_flower.consensus.messages import Reply, Superseded
+from pot_flower.consensus.requester import RETRANSMIT_TIMER, Requester
 
 
-def make_client(c: Committee) -> Client:
-    return Client("alice", c.client_key, c.config)
+def make_client(c: Committee) -> Requester:
+    return Requester("alice", c.client_key, c.config)
 
 
 def reply(
@@ -54,11 +54,11 @@ def test_timeout_retransmits_to_every_replica(committee: Committee) -> None:
 def test_abandon_forgets_the_outstanding_request() -> None:
     from support import Committee
 
-    from pot_flower.consensus.client import RETRANSMIT_TIMER, Client
     from pot_flower.consensus.effects import CancelTimer
+    from pot_flower.consensus.requester import RETRANSMIT_TIMER, Requester
 
     c = Committee()
-    client = Client("alice", c.client_key, c.config)
+    client = Requester("alice", c.client_key, c.config)
     client.submit(b"op")
     assert client.busy
     assert client.abandon() == [CancelTimer(RETRANSMIT_TIMER)]

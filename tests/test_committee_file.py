@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pot_flower.zk.signatures import SigningKey
 
-from pot_flower.deploy import CommitteeFileError, load_committee
-from pot_flower.localnet import prepare
+from pot_flower.ops.committee_file import CommitteeFileError, load_committee
+from pot_flower.ops.local import prepare
+from pot_flower.zk.signatures import SigningKey
 
 
 def committee_file(tmp_path: Path, tuning: str) -> Path:

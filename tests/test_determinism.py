@@ -7,7 +7,8 @@ import multiprocessing as mp
 
 from pot_support import RoundBuilder, chain
 
-from pot_flower.protocol.execution import ChainState, execute_round
+from pot_flower.protocol.chain import ChainState
+from pot_flower.protocol.execution import execute_round
 
 
 def _execute(

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pot_flower.zk.signatures import SigningKey
 
 from pot_flower.consensus.application import HashChainApp
 from pot_flower.consensus.config import CommitteeConfig
-from pot_flower.flower_local import free_port
-from pot_flower.transport.client import CommitteeClient
+from pot_flower.ops.superlink import free_port
+from pot_flower.transport.gateway import Gateway
 from pot_flower.transport.node import ValidatorNode
 from pot_flower.transport.store import RecordStore
+from pot_flower.zk.signatures import SigningKey
 
 N = 4
 KEYS = [SigningKey.from_seed(b"grpc-validator-%d" % i) for i in range(N)]
@@ -50,8 +50,8 @@ class Cluster:
     def stop(self, i: int) -> None:
         self.nodes.pop(i).stop(grace=0.1)
 
-    def client(self) -> CommitteeClient:
-        return CommitteeClient(self.config, "coordinator", CLIENT, self.addresses)
+    def client(self) -> Gateway:
+        return Gateway(self.config, "coordinator", CLIENT, self.addresses)
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_health_reports_each_validator(cluster: Cluster) -> None:
 def test_two_coordinators_with_one_client_id_are_told_not_left_to_time_out(
     cluster: Cluster,
 ) -> None:
-    from pot_flower.transport.client import DuplicateClient
+    from pot_flower.transport.gateway import DuplicateCoordinator
 
     older = cluster.client()
     time.sleep(0.01)
@@ -139,7 +139,7 @@ def test_two_coordinators_with_one_client_id_are_told_not_left_to_time_out(
         older.call(b"first", timeout=10)
         newer.call(b"second", timeout=10)
         started = time.monotonic()
-        with pytest.raises(DuplicateClient, match="used by another coordinator"):
+        with pytest.raises(DuplicateCoordinator, match="used by another coordinator"):
             older.call(b"third", timeout=30)
         assert time.monotonic() - started < 10  # not the 30 s timeout
         assert newer.call(b"fourth", timeout=10)

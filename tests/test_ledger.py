@@ -9,20 +9,20 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pot_flower.zk.signatures import SigningKey, VerifyKey
 from pot_support import RoundBuilder, miner, model, trained
 from typer.testing import CliRunner
 
 from pot_flower.audit import Failure, audit_ledger
 from pot_flower.cli import app
-from pot_flower.committee import EmbeddedCommittee
-from pot_flower.deploy import render_committee
+from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.encoding import decode, encode
-from pot_flower.ledger import Ledger, LedgerError
-from pot_flower.protocol.execution import SubmissionRef
+from pot_flower.ops.committee_file import render_committee
+from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.submission import build_submission
 from pot_flower.sim import tamper
+from pot_flower.validator.ledger import Ledger, LedgerError
+from pot_flower.zk.signatures import SigningKey, VerifyKey
 
 
 def run_committee(directory: Path, rounds: int = 3) -> EmbeddedCommittee:

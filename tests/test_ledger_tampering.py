@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pot_flower.zk.signatures import VerifyKey
 from typer.testing import CliRunner
 
 from pot_flower.audit import (
@@ -24,8 +23,9 @@ from pot_flower.audit import (
     scan_wal,
 )
 from pot_flower.cli import app
-from pot_flower.deploy import render_committee
+from pot_flower.ops.committee_file import render_committee
 from pot_flower.sim import tamper
+from pot_flower.zk.signatures import VerifyKey
 
 
 @pytest.fixture(scope="module")
@@ -286,10 +286,10 @@ def test_against_a_live_committee(tmp_path: Path) -> None:
     """--against: the head a quorum of validator processes certifies, over gRPC."""
     import sqlite3
 
-    from pot_flower.deploy import load_committee, read_key
-    from pot_flower.localnet import COORDINATOR, prepare, running
+    from pot_flower.committee.remote import RemoteCommittee
+    from pot_flower.ops.committee_file import load_committee, read_key
+    from pot_flower.ops.local import COORDINATOR, prepare, running
     from pot_flower.protocol.fixedpoint import max_norm_units
-    from pot_flower.transport.remote import RemoteCommittee
 
     home = tmp_path / "committee"
     path = prepare(4, home)

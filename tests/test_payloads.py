@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pot_flower.payloads import PayloadError, PayloadStore, Retention
+from pot_flower.validator.payloads import PayloadError, PayloadStore, Retention
 
 
 def digest(data: bytes) -> bytes:

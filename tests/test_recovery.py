@@ -4,23 +4,23 @@ import pytest
 
 from pot_flower.consensus.durable import DurableState, slot_key
 from pot_flower.consensus.effects import Persist
+from pot_flower.consensus.memory import MemoryDriver
 from pot_flower.consensus.replica import STATUS_TIMER
-from pot_flower.sim.inmemory import InMemoryCommittee
 
 
-def run_requests(committee: InMemoryCommittee, first: int, count: int) -> None:
+def run_requests(committee: MemoryDriver, first: int, count: int) -> None:
     for i in range(first, first + count):
         committee.submit("client-0", b"op-%d" % i)
         committee.run()
         assert not committee.clients["client-0"].busy
 
 
-def executed_batches(committee: InMemoryCommittee, rid: int) -> dict[int, bytes]:
+def executed_batches(committee: MemoryDriver, rid: int) -> dict[int, bytes]:
     return {e.seq: e.digest for e in committee.logs[rid].executed}
 
 
 def test_restarted_replica_replays_its_log_and_catches_up_by_state_transfer() -> None:
-    committee = InMemoryCommittee(4, checkpoint_interval=2, window=4)
+    committee = MemoryDriver(4, checkpoint_interval=2, window=4)
     run_requests(committee, 0, 3)
     committee.crash(3)
     run_requests(committee, 3, 6)  # the others move well past replica 3's window
@@ -48,7 +48,7 @@ def test_restarted_replica_replays_its_log_and_catches_up_by_state_transfer() ->
 def test_restarted_replica_catches_up_from_commit_certificates_within_the_window() -> (
     None
 ):
-    committee = InMemoryCommittee(4, checkpoint_interval=8, window=16)
+    committee = MemoryDriver(4, checkpoint_interval=8, window=16)
     run_requests(committee, 0, 2)
     committee.crash(2)
     run_requests(committee, 2, 3)  # below the first checkpoint: no state transfer
@@ -61,7 +61,7 @@ def test_restarted_replica_catches_up_from_commit_certificates_within_the_window
 
 
 def test_incremental_writes_add_up_to_the_full_state() -> None:
-    committee = InMemoryCommittee(4, checkpoint_interval=2, window=4)
+    committee = MemoryDriver(4, checkpoint_interval=2, window=4)
     run_requests(committee, 0, 5)
     store = committee.logs[1].store
     state = DurableState.from_records(store)
@@ -74,7 +74,7 @@ def test_incremental_writes_add_up_to_the_full_state() -> None:
 
 
 def test_a_step_writes_only_the_records_it_changed() -> None:
-    committee = InMemoryCommittee(4, checkpoint_interval=8, window=32)
+    committee = MemoryDriver(4, checkpoint_interval=8, window=32)
     run_requests(committee, 0, 3)
     replica = committee.replicas[1]
     effects = replica.on_timer(
@@ -95,7 +95,7 @@ def test_corrupt_persisted_state_is_refused_with_a_clear_error(
 
 
 def test_state_of_another_replica_is_refused() -> None:
-    committee = InMemoryCommittee(4)
+    committee = MemoryDriver(4)
     run_requests(committee, 0, 1)
     committee.logs[3].store = dict(committee.logs[1].store)
     with pytest.raises(ValueError, match="another replica"):

@@ -8,21 +8,21 @@ from pathlib import Path
 import pytest
 from flower_support import RUN_ID, LocalGrid, Net, make_plain_app
 from flwr.app import ArrayRecord, ConfigRecord, Message
-from pot_flower.clients import pot_mod
-from pot_flower.strategies import PoTStrategy
-from pot_flower.zk.signatures import SigningKey
 
 from pot_flower.audit import audit_ledger
+from pot_flower.clients import pot_mod
+from pot_flower.committee.remote import RemoteCommittee
 from pot_flower.consensus.config import CommitteeConfig
-from pot_flower.flower_local import free_port
-from pot_flower.ledger import Ledger
-from pot_flower.payloads import PayloadStore
+from pot_flower.ops.superlink import free_port
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
-from pot_flower.service import ValidatorService
+from pot_flower.strategies import PoTStrategy
 from pot_flower.transport.node import ValidatorNode
-from pot_flower.transport.remote import RemoteCommittee
 from pot_flower.transport.store import RecordStore
+from pot_flower.validator.chains import Chains
+from pot_flower.validator.ledger import Ledger
+from pot_flower.validator.payloads import PayloadStore
+from pot_flower.zk.signatures import SigningKey
 
 N = 4
 KEYS = [SigningKey.from_seed(b"remote-validator-%d" % i) for i in range(N)]
@@ -39,7 +39,7 @@ def committee(tmp_path: Path) -> Iterator[tuple[CommitteeConfig, dict[int, str]]
     nodes = []
     for i in range(N):
         home = tmp_path / f"v{i}"
-        service = ValidatorService(
+        service = Chains(
             home / "chains",
             tuple(k.verify_key.raw for k in KEYS),
             config.quorum,
@@ -176,11 +176,11 @@ def test_a_validator_signs_a_receipt_only_for_payloads_it_holds(
 
     import grpc
 
-    from pot_flower.availability import DOMAIN, receipt_message
     from pot_flower.transport import pot_pb2, pot_pb2_grpc
     from pot_flower.transport.channels import open_channel
     from pot_flower.transport.server import MAX_HELD_DIGESTS
     from pot_flower.transport.uploads import first_chunk
+    from pot_flower.validator.availability import DOMAIN, receipt_message
 
     config, addresses = committee
     channel = open_channel(addresses[2])

@@ -12,6 +12,7 @@ from support import Committee, of_type, sent
 
 from pot_flower.consensus.application import HashChainApp
 from pot_flower.consensus.effects import (
+    Drop,
     Dropped,
     Executed,
     Persist,
@@ -47,7 +48,7 @@ from pot_flower.consensus.replica import (
 
 
 def reasons(effects: list) -> list[str]:
-    return [e.reason for e in of_type(effects, Dropped)]
+    return [e.detail for e in of_type(effects, Dropped)]
 
 
 def commit_seq(
@@ -488,9 +489,8 @@ def test_garbage_bytes_are_dropped_with_a_reason(committee: Committee) -> None:
     replica = committee.replica(0)
     for data in (b"", b"\x00\xff garbage", b"l5:hello64:" + b"x" * 64 + b"e"):
         [dropped] = replica.receive(data)
-        assert isinstance(dropped, Dropped) and dropped.reason.startswith(
-            "malformed message"
-        )
+        assert isinstance(dropped, Dropped) and dropped.reason == Drop.MALFORMED
+        assert dropped.detail.startswith("malformed message")
 
 
 def test_message_from_outside_the_committee_or_claiming_to_be_us_is_dropped(

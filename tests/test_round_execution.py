@@ -7,14 +7,12 @@ import pytest
 from pot_support import RoundBuilder, chain, miner, trained
 
 from pot_flower.encoding import decode
+from pot_flower.protocol.batch import BatchError
 from pot_flower.protocol.envelope import Envelope
-from pot_flower.protocol.execution import (
-    MAX_EXAMPLES,
-    BatchError,
-    Reason,
-    execute_round,
-)
+from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.model import encode_arrays
+from pot_flower.protocol.params import MAX_EXAMPLES
+from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import fee_pool
 
 HONEST = (1, 2, 3)

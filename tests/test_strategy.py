@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from flower_support import BatchNormNet, LocalGrid, Net, make_plain_app
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
-from pot_flower.clients import Keystore, PoTClientApp, pot_mod
-from pot_flower.strategies import PoTStrategy, RoundReport
 
 from pot_flower.audit import audit_ledger
+from pot_flower.clients import Keystore, PoTClientApp, pot_mod
+from pot_flower.strategies import PoTStrategy, RoundReport
 
 
 def start(

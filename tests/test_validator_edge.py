@@ -15,21 +15,21 @@ from pathlib import Path
 
 import grpc
 import pytest
-from pot_flower.zk.signatures import SigningKey
 
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.consensus.messages import Request
 from pot_flower.encoding import encode
-from pot_flower.flower_local import free_port
-from pot_flower.payloads import PayloadStore, Retention
-from pot_flower.service import ValidatorService
+from pot_flower.ops.superlink import free_port
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import client_options, open_channel
-from pot_flower.transport.client import CommitteeClient
+from pot_flower.transport.gateway import Gateway
 from pot_flower.transport.limits import MIB, Limits
 from pot_flower.transport.node import ValidatorNode
 from pot_flower.transport.store import RecordStore
 from pot_flower.transport.uploads import first_chunk
+from pot_flower.validator.chains import Chains
+from pot_flower.validator.payloads import PayloadStore, Retention
+from pot_flower.zk.signatures import SigningKey
 
 N = 4
 KEYS = [SigningKey.from_seed(b"edge-validator-%d" % i) for i in range(N)]
@@ -59,7 +59,7 @@ class Edge:
         for i in range(N):
             home = directory / f"v{i}"
             payloads = PayloadStore(home / "payloads")
-            service = ValidatorService(
+            service = Chains(
                 home / "chains",
                 tuple(k.verify_key.raw for k in KEYS),
                 self.config.quorum,
@@ -92,8 +92,8 @@ class Edge:
             response_deserializer=lambda b: b,
         )
 
-    def client(self) -> CommitteeClient:
-        return CommitteeClient(self.config, "coordinator", COORDINATOR, self.addresses)
+    def client(self) -> Gateway:
+        return Gateway(self.config, "coordinator", COORDINATOR, self.addresses)
 
 
 @pytest.fixture
@@ -377,8 +377,8 @@ def test_a_link_stream_closed_for_a_new_one_ends_with_a_status(edge: Edge) -> No
 def test_a_signed_upload_replayed_after_its_round_is_refused(edge: Edge) -> None:
     import numpy as np
 
+    from pot_flower.committee.remote import RemoteCommittee
     from pot_flower.protocol.fixedpoint import max_norm_units
-    from pot_flower.transport.remote import RemoteCommittee
 
     remote = RemoteCommittee(
         edge.config,

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from flower_support import RUN_ID, LocalGrid, Net, make_plain_app
 from flwr.app import ArrayRecord, ConfigRecord, Message
-from pot_flower.clients import pot_mod
-from pot_flower.strategies import PoTStrategy
 
 from pot_flower.audit import audit_ledger
-from pot_flower.ledger import Ledger
-from pot_flower.localnet import running, start, wait_healthy
+from pot_flower.clients import pot_mod
+from pot_flower.ops.local import running, start, wait_healthy
+from pot_flower.strategies import PoTStrategy
+from pot_flower.validator.ledger import Ledger
 
 
 def committee_up(directory: Path) -> subprocess.Popen[str]:
@@ -125,8 +125,8 @@ def test_mutual_tls_committee_serves_the_strategy_and_refuses_strangers(
 ) -> None:
     import grpc
 
-    from pot_flower.deploy import load_committee
-    from pot_flower.localnet import prepare
+    from pot_flower.ops.committee_file import load_committee
+    from pot_flower.ops.local import prepare
     from pot_flower.transport import pot_pb2, pot_pb2_grpc
     from pot_flower.transport.channels import open_channel
 
@@ -164,13 +164,13 @@ def test_killing_the_primary_costs_one_view_change(tmp_path: Path) -> None:
     import hashlib
 
     import numpy as np
-    from pot_flower.zk.signatures import SigningKey
 
-    from pot_flower.deploy import load_committee, read_key
-    from pot_flower.protocol.execution import SubmissionRef
+    from pot_flower.committee.remote import RemoteCommittee
+    from pot_flower.ops.committee_file import load_committee, read_key
+    from pot_flower.protocol.batch import SubmissionRef
     from pot_flower.protocol.fixedpoint import max_norm_units
     from pot_flower.protocol.submission import build_submission
-    from pot_flower.transport.remote import RemoteCommittee
+    from pot_flower.zk.signatures import SigningKey
 
     directory = tmp_path / "committee"
     up = committee_up(directory)

@@ -11,7 +11,7 @@ import grpc
 from process_support import ProcessCommittee
 
 from pot_flower.audit import audit_ledger
-from pot_flower.localnet import stop_all
+from pot_flower.ops.local import stop_all
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
 

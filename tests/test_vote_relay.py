@@ -36,7 +36,7 @@ def bundle(c: Committee, relayer: int, prepares=(), commits=()) -> Votes:
 
 
 def reasons(effects: list) -> list[str]:
-    return [e.reason for e in of_type(effects, Dropped)]
+    return [e.detail for e in of_type(effects, Dropped)]
 
 
 def test_a_backup_sends_its_prepare_to_the_primary_only(relay: Committee) -> None:

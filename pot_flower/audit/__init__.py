@@ -31,7 +31,7 @@ Modules
 * :mod:`~pot_flower.audit.live` — :func:`live_head`, asking validators over gRPC.
 """
 
-from pot_flower.audit.chain import GENESIS_VERSION, audit_ledger
+from pot_flower.audit.chain import audit_ledger
 from pot_flower.audit.live import LATEST, live_head
 from pot_flower.audit.report import (
     HASH_SIZE,
@@ -64,6 +64,7 @@ from pot_flower.audit.wal import (
     check_wal,
     scan_wal,
 )
+from pot_flower.protocol.block import GENESIS_VERSION
 
 __all__ = [
     "GENESIS_VERSION",

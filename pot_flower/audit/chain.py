@@ -14,24 +14,11 @@ from pathlib import Path
 
 from pot_flower.audit.completeness import _after_last, _wal_note
 from pot_flower.audit.content import (
-    _GENESIS_FIELDS,
-    _NOT_REGISTERING,
-    _ROUND_FIELDS,
-    _bytes,
-    _bytes_list,
-    _certificate,
-    _check_duplicates,
-    _dict,
-    _exact_keys,
-    _fees,
-    _int,
-    _layout,
-    _params,
-    _Submission,
-    _submission,
+    bad_block,
+    check_certificate,
+    check_duplicates,
 )
 from pot_flower.audit.report import (
-    HASH_SIZE,
     AuditReport,
     BadBlock,
     Failure,
@@ -41,18 +28,25 @@ from pot_flower.audit.report import (
 from pot_flower.audit.rows import RawRow, _rows_by_height, read_rows, storage_class
 from pot_flower.audit.wal import _open_regular, check_wal
 from pot_flower.encoding import Decoded, DecodeError, decode
-from pot_flower.ledger import MODELS_DIR, resolve
 from pot_flower.protocol.block import (
+    GENESIS_VERSION,
+    BlockFormatError,
+    GenesisBlock,
+    RoundBlock,
+    SubmissionRecord,
+)
+from pot_flower.protocol.certificate import (
     GENESIS_PREVIOUS,
     Certificate,
     CertificateError,
     block_hash,
 )
 from pot_flower.protocol.envelope import round_nonce
-from pot_flower.protocol.execution import MAX_SUBMISSIONS, Params, Reason
+from pot_flower.protocol.execution import NOT_REGISTERING
+from pot_flower.protocol.params import Params
+from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import fee_pool, largest_remainder
-
-GENESIS_VERSION = 1
+from pot_flower.validator.ledger import MODELS_DIR, resolve
 
 
 @dataclass
@@ -81,19 +75,19 @@ class _Auditor:
         """Verify block ``height`` stored in ``row``; raise :class:`BadBlock`."""
         body_bytes, digest = self._row(row)
         chain = self.chain
+        block: GenesisBlock | RoundBlock
         if height == 0:
             self._genesis_hash(digest)
-            body = self._decode(body_bytes)
-            params = self._genesis_committee(body)
+            value = self._decode(body_bytes)
+            params = self._genesis_committee(value)
             cert = self._verify_certificate(row.certificate, height, digest, params)
-            self._genesis(body, params)
+            block = self._genesis(value, params)
         else:
             assert chain.params is not None
             params = chain.params
             cert = self._verify_certificate(row.certificate, height, digest, params)
-            body = self._decode(body_bytes)
-            self._round(body, height, params)
-        model = _bytes(body, "model", HASH_SIZE)
+            block = self._round(self._decode(body_bytes), height, params)
+        model = block.model
         self._check_model(model)
         chain.previous_hash = digest
         chain.previous_model = model
@@ -117,19 +111,21 @@ class _Auditor:
         return row.body, digest
 
     @staticmethod
-    def _decode(body_bytes: bytes) -> dict[str, Decoded]:
+    def _decode(body_bytes: bytes) -> Decoded:
         try:
             value = decode(body_bytes)
         except DecodeError as exc:
             raise BadBlock(
                 Failure.NOT_CANONICAL, f"body is not canonical: {exc}"
             ) from exc
-        return _dict(value, "the block")
+        if not isinstance(value, dict):
+            raise BadBlock(Failure.BAD_CONTENT, "the block is not a dictionary")
+        return value
 
     def _verify_certificate(
         self, data: object, height: int, digest: bytes, params: Params
     ) -> Certificate:
-        cert = _certificate(data, height, digest)
+        cert = check_certificate(data, height, digest)
         try:
             cert.verify(params.validators, params.quorum)
         except CertificateError as exc:
@@ -149,12 +145,13 @@ class _Auditor:
                 f"({digest.hex()[:16]} vs {pin.genesis_hash.hex()[:16]})",
             )
 
-    def _genesis_committee(self, body: dict[str, Decoded]) -> Params:
+    def _genesis_committee(self, value: Decoded) -> Params:
         """Genesis parameters, after checking them against the committee pin."""
         pin = self.pins.committee
-        if body.get("kind") != "genesis":
-            raise BadBlock(Failure.BAD_CONTENT, "block 0 is not a genesis block")
-        params = _params(body.get("params"))
+        try:
+            params = GenesisBlock.params_of(value)
+        except BlockFormatError as exc:
+            raise bad_block(exc) from exc
         if pin is not None and pin.keys:
             if params.validators != pin.keys:
                 raise BadBlock(
@@ -170,73 +167,59 @@ class _Auditor:
                 )
         return params
 
-    def _genesis(self, body: dict[str, Decoded], params: Params) -> None:
-        _exact_keys(body, _GENESIS_FIELDS, "genesis")
-        if _int(body, "height") != 0:
+    def _genesis(self, value: Decoded, params: Params) -> GenesisBlock:
+        try:
+            block = GenesisBlock.from_value(value)
+        except BlockFormatError as exc:
+            raise bad_block(exc) from exc
+        if block.height != 0:
             raise BadBlock(Failure.BROKEN_LINK, "height field differs from the row")
-        if _bytes(body, "previous") != GENESIS_PREVIOUS:
+        if block.previous != GENESIS_PREVIOUS:
             raise BadBlock(Failure.BROKEN_LINK, "genesis does not start the chain")
-        if _int(body, "version") != GENESIS_VERSION:
+        if block.version != GENESIS_VERSION:
             raise BadBlock(Failure.BAD_CONTENT, "unknown genesis version")
-        _layout(body["layout"])
         self.chain.params = params
         if params.registration == "allow-list":
             self.chain.miners = set(params.allowed_miners)
         self.report.validators = params.validators
         self.report.run = params.run
+        return block
 
     # ----------------------------------------------------------------- round
-    def _round(self, body: dict[str, Decoded], height: int, params: Params) -> None:
+    def _round(self, value: Decoded, height: int, params: Params) -> RoundBlock:
+        try:
+            block = RoundBlock.from_value(value)
+        except BlockFormatError as exc:
+            raise bad_block(exc) from exc
+        self._links(block, height, params)
+        check_duplicates(block.submissions)
+        self._registrations(block, params)
+        if not block.accepted and block.model != self.chain.previous_model:
+            raise BadBlock(Failure.BROKEN_LINK, "model changed with nothing accepted")
+        self._rewards(block, params)
+        return block
+
+    def _links(self, block: RoundBlock, height: int, params: Params) -> None:
         chain = self.chain
-        if body.get("kind") != "round":
-            raise BadBlock(Failure.BAD_CONTENT, "is not a round block")
-        _exact_keys(body, _ROUND_FIELDS, "round block")
-        if _int(body, "height") != height:
+        if block.height != height:
             raise BadBlock(Failure.BROKEN_LINK, "height field differs from the row")
-        previous = _bytes(body, "previous")
-        if previous != chain.previous_hash:
+        if block.previous != chain.previous_hash:
             raise BadBlock(
                 Failure.BROKEN_LINK, "does not chain to the previous block's hash"
             )
-        if _int(body, "run") != params.run:
+        if block.run != params.run:
             raise BadBlock(Failure.BROKEN_LINK, "names another run")
-        if _bytes(body, "base") != chain.previous_model:
+        if block.base != chain.previous_model:
             raise BadBlock(
                 Failure.BROKEN_LINK, "base model is not the previous block's model"
             )
-        if _bytes(body, "nonce") != round_nonce(params.run, height, previous):
+        if block.nonce != round_nonce(params.run, height, block.previous):
             raise BadBlock(
                 Failure.BROKEN_LINK, "nonce is not the chain's nonce for this round"
             )
-        subs = self._submissions(body.get("submissions"))
-        self._registrations(body.get("registrations"), subs, params)
-        if not any(s.reason is None for s in subs) and (
-            _bytes(body, "model") != chain.previous_model
-        ):
-            raise BadBlock(Failure.BROKEN_LINK, "model changed with nothing accepted")
-        self._rewards(body, subs, params)
 
-    @staticmethod
-    def _submissions(value: Decoded) -> list[_Submission]:
-        if not isinstance(value, list):
-            raise BadBlock(Failure.BAD_CONTENT, "submissions is not a list")
-        if len(value) > MAX_SUBMISSIONS:
-            raise BadBlock(
-                Failure.BAD_CONTENT, f"more than {MAX_SUBMISSIONS} submissions"
-            )
-        subs = [_submission(item, i) for i, item in enumerate(value)]
-        keys = [(s.miner or b"", s.node) for s in subs]
-        if keys != sorted(keys):
-            raise BadBlock(
-                Failure.BAD_VERDICTS, "submissions are not in canonical order"
-            )
-        _check_duplicates(subs)
-        return subs
-
-    def _registrations(
-        self, value: Decoded, subs: list[_Submission], params: Params
-    ) -> None:
-        recorded = _bytes_list(value, "registrations")
+    def _registrations(self, block: RoundBlock, params: Params) -> None:
+        subs = block.submissions
         miners = self.chain.miners
         signed = [s for s in subs if s.miner is not None]
         if params.registration == "allow-list":
@@ -254,30 +237,29 @@ class _Auditor:
                 )
             expected = []
             for s in signed:
-                if s.reason in _NOT_REGISTERING or s.miner in miners:
+                if s.reason in NOT_REGISTERING or s.miner in miners:
                     continue
                 if s.miner is not None and s.miner not in expected:
                     expected.append(s.miner)
-        if recorded != expected:
+        if list(block.registrations) != expected:
             raise BadBlock(
                 Failure.BAD_VERDICTS, "registrations do not follow from the verdicts"
             )
         miners.update(expected)
 
-    def _rewards(
-        self, body: dict[str, Decoded], subs: list[_Submission], params: Params
-    ) -> None:
+    def _rewards(self, block: RoundBlock, params: Params) -> None:
         report = self.report
         fee = fee_pool(params.emission, params.validator_fee_ppm)
-        accepted = [s for s in subs if s.reason is None]
+        accepted: list[SubmissionRecord] = list(block.accepted)
         expected = largest_remainder(
-            params.emission - fee, [s.examples * s.quality for s in accepted]
+            params.emission - fee, [s.examples * s.quality_ppm for s in accepted]
         )
         if [s.reward for s in accepted] != expected:
             raise BadBlock(
                 Failure.BAD_REWARDS, "miner rewards do not follow from the scores"
             )
-        signers, shares = _fees(body.get("validator-fees"))
+        signers = [f.validator for f in block.validator_fees]
+        shares = [f.amount for f in block.validator_fees]
         if signers and signers != self.chain.previous_signers:
             raise BadBlock(
                 Failure.BAD_REWARDS,
@@ -288,10 +270,9 @@ class _Auditor:
                 Failure.BAD_REWARDS, "validator fees do not split the fee pool"
             )
         minted = sum(expected) + sum(shares)
-        recorded = _int(body, "minted")
-        if recorded != minted:
+        if block.minted != minted:
             raise BadBlock(
-                Failure.BAD_REWARDS, f"minted {recorded} but paid out {minted}"
+                Failure.BAD_REWARDS, f"minted {block.minted} but paid out {minted}"
             )
         balances: defaultdict[bytes, int] = defaultdict(int, report.miner_balances)
         for s in accepted:

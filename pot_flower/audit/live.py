@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pot_flower.audit.report import LiveHead
-from pot_flower.encoding import DecodeError, decode, encode
-from pot_flower.protocol.block import (
+from pot_flower.encoding import encode
+from pot_flower.protocol.block import BlockFormatError, parse_block
+from pot_flower.protocol.certificate import (
     BLOCK_DOMAIN,
     Certificate,
     CertificateError,
@@ -18,7 +19,7 @@ from pot_flower.protocol.block import (
 from pot_flower.zk.signatures import VerifyKey
 
 if TYPE_CHECKING:
-    from pot_flower.deploy import CommitteeFile
+    from pot_flower.ops.committee_file import CommitteeFile
 
 LATEST = (1 << 64) - 1  # BlockRequest.height for a validator's latest block
 
@@ -44,11 +45,10 @@ def _parse_reply(
 ) -> _Reply:
     """Check what validator ``validator`` returned for a block request."""
     try:
-        value = decode(body) if body else None
-    except DecodeError:
+        height = parse_block(body).height
+    except BlockFormatError:
         return _Reply(validator)
-    height = value.get("height") if isinstance(value, dict) else None
-    if type(height) is not int or height < 0:
+    if height < 0:
         return _Reply(validator)
     digest = block_hash(body)
     message = encode([height, digest])
@@ -97,7 +97,7 @@ def live_head(
 
     Raises
     ------
-    pot_flower.deploy.CommitteeFileError
+    pot_flower.ops.committee_file.CommitteeFileError
         If the TLS files for ``identity`` are missing.
 
     """

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pot_flower.consensus.quorum import quorum as bft_quorum
 
 if TYPE_CHECKING:
-    from pot_flower.deploy import CommitteeFile
+    from pot_flower.ops.committee_file import CommitteeFile
 
 HASH_SIZE = 32
 KEY_SIZE = 32

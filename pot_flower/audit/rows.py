@@ -9,10 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pot_flower.audit.report import LedgerReadError
-from pot_flower.encoding import Decoded, DecodeError, decode
-from pot_flower.ledger import StoredBlock, resolve
-from pot_flower.protocol.block import Certificate, CertificateError
-from pot_flower.protocol.execution import ACCEPTED
+from pot_flower.protocol.block import (
+    Block,
+    BlockFormatError,
+    GenesisBlock,
+    Problem,
+    parse_block,
+)
+from pot_flower.protocol.certificate import Certificate, CertificateError
+from pot_flower.validator.ledger import StoredBlock, resolve
 
 
 @dataclass(frozen=True)
@@ -135,35 +140,38 @@ def _short(value: object) -> str:
     return f"{storage_class(value)} {value!r}"[:24]
 
 
+def typed_block(row: RawRow) -> Block | BlockFormatError:
+    """The row's body as a typed block, or why it is not one (nothing verified)."""
+    if not isinstance(row.body, bytes):
+        return BlockFormatError(Problem.CONTENT, f"body is {storage_class(row.body)}")
+    try:
+        return parse_block(row.body)
+    except BlockFormatError as exc:
+        return exc
+
+
 def summarize(row: RawRow) -> RowSummary:
-    """A row as text, whatever it holds (undecodable parts are named as such)."""
+    """A row as text, whatever it holds (a malformed body is named as such)."""
     height = str(row.height) if type(row.height) is int else _short(row.height)
-    body: Decoded = None
-    if isinstance(row.body, bytes):
-        try:
-            body = decode(row.body)
-        except DecodeError:
-            body = None
-    if not isinstance(body, dict):
-        return RowSummary(height, _short(row.hash), "undecodable", "", "", "", "", "")
-    model = _short(body.get("model"))
-    minted = body.get("minted")
-    subs = body.get("submissions")
-    entries = [s for s in subs if isinstance(s, dict)] if isinstance(subs, list) else []
-    accepted = sum(1 for s in entries if s.get("verdict") == ACCEPTED)
-    reasons = Counter(
-        str(s.get("reason"))[:40] for s in entries if s.get("verdict") != ACCEPTED
-    )
-    genesis = body.get("kind") == "genesis"
+    block = typed_block(row)
+    signers = _signers(row.certificate)
+    if isinstance(block, BlockFormatError):
+        detail = f"malformed: {block.detail}"[:60]
+        return RowSummary(height, _short(row.hash), detail, "", "", "", "", signers)
+    if isinstance(block, GenesisBlock):
+        model, digest = _short(block.model), _short(row.hash)
+        return RowSummary(height, digest, model, "genesis", "", "", "", signers)
+    reasons = Counter(str(s.reason) for s in block.submissions if s.reason is not None)
+    accepted = len(block.accepted)
     return RowSummary(
         height,
         _short(row.hash),
-        model,
-        "genesis" if genesis else str(accepted),
-        "" if genesis else str(len(entries) - accepted),
+        _short(block.model),
+        str(accepted),
+        str(len(block.submissions) - accepted),
         ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())),
-        str(minted) if type(minted) is int else "",
-        _signers(row.certificate),
+        str(block.minted),
+        signers,
     )
 
 

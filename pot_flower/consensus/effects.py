@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Union
 
 from pot_flower.consensus.messages import Message, Reply, Request, Superseded
@@ -90,17 +91,41 @@ class ViewInstalled:
     view: int
 
 
+class Drop(StrEnum):
+    """Why a replica or requester dropped an input (the key drop counters use)."""
+
+    MALFORMED = "malformed"
+    NOT_A_MEMBER = "not-a-member"
+    IMPERSONATION = "impersonation"  # claims to come from the receiver itself
+    BAD_SIGNATURE = "bad-signature"
+    UNEXPECTED = "unexpected"  # a message type this role does not take
+    STALE_REQUEST = "stale-request"
+    EQUIVOCATION = "equivocation"
+    INVALID_PRE_PREPARE = "invalid-pre-prepare"
+    INVALID_PREPARE = "invalid-prepare"
+    INVALID_COMMIT = "invalid-commit"
+    OVERSIZED_BUNDLE = "oversized-bundle"
+    OUTSIDE_WATERMARKS = "outside-watermarks"
+    INVALID_COMMIT_CERTIFICATE = "invalid-commit-certificate"
+    DIVERGED_STATE = "diverged-state"  # own checkpoint differs from a stable one
+    NO_CHECKPOINT = "no-checkpoint"
+    INVALID_STATE_TRANSFER = "invalid-state-transfer"
+    INVALID_VIEW_CHANGE = "invalid-view-change"
+    INVALID_NEW_VIEW = "invalid-new-view"
+
+
 @dataclass(frozen=True)
 class Dropped:
-    """An input was rejected; ``reason`` says why (for logs and metrics)."""
+    """An input was rejected: ``reason`` for metrics, ``detail`` for logs."""
 
-    reason: str
+    reason: Drop
+    detail: str
     sender: int | str | None = None
 
 
 @dataclass(frozen=True)
 class Completed:
-    """Client side: ``timestamp`` got f + 1 matching replies with ``result``."""
+    """Requester side: ``timestamp`` got f + 1 matching replies with ``result``."""
 
     timestamp: int
     result: bytes
@@ -108,7 +133,7 @@ class Completed:
 
 @dataclass(frozen=True)
 class Rejected:
-    """Client side: f + 1 replicas say request ``timestamp`` will never execute.
+    """Requester side: f + 1 replicas say request ``timestamp`` will never execute.
 
     They executed a newer request under this client's id (``newer``): another
     client holds the same id and key.

@@ -49,6 +49,7 @@ from pot_flower.consensus.durable import (
 from pot_flower.consensus.effects import (
     Broadcast,
     CancelTimer,
+    Drop,
     Dropped,
     Effect,
     Executed,
@@ -227,7 +228,7 @@ class Replica:
         # its new-view message; replayed once the view is installed.
         self._early: list[PrePrepare | Prepare | Commit] = []
         self._verified: set[bytes] = set()
-        self.dropped: Counter[str] = Counter()
+        self.dropped: Counter[Drop] = Counter()
         self._out: list[Effect] = []
         self._dirty = False
         # What the store holds, to write only what changed.
@@ -264,8 +265,8 @@ class Replica:
         try:
             message = decode_message(data)
         except MessageError as exc:
-            self.dropped["malformed message"] += 1
-            return [Dropped(f"malformed message: {exc}")]
+            self.dropped[Drop.MALFORMED] += 1
+            return [Dropped(Drop.MALFORMED, f"malformed message: {exc}")]
         return self.handle(message)
 
     def handle(self, message: Message) -> list[Effect]:
@@ -276,11 +277,15 @@ class Replica:
         else:
             sender = getattr(message, "sender", None)
             if not isinstance(sender, int) or not 0 <= sender < self.config.n:
-                self._drop("sender is not a committee member", sender)
+                self._drop(
+                    Drop.NOT_A_MEMBER, "sender is not a committee member", sender
+                )
             elif sender == self.id:
-                self._drop("message claims to be from this replica", sender)
+                self._drop(
+                    Drop.IMPERSONATION, "message claims to be from this replica", sender
+                )
             elif not self._verify(message, self.config.replicas[sender]):
-                self._drop("bad signature", sender)
+                self._drop(Drop.BAD_SIGNATURE, "bad signature", sender)
             else:
                 self._dispatch(message)
         return self._finish()
@@ -363,9 +368,9 @@ class Replica:
             del self._saved_slots[seq]
         return writes
 
-    def _drop(self, reason: str, sender: int | str | None = None) -> None:
+    def _drop(self, reason: Drop, detail: str, sender: int | str | None = None) -> None:
         self.dropped[reason] += 1
-        self._out.append(Dropped(reason, sender))
+        self._out.append(Dropped(reason, detail, sender))
 
     def _broadcast(self, message: Message) -> None:
         self._out.append(Broadcast(message))
@@ -436,7 +441,7 @@ class Replica:
         elif isinstance(message, StateTransfer):
             self._on_state_transfer(message)
         else:
-            self._drop(f"unexpected {message.TAG} message")
+            self._drop(Drop.UNEXPECTED, f"unexpected {message.TAG} message")
 
     def _slot(self, seq: int) -> Slot:
         self._touched.add(seq)
@@ -452,13 +457,17 @@ class Replica:
     def _on_request(self, request: Request) -> None:
         if not self._valid_request(request):
             self._drop(
-                "request from unknown client or with bad signature", request.client
+                Drop.BAD_SIGNATURE,
+                "request from unknown client or with bad signature",
+                request.client,
             )
             return
         last = self._replies.get(request.client)
         if last is not None and request.timestamp <= last[0]:
             if request.timestamp < last[0]:
-                self._drop("stale request timestamp", request.client)
+                self._drop(
+                    Drop.STALE_REQUEST, "stale request timestamp", request.client
+                )
             if not self._may_answer_again(request.client):
                 return  # a replay flood gets one answer per status period
             if request.timestamp == last[0]:  # retransmission: resend the reply
@@ -566,7 +575,7 @@ class Replica:
         if problem is None and not all(self._valid_request(r) for r in pp.requests):
             problem = "pre-prepare carries an invalid request"
         if problem is not None:
-            self._drop(f"pre-prepare: {problem}", pp.sender)
+            self._drop(Drop.INVALID_PRE_PREPARE, f"pre-prepare: {problem}", pp.sender)
             return
         self._accept_pre_prepare(pp)
 
@@ -574,7 +583,11 @@ class Replica:
         slot = self._slot(pp.seq)
         if slot.pre_prepare is not None:
             if slot.pre_prepare.digest != pp.digest:
-                self._drop("conflicting pre-prepare (equivocating primary)", pp.sender)
+                self._drop(
+                    Drop.EQUIVOCATION,
+                    "conflicting pre-prepare (equivocating primary)",
+                    pp.sender,
+                )
             return
         slot.pre_prepare = pp
         self._dirty = True
@@ -594,7 +607,7 @@ class Replica:
         if problem is None and prepare.sender == primary(prepare.view, self.config.n):
             problem = "the primary does not send prepares"
         if problem is not None:
-            self._drop(f"prepare: {problem}", prepare.sender)
+            self._drop(Drop.INVALID_PREPARE, f"prepare: {problem}", prepare.sender)
             return
         slot = self._slot(prepare.seq)
         if self._add_vote(slot.prepares, prepare):
@@ -605,7 +618,7 @@ class Replica:
             return
         problem = self._normal_case_check(commit.view, commit.seq)
         if problem is not None:
-            self._drop(f"commit: {problem}", commit.sender)
+            self._drop(Drop.INVALID_COMMIT, f"commit: {problem}", commit.sender)
             return
         slot = self._slot(commit.seq)
         if self._add_vote(slot.commits, commit):
@@ -613,7 +626,11 @@ class Replica:
 
     def _on_votes(self, bundle: Votes) -> None:
         if max(len(bundle.prepares), len(bundle.commits)) > self.config.n:
-            self._drop("vote bundle larger than the committee", bundle.sender)
+            self._drop(
+                Drop.OVERSIZED_BUNDLE,
+                "vote bundle larger than the committee",
+                bundle.sender,
+            )
             return
         for prepare in bundle.prepares:
             if self._relayed_vote_ok(prepare, bundle.sender):
@@ -626,7 +643,9 @@ class Replica:
         if vote.sender == self.id:
             return False  # our own vote, relayed back
         if not self._valid_from_replica(vote, vote.sender):
-            self._drop(f"relayed {vote.TAG} with a bad signature", relay)
+            self._drop(
+                Drop.BAD_SIGNATURE, f"relayed {vote.TAG} with a bad signature", relay
+            )
             return False
         return True
 
@@ -634,7 +653,11 @@ class Replica:
         existing = votes.get(vote.sender)
         if existing is not None:
             if existing.digest != vote.digest:
-                self._drop(f"conflicting {vote.TAG} from the same replica", vote.sender)
+                self._drop(
+                    Drop.EQUIVOCATION,
+                    f"conflicting {vote.TAG} from the same replica",
+                    vote.sender,
+                )
             return False
         votes[vote.sender] = vote
         self._dirty = True
@@ -689,11 +712,19 @@ class Replica:
         if pp.seq <= self.last_executed:
             return
         if not self._in_window(pp.seq):
-            self._drop("commit certificate outside watermarks", message.sender)
+            self._drop(
+                Drop.OUTSIDE_WATERMARKS,
+                "commit certificate outside watermarks",
+                message.sender,
+            )
             return
         problem = self._certificate_problem(cert, self.config.quorum, pp.view + 1)
         if problem is not None:
-            self._drop(f"commit certificate: {problem}", message.sender)
+            self._drop(
+                Drop.INVALID_COMMIT_CERTIFICATE,
+                f"commit certificate: {problem}",
+                message.sender,
+            )
             return
         slot = self._slot(pp.seq)
         if slot.committed is None:
@@ -861,7 +892,8 @@ class Replica:
                 self._make_stable(seq, proof, own)
             elif own is not None:
                 self._drop(
-                    "own state differs from a stable checkpoint (non-determinism)"
+                    Drop.DIVERGED_STATE,
+                    "own state differs from a stable checkpoint (non-determinism)",
                 )
             return
 
@@ -924,7 +956,11 @@ class Replica:
 
     def _on_fetch_state(self, message: FetchState) -> None:
         if self.low == 0 or self.low < message.seq:
-            self._drop("no stable checkpoint that recent to transfer", message.sender)
+            self._drop(
+                Drop.NO_CHECKPOINT,
+                "no stable checkpoint that recent to transfer",
+                message.sender,
+            )
             return
         transfer = StateTransfer(
             self.low, self.stable_snapshot, self.stable_proof, self.id
@@ -938,12 +974,20 @@ class Replica:
             message.seq, message.proof, sha256(message.snapshot)
         )
         if problem is not None:
-            self._drop(f"state transfer: {problem}", message.sender)
+            self._drop(
+                Drop.INVALID_STATE_TRANSFER,
+                f"state transfer: {problem}",
+                message.sender,
+            )
             return
         try:
             self._load_snapshot(message.snapshot)
         except (ValueError, DecodeError) as exc:
-            self._drop(f"state transfer: unusable snapshot ({exc})", message.sender)
+            self._drop(
+                Drop.INVALID_STATE_TRANSFER,
+                f"state transfer: unusable snapshot ({exc})",
+                message.sender,
+            )
             return
         self.last_executed = message.seq
         self.low = message.seq
@@ -1106,7 +1150,7 @@ class Replica:
             return
         problem = self._view_change_problem(vc)
         if problem is not None:
-            self._drop(f"view-change: {problem}", vc.sender)
+            self._drop(Drop.INVALID_VIEW_CHANGE, f"view-change: {problem}", vc.sender)
             return
         self._latest_vc[vc.sender] = vc
         # Liveness rule: f+1 replicas ahead means at least one honest one is.
@@ -1160,13 +1204,15 @@ class Replica:
 
     def _on_new_view(self, nv: NewView) -> None:
         if nv.sender != primary(nv.view, self.config.n):
-            self._drop("new-view not from the new primary", nv.sender)
+            self._drop(
+                Drop.INVALID_NEW_VIEW, "new-view not from the new primary", nv.sender
+            )
             return
         if nv.view < self.view or (nv.view == self.view and not self.in_view_change):
             return
         problem = self._new_view_problem(nv)
         if problem is not None:
-            self._drop(f"new-view: {problem}", nv.sender)
+            self._drop(Drop.INVALID_NEW_VIEW, f"new-view: {problem}", nv.sender)
             return
         self._install_new_view(nv)
 

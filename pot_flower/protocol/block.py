@@ -1,119 +1,523 @@
-"""Blocks and their committee certificates.
+"""The block format: typed bodies of the genesis block and of round blocks.
 
-A block is a canonical dictionary (its *body*); its hash is SHA-256 over the body
-bytes and its ``previous`` field holds the hash before it, so the ledger is a hash
-chain from the genesis block. A block is certified when a quorum of the committee's
-validators signed its hash; the certificate lives beside the block, not inside it.
+This module owns the format. Execution builds blocks with it, the ledger's readers
+(audit, CLI, strategy, transport) parse them with it; nothing else reads a body by
+its keys. ``from_value`` is strict: exact field sets, types and sizes, and the
+invariants one record carries on its own (a rejected submission is never paid, a
+submission rejected before its signature verified records no envelope fields).
+What needs the chain (links, registrations, reward sums) is the audit's job.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
-from pot_flower.encoding import (
-    Decoded,
-    DecodeError,
-    decode,
-    encode,
-    signature_pairs,
+from pot_flower.encoding import Decoded, DecodeError, decode, encode
+from pot_flower.protocol.params import MAX_EXAMPLES, MAX_SUBMISSIONS, Params
+from pot_flower.protocol.reasons import Reason
+
+GENESIS = "genesis"
+ROUND = "round"
+GENESIS_VERSION = 1
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+HASH_SIZE = 32
+KEY_SIZE = 32
+PPM = 1_000_000
+
+# Rejected before the envelope's signature verified: no miner, commitment, count.
+PRE_ENVELOPE = frozenset(
+    {Reason.MISSING_SIGNATURE, Reason.MALFORMED_ENVELOPE, Reason.BAD_SIGNATURE}
 )
-from pot_flower.zk.signatures import SigningKey, VerifyKey
+# Rejected before num-examples was checked: any signed count may be recorded.
+BEFORE_EXAMPLES = frozenset(
+    {
+        Reason.UNKNOWN_MINER,
+        Reason.WRONG_RUN,
+        Reason.WRONG_ROUND,
+        Reason.WRONG_NONCE,
+        Reason.WRONG_NODE,
+        Reason.BASE_DIGEST_MISMATCH,
+    }
+)
+# Passed every per-submission check, then lost to another submission.
+PASSED = frozenset({Reason.DUPLICATE_SUBMISSION, Reason.COPIED_UPDATE})
+_REASONS = {r.value: r for r in Reason}
 
-BLOCK_DOMAIN = b"pot/block/v1"
-GENESIS_PREVIOUS = b"\x00" * 32
+
+class Problem(StrEnum):
+    """What kind of format error a body has."""
+
+    CONTENT = "content"  # a field missing, unknown or of the wrong type or size
+    VERDICTS = "verdicts"  # a verdict that contradicts itself
+    REWARDS = "rewards"  # a record paid or scored against the rules
+    ORDER = "order"  # a list that is not in canonical order
 
 
-def block_hash(body: bytes) -> bytes:
-    """The hash that chains blocks and that validators sign."""
-    return hashlib.sha256(body).digest()
+class BlockFormatError(ValueError):
+    """A body that is not a well-formed block."""
+
+    def __init__(self, problem: Problem, detail: str) -> None:
+        super().__init__(detail)
+        self.problem = problem
+        self.detail = detail
 
 
-def sign_block(key: SigningKey, height: int, digest: bytes) -> bytes:
-    """A validator's vote for block ``height`` with hash ``digest``."""
-    return key.sign(BLOCK_DOMAIN, encode([height, digest]))
+# ----------------------------------------------------------- typed accessors
+def _fail(detail: str, problem: Problem = Problem.CONTENT) -> BlockFormatError:
+    return BlockFormatError(problem, detail)
 
 
-class CertificateError(ValueError):
-    """A certificate that does not certify what it claims."""
+def _dict(value: Decoded, what: str) -> dict[str, Decoded]:
+    if not isinstance(value, dict):
+        raise _fail(f"{what} is not a dictionary")
+    return value
+
+
+def _exact_keys(value: dict[str, Decoded], keys: frozenset[str], what: str) -> None:
+    if set(value) != keys:
+        missing = sorted(keys - set(value))
+        extra = sorted(set(value) - keys)
+        raise _fail(f"{what} fields: missing {missing}, unknown {extra}")
+
+
+def _int(body: dict[str, Decoded], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fail(f"field {key!r} is not an integer")
+    return value
+
+
+def _bytes(body: dict[str, Decoded], key: str, size: int | None = None) -> bytes:
+    value = body.get(key)
+    if not isinstance(value, bytes):
+        raise _fail(f"field {key!r} is not bytes")
+    if size is not None and len(value) != size:
+        raise _fail(f"field {key!r} is not {size} bytes")
+    return value
+
+
+def _str(body: dict[str, Decoded], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise _fail(f"field {key!r} is not a string")
+    return value
+
+
+def _bytes_list(value: Decoded, what: str, size: int | None = None) -> list[bytes]:
+    if not isinstance(value, list):
+        raise _fail(f"{what} is not a list")
+    items: list[bytes] = []
+    for item in value:
+        if not isinstance(item, bytes) or (size is not None and len(item) != size):
+            raise _fail(f"{what} holds a malformed entry")
+        items.append(item)
+    return items
+
+
+def _kind(value: Decoded) -> str | None:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+# ----------------------------------------------------------------- records
+_SUBMISSION_FIELDS = frozenset(
+    {
+        "commitment",
+        "examples",
+        "miner",
+        "node",
+        "quality-ppm",
+        "reason",
+        "reward",
+        "verdict",
+    }
+)
 
 
 @dataclass(frozen=True)
-class Certificate:
-    """Signatures of a quorum of validators over one block hash.
+class SubmissionRecord:
+    """One submission's verdict as a round block records it.
+
+    Parameters
+    ----------
+    node : int
+        The Flower node that sent the reply (the coordinator's id for it).
+    miner, commitment : bytes | None
+        From the signed envelope; ``None`` if it never verified.
+    examples : int
+        The envelope's ``num-examples`` (0 if it never verified).
+    reason : Reason | None
+        Why it was rejected; ``None`` if accepted.
+    quality_ppm, reward : int
+        Its score against the aggregate and its pay (0 unless accepted).
+
+    """
+
+    node: int
+    miner: bytes | None
+    commitment: bytes | None
+    examples: int
+    reason: Reason | None
+    quality_ppm: int = 0
+    reward: int = 0
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+    @property
+    def passed(self) -> bool:
+        """Whether it passed every per-submission check (accepted or a repeat)."""
+        return self.reason is None or self.reason in PASSED
+
+    def to_value(self) -> dict[str, Decoded]:
+        return {
+            "commitment": self.commitment,
+            "examples": self.examples,
+            "miner": self.miner,
+            "node": self.node,
+            "quality-ppm": self.quality_ppm,
+            "reason": "" if self.reason is None else self.reason.value,
+            "reward": self.reward,
+            "verdict": ACCEPTED if self.reason is None else REJECTED,
+        }
+
+    @classmethod
+    def from_value(cls, item: Decoded, index: int = 0) -> SubmissionRecord:
+        what = f"submission {index}"
+        sub = _dict(item, what)
+        _exact_keys(sub, _SUBMISSION_FIELDS, what)
+        reason = _verdict(sub)
+        node = sub["node"]
+        if not isinstance(node, int):  # a coordinator's node id: any integer
+            raise _fail(f"{what}: node is not an integer")
+        examples = _int(sub, "examples")
+        quality, reward = _int(sub, "quality-ppm"), _int(sub, "reward")
+        if reason in PRE_ENVELOPE:
+            if sub["miner"] is not None or sub["commitment"] is not None or examples:
+                raise _fail(
+                    f"{what}: {reason} yet records envelope fields", Problem.VERDICTS
+                )
+            miner = commitment = None
+        else:
+            miner = _bytes(sub, "miner", KEY_SIZE)
+            commitment = _bytes(sub, "commitment", HASH_SIZE)
+            _check_examples(reason, examples, what)
+        if reason is None and not 0 <= quality <= PPM:
+            raise _fail(f"{what}: quality-ppm {quality} not 0..1e6")
+        if reason is None and reward < 0:
+            raise _fail(f"{what}: negative reward {reward}", Problem.REWARDS)
+        if reason is not None and (quality or reward):
+            raise _fail(f"{what}: rejected, yet scored or paid", Problem.REWARDS)
+        return cls(node, miner, commitment, examples, reason, quality, reward)
+
+
+def _verdict(sub: dict[str, Decoded]) -> Reason | None:
+    verdict, reason = _str(sub, "verdict"), _str(sub, "reason")
+    if verdict == ACCEPTED and reason == "":
+        return None
+    if verdict == REJECTED and reason in _REASONS:
+        return _REASONS[reason]
+    raise _fail(f"unknown verdict {verdict[:40]!r} / {reason[:40]!r}", Problem.VERDICTS)
+
+
+def _check_examples(reason: Reason | None, examples: int, what: str) -> None:
+    in_range = 1 <= examples <= MAX_EXAMPLES
+    if reason == Reason.BAD_NUM_EXAMPLES and in_range:
+        raise _fail(f"{what}: {reason} with {examples}", Problem.VERDICTS)
+    checked = reason not in BEFORE_EXAMPLES and reason != Reason.BAD_NUM_EXAMPLES
+    if checked and not in_range:
+        raise _fail(f"{what}: examples {examples} outside 1..{MAX_EXAMPLES}")
+
+
+@dataclass(frozen=True)
+class ValidatorFee:
+    """A certifier of the previous block and its share of the fee pool."""
+
+    validator: int
+    amount: int
+
+
+def _fees(value: Decoded) -> tuple[ValidatorFee, ...]:
+    if not isinstance(value, list):
+        raise _fail("validator-fees is not a list")
+    fees = []
+    for entry in value:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and type(entry[0]) is int
+            and type(entry[1]) is int
+        ):
+            raise _fail("malformed validator fee")
+        fees.append(ValidatorFee(entry[0], entry[1]))
+    return tuple(fees)
+
+
+# ------------------------------------------------------------------ blocks
+_ROUND_FIELDS = frozenset(
+    {
+        "base",
+        "height",
+        "kind",
+        "minted",
+        "model",
+        "nonce",
+        "previous",
+        "registrations",
+        "run",
+        "submissions",
+        "validator-fees",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RoundBlock:
+    """The block one round produced.
 
     Parameters
     ----------
     height : int
-        The block's height (its round; 0 for genesis).
-    block : bytes
-        The block hash.
-    signatures : tuple[tuple[int, bytes], ...]
-        ``(validator index, Ed25519 signature)``, sorted by index.
+        The round (block 0 is genesis).
+    run : int
+        The Flower run of the chain.
+    previous, base, nonce, model : bytes
+        The previous block's hash, the model trained from, the round's nonce and
+        the model after the round.
+    minted : int
+        Token units paid out this round (miners' rewards plus validator fees).
+    registrations : tuple[bytes, ...]
+        Miner keys registered by this round (open registration).
+    submissions : tuple[SubmissionRecord, ...]
+        Every reply's verdict, in canonical order (miner key, node).
+    validator_fees : tuple[ValidatorFee, ...]
+        The previous block's certifiers and their fees.
 
     """
 
     height: int
-    block: bytes
-    signatures: tuple[tuple[int, bytes], ...]
+    run: int
+    previous: bytes
+    base: bytes
+    nonce: bytes
+    model: bytes
+    minted: int
+    registrations: tuple[bytes, ...]
+    submissions: tuple[SubmissionRecord, ...]
+    validator_fees: tuple[ValidatorFee, ...]
 
     @property
-    def signers(self) -> list[int]:
-        return [i for i, _ in self.signatures]
+    def accepted(self) -> tuple[SubmissionRecord, ...]:
+        return tuple(s for s in self.submissions if s.accepted)
+
+    def to_value(self) -> dict[str, Decoded]:
+        return {
+            "base": self.base,
+            "height": self.height,
+            "kind": ROUND,
+            "minted": self.minted,
+            "model": self.model,
+            "nonce": self.nonce,
+            "previous": self.previous,
+            "registrations": list(self.registrations),
+            "run": self.run,
+            "submissions": [s.to_value() for s in self.submissions],
+            "validator-fees": [[f.validator, f.amount] for f in self.validator_fees],
+        }
 
     def to_bytes(self) -> bytes:
-        return encode(
-            {
-                "block": self.block,
-                "height": self.height,
-                "signatures": [[i, s] for i, s in self.signatures],
-            }
+        return encode(self.to_value())
+
+    @classmethod
+    def from_value(cls, value: Decoded) -> RoundBlock:
+        if _kind(value) != ROUND:
+            raise _fail("is not a round block")
+        body = _dict(value, "round block")
+        _exact_keys(body, _ROUND_FIELDS, "round block")
+        submissions = body["submissions"]
+        if not isinstance(submissions, list):
+            raise _fail("submissions is not a list")
+        if len(submissions) > MAX_SUBMISSIONS:
+            raise _fail(f"more than {MAX_SUBMISSIONS} submissions")
+        records = tuple(
+            SubmissionRecord.from_value(item, i) for i, item in enumerate(submissions)
+        )
+        keys = [(s.miner or b"", s.node) for s in records]
+        if keys != sorted(keys):
+            raise _fail("submissions are not in canonical order", Problem.VERDICTS)
+        return cls(
+            height=_int(body, "height"),
+            run=_int(body, "run"),
+            previous=_bytes(body, "previous"),
+            base=_bytes(body, "base"),
+            nonce=_bytes(body, "nonce"),
+            model=_bytes(body, "model", HASH_SIZE),
+            minted=_int(body, "minted"),
+            registrations=tuple(_bytes_list(body["registrations"], "registrations")),
+            submissions=records,
+            validator_fees=_fees(body["validator-fees"]),
         )
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Certificate:
-        try:
-            value = decode(data)
-        except DecodeError as exc:
-            raise CertificateError(f"not canonical: {exc}") from exc
-        return cls.from_value(value)
+
+_GENESIS_FIELDS = frozenset(
+    {"height", "kind", "layout", "model", "params", "previous", "version"}
+)
+_PARAM_FIELDS = frozenset(
+    {
+        "allowed-miners",
+        "emission",
+        "norm-bound-units",
+        "quorum",
+        "registration",
+        "run",
+        "validator-fee-ppm",
+        "validators",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array of the model's layout: name, NumPy dtype string, shape."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GenesisBlock:
+    """Block 0: the chain's parameters and initial model.
+
+    Parameters
+    ----------
+    params : Params
+        Everything fixed for the chain (committee, bounds, rewards).
+    layout : tuple[ArraySpec, ...]
+        The model's arrays in canonical order.
+    model : bytes
+        The initial model's digest.
+    previous : bytes
+        The all-zero hash (nothing precedes genesis).
+    version : int
+        The format version (:data:`GENESIS_VERSION`).
+
+    """
+
+    params: Params
+    layout: tuple[ArraySpec, ...]
+    model: bytes
+    previous: bytes
+    version: int = GENESIS_VERSION
+    height: int = 0
+
+    def to_value(self) -> dict[str, Decoded]:
+        return {
+            "height": self.height,
+            "kind": GENESIS,
+            "layout": [[a.name, a.dtype, list(a.shape)] for a in self.layout],
+            "model": self.model,
+            "params": self.params.to_value(),
+            "previous": self.previous,
+            "version": self.version,
+        }
+
+    def to_bytes(self) -> bytes:
+        return encode(self.to_value())
 
     @classmethod
-    def from_value(cls, value: Decoded) -> Certificate:
+    def params_of(cls, value: Decoded) -> Params:
+        """The parameters of a body that says it is genesis (checked first)."""
+        if _kind(value) != GENESIS:
+            raise _fail("block 0 is not a genesis block")
+        return _params(_dict(value, "genesis").get("params"))
+
+    @classmethod
+    def from_value(cls, value: Decoded) -> GenesisBlock:
+        params = cls.params_of(value)
+        body = _dict(value, "genesis")
+        _exact_keys(body, _GENESIS_FIELDS, "genesis")
+        return cls(
+            params=params,
+            layout=_layout(body["layout"]),
+            model=_bytes(body, "model", HASH_SIZE),
+            previous=_bytes(body, "previous"),
+            version=_int(body, "version"),
+            height=_int(body, "height"),
+        )
+
+
+def _params(value: Decoded) -> Params:
+    params = _dict(value, "genesis params")
+    _exact_keys(params, _PARAM_FIELDS, "genesis params")
+    validators = _bytes_list(params["validators"], "validators", KEY_SIZE)
+    if not validators or len(set(validators)) != len(validators):
+        raise _fail("validators are empty or repeated")
+    allowed = _bytes_list(params["allowed-miners"], "allowed-miners")
+    if allowed != sorted(allowed):
+        raise _fail("allowed-miners are not sorted", Problem.ORDER)
+    try:
+        return Params(
+            run=_int(params, "run"),
+            validators=tuple(validators),
+            quorum=_int(params, "quorum"),
+            norm_bound_units=_int(params, "norm-bound-units"),
+            registration=_str(params, "registration"),
+            allowed_miners=tuple(allowed),
+            emission=_int(params, "emission"),
+            validator_fee_ppm=_int(params, "validator-fee-ppm"),
+        )
+    except ValueError as exc:
+        raise _fail(f"genesis params invalid: {exc}") from exc
+
+
+def _layout(value: Decoded) -> tuple[ArraySpec, ...]:
+    if not isinstance(value, list) or not value:
+        raise _fail("layout is not a non-empty list")
+    specs: list[ArraySpec] = []
+    for entry in value:
         if not (
-            isinstance(value, dict)
-            and set(value) == {"block", "height", "signatures"}
-            and isinstance(value["block"], bytes)
-            and isinstance(value["height"], int)
-            and isinstance(value["signatures"], list)
+            isinstance(entry, list)
+            and len(entry) == 3
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], str)
+            and isinstance(entry[2], list)
+            and all(type(d) is int and d >= 0 for d in entry[2])
         ):
-            raise CertificateError("certificate must be {block, height, signatures}")
-        signatures = signature_pairs(value["signatures"])
-        if signatures is None:
-            raise CertificateError("signature entry must be [index, signature]")
-        return cls(value["height"], value["block"], tuple(signatures))
-
-    def verify(self, validators: Sequence[bytes], quorum: int) -> None:
-        """Raise :class:`CertificateError` unless a quorum validly signed the block."""
-        indices = [i for i, _ in self.signatures]
-        if indices != sorted(set(indices)):
-            raise CertificateError("signers must be distinct and sorted")
-        if len(indices) < quorum:
-            raise CertificateError(f"{len(indices)} signatures, quorum is {quorum}")
-        message = encode([self.height, self.block])
-        for index, signature in self.signatures:
-            if not 0 <= index < len(validators):
-                raise CertificateError(f"signer {index} is not in the committee")
-            if not VerifyKey(validators[index]).verify(
-                BLOCK_DOMAIN, message, signature
-            ):
-                raise CertificateError(f"signature of validator {index} is invalid")
+            raise _fail("layout entry is not [name, dtype, shape]")
+        if any(s.name == entry[0] for s in specs):
+            raise _fail(f"layout names {entry[0]!r} twice")
+        specs.append(ArraySpec(entry[0], entry[1], tuple(entry[2])))  # type: ignore[arg-type]
+    return tuple(specs)
 
 
-def assemble_certificate(
-    height: int, digest: bytes, votes: dict[int, bytes], quorum: int
-) -> Certificate:
-    """The certificate from the first ``quorum`` votes by validator index."""
-    chosen = sorted(votes)[:quorum]
-    return Certificate(height, digest, tuple((i, votes[i]) for i in chosen))
+Block = GenesisBlock | RoundBlock
+
+
+def parse_block(body: bytes) -> Block:
+    """A stored body as its typed block.
+
+    Raises
+    ------
+    BlockFormatError
+        If the bytes are not canonical or not a well-formed block.
+
+    """
+    try:
+        value = decode(body)
+    except DecodeError as exc:
+        raise _fail(f"body is not canonical: {exc}") from exc
+    if _kind(value) == GENESIS:
+        return GenesisBlock.from_value(value)
+    return RoundBlock.from_value(value)
+
+
+def parse_round(body: bytes) -> RoundBlock:
+    """A stored body that must be a round block (see :func:`parse_block`)."""
+    block = parse_block(body)
+    if not isinstance(block, RoundBlock):
+        raise _fail("is not a round block")
+    return block

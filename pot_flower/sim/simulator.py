@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 import random
-import re
 import statistics
 import time
 from collections import Counter
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pot_flower.consensus.application import HashChainApp
-from pot_flower.consensus.client import Client
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.consensus.durable import DurableState, apply_writes
 from pot_flower.consensus.effects import (
@@ -37,6 +35,7 @@ from pot_flower.consensus.effects import (
 )
 from pot_flower.consensus.quorum import max_faulty
 from pot_flower.consensus.replica import Replica
+from pot_flower.consensus.requester import Requester
 from pot_flower.sim.byzantine import ByzantineReplica, RawSend
 from pot_flower.sim.checker import (
     ReplicaTrace,
@@ -49,7 +48,6 @@ from pot_flower.sim.faults import FAULT_KINDS, FaultPlan, draw_fault_plan
 from pot_flower.zk.signatures import SigningKey
 
 ReplicaFactory = Callable[..., Replica]
-_DIGITS = re.compile(r"\d+")  # drop reasons are counted with numbers masked
 Node = int | str  # replica index or client id
 
 
@@ -154,7 +152,7 @@ class Simulation:
             r: ReplicaTrace() for r in range(n) if r not in self.plan.byzantine
         }
         self.clients = {
-            c: Client(c, client_keys[c], self.config, retransmit_ms=400)
+            c: Requester(c, client_keys[c], self.config, retransmit_ms=400)
             for c in client_ids
         }
         self._client_done: dict[str, int] = dict.fromkeys(client_ids, 0)
@@ -245,7 +243,7 @@ class Simulation:
             elif isinstance(effect, Completed):
                 self._on_completed(node, effect)
             elif isinstance(effect, Dropped) and node not in self.plan.byzantine:
-                self.dropped[_DIGITS.sub("N", effect.reason)] += 1
+                self.dropped[effect.reason.value] += 1
 
     def _observe_execution(self, node: Node, effect: Executed) -> None:
         trace = self.traces.get(node)  # type: ignore[arg-type]

@@ -42,16 +42,18 @@ from pot_flower.audit import (
     Pins,
     audit_ledger,
 )
-from pot_flower.committee import Committee, EmbeddedCommittee
+from pot_flower.committee.base import Committee
+from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.encoding import Decoded, decode, encode
-from pot_flower.ledger import LEDGER_FILE, MODELS_DIR, Ledger
-from pot_flower.protocol.block import Certificate, block_hash, sign_block
+from pot_flower.protocol.batch import SubmissionRef
+from pot_flower.protocol.certificate import Certificate, block_hash, sign_block
 from pot_flower.protocol.envelope import round_nonce
-from pot_flower.protocol.execution import MAX_EXAMPLES, SubmissionRef
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
+from pot_flower.protocol.params import MAX_EXAMPLES
 from pot_flower.protocol.rewards import PPM
 from pot_flower.protocol.submission import build_submission
+from pot_flower.validator.ledger import LEDGER_FILE, MODELS_DIR, Ledger
 from pot_flower.zk.signatures import SigningKey
 
 RUN = 5

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Mapping
 
 import grpc
 
-from pot_flower.catchup import BlockCopy
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
+from pot_flower.validator.catchup import BlockCopy
 
 FETCH_DEADLINE_S = 5.0
 

@@ -45,7 +45,6 @@ from pot_flower.consensus.effects import (
 )
 from pot_flower.consensus.replica import Replica
 from pot_flower.patience import Interrupted, Unavailable
-from pot_flower.service import ValidatorService
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
 from pot_flower.transport.fetch import PeerFetcher
@@ -54,6 +53,7 @@ from pot_flower.transport.limits import Limits
 from pot_flower.transport.repair import CertificateRepair
 from pot_flower.transport.server import ValidatorServer
 from pot_flower.transport.store import RecordStore
+from pot_flower.validator.chains import Chains
 from pot_flower.zk.signatures import SigningKey
 
 log = logging.getLogger("pot.validator")
@@ -153,7 +153,7 @@ class ValidatorNode:
         Durable consensus records; None keeps them in memory only.
     server_credentials, channel_credentials : optional
         mTLS credentials; None means plaintext (loopback development only).
-    service : ValidatorService | None
+    service : Chains | None
         The PoT service behind ``app`` (payloads, ledgers), wired to the peers.
     limits : Limits | None
         Resource bounds of the gRPC edge (default: :class:`Limits`).
@@ -174,7 +174,7 @@ class ValidatorNode:
         store: RecordStore | None = None,
         server_credentials: grpc.ServerCredentials | None = None,
         channel_credentials: grpc.ChannelCredentials | None = None,
-        service: ValidatorService | None = None,
+        service: Chains | None = None,
         limits: Limits | None = None,
         stopping: Callable[[], bool] | None = None,
     ) -> None:
@@ -433,15 +433,16 @@ class ValidatorNode:
             elif isinstance(effect, CancelTimer):
                 self._timers.pop(effect.name, None)
             elif isinstance(effect, Dropped):
-                reason = effect.reason.split(":")[0]
+                reason = effect.reason.value
                 count = self.stats.dropped.get(reason, 0) + 1
                 self.stats.dropped[reason] = count
                 if count & (count - 1) == 0:  # 1st, 2nd, 4th, 8th...: logs stay small
                     log.info(
-                        "validator %d dropped input (%s; %d so far)",
+                        "validator %d dropped input (%s; %d of kind %s so far)",
                         self.id,
-                        effect.reason,
+                        effect.detail,
                         count,
+                        reason,
                     )
             elif isinstance(effect, Executed):
                 self.stats.executed += 1

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
-from pot_flower.ledger import LEDGER_FILE
-from pot_flower.protocol.block import Certificate, CertificateError, block_hash
-from pot_flower.protocol.execution import Params
-from pot_flower.service import ValidatorService
+from pot_flower.protocol.certificate import Certificate, CertificateError, block_hash
+from pot_flower.protocol.params import Params
 from pot_flower.transport.fetch import PeerFetcher
+from pot_flower.validator.chains import Chains
+from pot_flower.validator.ledger import LEDGER_FILE
 
 log = logging.getLogger("pot.validator")
 PASS_S = 2.0
@@ -51,7 +51,7 @@ class CertificateRepair(threading.Thread):
 
     def __init__(
         self,
-        service: ValidatorService,
+        service: Chains,
         fetcher: PeerFetcher,
         store: Callable[[Callable[[], str]], futures.Future[str]],
         stopping: threading.Event,

@@ -36,20 +36,21 @@ import grpc.aio
 from google.protobuf.message import DecodeError as ProtoDecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from pot_flower.availability import sign_receipt
 from pot_flower.consensus.messages import MessageError, decode_message
 from pot_flower.encoding import DecodeError, decode
-from pot_flower.ledger import LEDGER_FILE, MODELS_DIR
-from pot_flower.payloads import PayloadError
-from pot_flower.protocol.block import Certificate, CertificateError, sign_block
+from pot_flower.protocol.block import BlockFormatError, parse_block
+from pot_flower.protocol.certificate import Certificate, CertificateError, sign_block
 from pot_flower.transport import pot_pb2
 from pot_flower.transport.channels import server_options
 from pot_flower.transport.limits import Limits, shown
 from pot_flower.transport.uploads import past_round_problem, upload_problem
+from pot_flower.validator.availability import sign_receipt
+from pot_flower.validator.ledger import LEDGER_FILE, MODELS_DIR
+from pot_flower.validator.payloads import PayloadError
 
 if TYPE_CHECKING:
-    from pot_flower.service import ValidatorService
     from pot_flower.transport.node import ValidatorNode
+    from pot_flower.validator.chains import Chains
 
 log = logging.getLogger("pot.validator")
 SERVICE = "pot.v1.Validator"
@@ -305,7 +306,7 @@ class ValidatorServer:
             accepted = self.node.offer(surface, data) and accepted
         return accepted
 
-    async def _service(self, context: Context) -> ValidatorService:
+    async def _service(self, context: Context) -> Chains:
         service = self.node.service
         if service is None:
             await context.abort(
@@ -496,7 +497,7 @@ class ValidatorServer:
 
     async def _store(
         self,
-        service: ValidatorService,
+        service: Chains,
         first: pot_pb2.Chunk,
         chunks: AsyncIterator[bytes],
         context: Context,
@@ -559,7 +560,7 @@ class ValidatorServer:
         return parse(pot_pb2.Chunk, raw)
 
     def _upload_problem(
-        self, service: ValidatorService, chunk: pot_pb2.Chunk, context: Context
+        self, service: Chains, chunk: pot_pb2.Chunk, context: Context
     ) -> str | None:
         problem = upload_problem(
             chunk, self.node.config, self.limits, caller_identity(context)
@@ -581,7 +582,7 @@ class ValidatorServer:
             await self._send_payload(service, digest, context)
 
     async def _send_payload(
-        self, service: ValidatorService, digest: bytes, context: Context
+        self, service: Chains, digest: bytes, context: Context
     ) -> None:
         path = service.payloads.path(digest)
         try:
@@ -742,8 +743,6 @@ def _read_row(file: Path, height: int) -> tuple[Any, ...] | None:
 
 def _model_digest(body: bytes) -> bytes | None:
     try:
-        value = decode(body)
-    except DecodeError:
+        return parse_block(body).model
+    except BlockFormatError:
         return None
-    digest = value.get("model") if isinstance(value, dict) else None
-    return digest if isinstance(digest, bytes) and len(digest) == 32 else None

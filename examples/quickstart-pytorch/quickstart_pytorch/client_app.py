@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from pot_flower.clients import pot_mod
 
+from pot_flower.clients import pot_mod
 from quickstart_pytorch.task import Net, evaluate, load_partition, train
 
 torch.set_num_threads(1)  # simulated clients share the machine's cores

@@ -13,12 +13,12 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
-from pot_flower.strategies import PoTStrategy, RoundReport
 from rich.console import Console
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from pot_flower.audit import audit_ledger
+from pot_flower.strategies import PoTStrategy, RoundReport
 from quickstart_pytorch.task import Net, evaluate, load_test
 
 app = ServerApp()

@@ -22,13 +22,13 @@ import threading
 from pathlib import Path
 from typing import NoReturn
 
-from pot_flower.deploy import CommitteeFileError, load_committee, read_key
-from pot_flower.localnet import stop_requested
+from pot_flower.ops.committee_file import CommitteeFileError, load_committee, read_key
+from pot_flower.ops.signals import stop_requested
 from pot_flower.patience import Interrupted
-from pot_flower.payloads import PayloadStore, Retention
-from pot_flower.service import ValidatorService, named_payloads
 from pot_flower.transport.node import ValidatorNode
 from pot_flower.transport.store import RecordStore
+from pot_flower.validator.chains import Chains, named_payloads
+from pot_flower.validator.payloads import PayloadStore, Retention
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 3
@@ -89,7 +89,7 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
     retention = Retention(
         payloads, limits.payload_quota_bytes, limits.payload_store_bytes
     )
-    service = ValidatorService(
+    service = Chains(
         data / "chains",
         tuple(k.raw for k in config.replicas),
         config.quorum,

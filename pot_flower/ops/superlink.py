@@ -140,7 +140,7 @@ def flwr_run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pot_flower.flower_local APP [-c key=value]...``: stream one run."""
+    """``python -m pot_flower.ops.superlink APP [-c key=value]...``: stream one run."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from pot_flower.catchup import NO_PEERS, BlockSource, catch_up
 from pot_flower.encoding import DecodeError, decode, encode
-from pot_flower.ledger import Ledger, LedgerError
 from pot_flower.patience import Unavailable
-from pot_flower.protocol.block import Certificate, CertificateError, sign_block
-from pot_flower.protocol.execution import BatchError, ChainState, execute_round
+from pot_flower.protocol.batch import BatchError
+from pot_flower.protocol.certificate import Certificate, CertificateError, sign_block
+from pot_flower.protocol.chain import ChainState
+from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.model import encode_arrays
+from pot_flower.validator.catchup import NO_PEERS, BlockSource, catch_up
+from pot_flower.validator.ledger import Ledger, LedgerError
 from pot_flower.zk.signatures import SigningKey
 
 log = logging.getLogger("pot.validator")
@@ -36,7 +38,7 @@ class PoTApplication:
         Where blocks and models are written (None: in memory only).
     blocks : BlockSource | None
         Peers' blocks, for bringing the ledger up to a state adopted by state
-        transfer (see :mod:`pot_flower.catchup`); None: no peers to ask.
+        transfer (see :mod:`pot_flower.validator.catchup`); None: no peers to ask.
     stopping : Callable[[], bool] | None
         Whether the validator is shutting down (ends a wait for peers).
 

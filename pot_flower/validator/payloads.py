@@ -8,7 +8,7 @@ digest checks out.
 
 :class:`Retention` decides what may be deleted and whose quota a payload counts
 against: a payload is kept while a receipt promised it (see
-:mod:`pot_flower.availability`) and until the request that consumed it lies a
+:mod:`pot_flower.validator.availability`) and until the request that consumed it lies a
 whole window below a stable checkpoint, where no honest validator can still need
 it (a validator that far behind catches up by state transfer instead).
 """

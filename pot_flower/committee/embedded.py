@@ -1,86 +1,34 @@
-"""The committee seam: what the strategy asks of validators, and the embedded one.
+"""The embedded committee: n validators in this process (the default for ``flwr run``).
 
-:class:`Committee` is all :class:`~pot_flower.strategies.PoTStrategy` knows: start a
-chain, tell the next round's ticket, take payloads, certify a round. The embedded
-committee runs n validators in this process over the in-memory PBFT transport (real
-replicas, real signatures, one SQLite ledger each); a remote committee over gRPC
-implements the same protocol.
+Real replicas over the in-memory PBFT transport, real signatures, one SQLite ledger
+each; it implements :class:`~pot_flower.committee.embedded.embedded.base.Committee`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from pot_flower.consensus.quorum import quorum
-from pot_flower.encoding import Decoded, decode
-from pot_flower.ledger import Ledger
-from pot_flower.protocol.block import Certificate, assemble_certificate
-from pot_flower.protocol.execution import (
-    ChainState,
-    Params,
-    RoundBatch,
-    SubmissionRef,
-    genesis,
+from pot_flower.committee.base import (
+    COORDINATOR,
+    CertifiedRound,
+    CommitteeError,
+    Ticket,
 )
+from pot_flower.consensus.memory import MemoryDriver
+from pot_flower.consensus.quorum import quorum
+from pot_flower.protocol.batch import RoundBatch, SubmissionRef
+from pot_flower.protocol.block import (
+    parse_round,
+)
+from pot_flower.protocol.certificate import Certificate, assemble_certificate
+from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import Arrays, encode_arrays
-from pot_flower.sim.inmemory import InMemoryCommittee
-from pot_flower.validator import PoTApplication, Validator, parse_result
+from pot_flower.protocol.params import Params
+from pot_flower.validator.application import PoTApplication, Validator, parse_result
+from pot_flower.validator.ledger import Ledger
 from pot_flower.zk.signatures import SigningKey
-
-COORDINATOR = "coordinator"
-
-
-class CommitteeError(RuntimeError):
-    """The committee did not certify a round."""
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """What miners of the next round train against."""
-
-    round: int
-    nonce: bytes
-    base_digest: bytes
-    previous_block: bytes
-
-
-@dataclass(frozen=True)
-class CertifiedRound:
-    """A round the committee executed and a quorum certified."""
-
-    height: int
-    block: bytes
-    body: dict[str, Decoded]
-    certificate: Certificate
-    model: Arrays
-
-
-class Committee(Protocol):
-    """The validators, as the strategy sees them."""
-
-    @property
-    def params(self) -> Params: ...
-
-    @property
-    def model(self) -> Arrays:
-        """The global model of the last certified block."""
-        ...
-
-    def ticket(self) -> Ticket:
-        """The next round's nonce and base model (from the last certified block)."""
-        ...
-
-    def certify_round(
-        self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
-    ) -> CertifiedRound:
-        """Order, execute and certify the next round's batch."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class EmbeddedCommittee:
@@ -142,7 +90,7 @@ class EmbeddedCommittee:
             app = PoTApplication(_copy(state), self.payloads, ledger)
             self.validators.append(Validator(i, key, app))
         apps = iter([v.app for v in self.validators])
-        self._pbft = InMemoryCommittee(
+        self._pbft = MemoryDriver(
             validators,
             clients=(COORDINATOR,),
             app_factory=lambda: next(apps),
@@ -187,9 +135,8 @@ class EmbeddedCommittee:
         self._last = self._certify(height, digest)
         self.payloads.clear()
         source = next(v for v in self.validators if v.app.state.head == digest)
-        body = decode(source.app.last_body or b"")
-        assert isinstance(body, dict)
-        return CertifiedRound(height, digest, body, self._last, source.app.state.model)
+        block = parse_round(source.app.last_body or b"")
+        return CertifiedRound(height, digest, block, self._last, source.app.state.model)
 
     def _certify(self, height: int, digest: bytes) -> Certificate:
         votes = {}

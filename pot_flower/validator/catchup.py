@@ -19,17 +19,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from pot_flower.encoding import DecodeError, decode
-from pot_flower.ledger import Ledger, LedgerError
 from pot_flower.patience import Interrupted, wait_for
-from pot_flower.protocol.block import (
+from pot_flower.protocol.block import BlockFormatError, parse_block
+from pot_flower.protocol.certificate import (
     GENESIS_PREVIOUS,
     Certificate,
     CertificateError,
     block_hash,
 )
-from pot_flower.protocol.execution import ChainState, Params
+from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.model import encode_arrays
+from pot_flower.protocol.params import Params
+from pot_flower.validator.ledger import Ledger, LedgerError
 
 T = TypeVar("T")
 
@@ -63,15 +64,10 @@ NO_PEERS: BlockSource = _NoPeers()
 def _links(body: bytes) -> tuple[bytes, bytes] | None:
     """``(previous, model)`` digests named by a block body, or None."""
     try:
-        value = decode(body)
-    except DecodeError:
+        block = parse_block(body)
+    except BlockFormatError:
         return None
-    if not isinstance(value, dict):
-        return None
-    previous, model = value.get("previous"), value.get("model")
-    if isinstance(previous, bytes) and isinstance(model, bytes):
-        return previous, model
-    return None
+    return block.previous, block.model
 
 
 def _certificate(copy: BlockCopy, height: int, params: Params) -> bytes | None:
@@ -106,7 +102,7 @@ def catch_up(
 ) -> int:
     """Append the blocks from ``ledger``'s head up to ``state``; return how many.
 
-    Raises :class:`~pot_flower.ledger.LedgerError` if the ledger holds another
+    Raises :class:`~pot_flower.validator.ledger.LedgerError` if the ledger holds another
     chain than the state extends, :class:`~pot_flower.patience.Unavailable` if
     peers did not serve a verifiable copy in time and
     :class:`~pot_flower.patience.Interrupted` when told to stop.

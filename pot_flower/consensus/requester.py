@@ -7,6 +7,7 @@ from pot_flower.consensus.effects import (
     Broadcast,
     CancelTimer,
     Completed,
+    Drop,
     Dropped,
     Effect,
     Rejected,
@@ -27,7 +28,7 @@ from pot_flower.zk.signatures import SigningKey
 RETRANSMIT_TIMER = "retransmit"
 
 
-class Client:
+class Requester:
     """A client with at most one outstanding request (closed loop, as in PBFT).
 
     A result is accepted only when f + 1 replicas sent the same result for the same
@@ -107,7 +108,7 @@ class Client:
         try:
             message = decode_message(data)
         except MessageError as exc:
-            return [Dropped(f"malformed reply: {exc}")]
+            return [Dropped(Drop.MALFORMED, f"malformed reply: {exc}")]
         return self.handle(message)
 
     def handle(self, message: Message) -> list[Effect]:
@@ -115,7 +116,11 @@ class Client:
         if isinstance(message, Superseded):
             return self._on_superseded(message)
         if not isinstance(message, Reply):
-            return [Dropped(f"clients only accept replies, got {message.TAG}")]
+            return [
+                Dropped(
+                    Drop.UNEXPECTED, f"requesters only take replies, got {message.TAG}"
+                )
+            ]
         request = self.outstanding
         if request is None or (message.client, message.timestamp) != (
             request.client,
@@ -125,7 +130,11 @@ class Client:
         if not 0 <= message.sender < self.config.n or not message.verify(
             self.config.replicas[message.sender]
         ):
-            return [Dropped("reply with a bad signature", message.sender)]
+            return [
+                Dropped(
+                    Drop.BAD_SIGNATURE, "reply with a bad signature", message.sender
+                )
+            ]
         self._replies.setdefault(message.sender, message.result)
         self._views.setdefault(message.sender, message.view)
         matching = sum(1 for r in self._replies.values() if r == message.result)
@@ -149,7 +158,13 @@ class Client:
         if not 0 <= notice.sender < self.config.n or not notice.verify(
             self.config.replicas[notice.sender]
         ):
-            return [Dropped("superseded notice with a bad signature", notice.sender)]
+            return [
+                Dropped(
+                    Drop.BAD_SIGNATURE,
+                    "superseded notice with a bad signature",
+                    notice.sender,
+                )
+            ]
         self._superseded.setdefault(notice.sender, notice.executed)
         if len(self._superseded) < self.config.weak_quorum:
             return []  # f liars cannot make a client give up

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pot_flower.consensus.application import Application, HashChainApp
-from pot_flower.consensus.client import Client
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.consensus.durable import DurableState, apply_writes
 from pot_flower.consensus.effects import (
@@ -28,6 +27,7 @@ from pot_flower.consensus.effects import (
     SetTimer,
 )
 from pot_flower.consensus.replica import Replica
+from pot_flower.consensus.requester import Requester
 from pot_flower.zk.signatures import SigningKey
 
 
@@ -40,7 +40,7 @@ class NodeLog:
     timers: set[str] = field(default_factory=set)
 
 
-class InMemoryCommittee:
+class MemoryDriver:
     """n replicas and any number of clients wired through one FIFO queue.
 
     Parameters
@@ -48,7 +48,7 @@ class InMemoryCommittee:
     n : int
         Committee size.
     clients : Iterable[str] (default: ("client-0",))
-        Client ids to register.
+        Requester ids to register.
     app_factory : callable (default: HashChainApp)
         Builds each replica's application.
     persist : bool (default: True)
@@ -84,7 +84,7 @@ class InMemoryCommittee:
         self.replicas: dict[int, Replica] = {
             i: Replica(self.config, i, self.keys[i], app_factory()) for i in range(n)
         }
-        self.clients = {c: Client(c, k, self.config) for c, k in client_keys.items()}
+        self.clients = {c: Requester(c, k, self.config) for c, k in client_keys.items()}
         self.logs = {i: NodeLog() for i in range(n)}
         self.completed: dict[str, list[Completed]] = {c: [] for c in client_keys}
         self.down: set[int] = set()

@@ -3,13 +3,13 @@
 Two operations reach it through PBFT: ``open-chain`` (genesis of a run's chain from
 an initial model and parameters; the committee's keys come from the validator's own
 configuration) and ``round`` (a round batch for an open chain, see
-:mod:`pot_flower.protocol.execution`). Both name payloads that arrive out of band, by
-digest, so both must come wrapped in an ``available`` request carrying a quorum of
-availability receipts (:mod:`pot_flower.availability`). A validator that lacks a
-payload then waits and fetches it from its peers (at least f + 1 honest validators
-hold it): all honest validators execute the same bytes, and none ever decides
-anything from a payload's absence. Without valid receipts, every honest validator
-refuses the request with the same error.
+:mod:`pot_flower.protocol.execution`). Both name payloads that arrive out of band,
+by digest, so both must come wrapped in an ``available`` request carrying a quorum
+of availability receipts (:mod:`pot_flower.validator.availability`). A validator
+that lacks a payload then waits and fetches it from its peers (at least f + 1 honest
+validators hold it): all honest validators execute the same bytes, and none ever
+decides anything from a payload's absence. Without valid receipts, every honest
+validator refuses the request with the same error.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pot_flower.availability import Receipt, canonical_digests, receipts_problem
-from pot_flower.catchup import BlockSource
 from pot_flower.encoding import (
     Decoded,
     DecodeError,
@@ -29,17 +27,20 @@ from pot_flower.encoding import (
     encode,
     signature_pairs,
 )
-from pot_flower.ledger import Ledger
 from pot_flower.patience import Unavailable, wait_for
-from pot_flower.payloads import PayloadStore, Retention
-from pot_flower.protocol.execution import (
-    ChainState,
-    Params,
-    RoundBatch,
-    genesis,
-)
+from pot_flower.protocol.batch import RoundBatch
+from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_arrays
-from pot_flower.validator import PoTApplication
+from pot_flower.protocol.params import Params
+from pot_flower.validator.application import PoTApplication
+from pot_flower.validator.availability import (
+    Receipt,
+    canonical_digests,
+    receipts_problem,
+)
+from pot_flower.validator.catchup import BlockSource
+from pot_flower.validator.ledger import Ledger
+from pot_flower.validator.payloads import PayloadStore, Retention
 
 Fetch = Callable[[bytes], bytes | None]
 log = logging.getLogger("pot.validator")
@@ -145,7 +146,7 @@ def named_payloads(operation: bytes) -> list[bytes]:
     return canonical_digests(s.payload for s in batch.submissions if s.payload)
 
 
-class ValidatorService:
+class Chains:
     """The replicated application of a validator daemon (many chains).
 
     Parameters

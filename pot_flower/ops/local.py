@@ -15,13 +15,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
 import grpc
 
-from pot_flower.deploy import load_committee, read_key, render_committee, write_key
-from pot_flower.flower_local import free_port
-from pot_flower.tlsgen import issue, make_ca
+from pot_flower.ops.committee_file import (
+    load_committee,
+    read_key,
+    render_committee,
+    write_key,
+)
+from pot_flower.ops.signals import stop_requested
+from pot_flower.ops.superlink import free_port
+from pot_flower.ops.tls import issue, make_ca
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
 from pot_flower.zk.signatures import SigningKey
@@ -131,35 +136,6 @@ def wait_healthy(path: Path, ids: list[int] | None = None, timeout: float = 30) 
         if pending:
             time.sleep(0.2)
     return not pending
-
-
-class StopFlag:
-    """Set by SIGTERM or SIGINT, and polled.
-
-    A signal handler must not take locks the interrupted main thread may hold,
-    as ``threading.Event.set`` would.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def wait(self, timeout: float = 0.2) -> bool:
-        """Sleep up to ``timeout``; whether a stop was requested."""
-        if not self.requested:
-            time.sleep(timeout)
-        return self.requested
-
-
-def stop_requested() -> StopFlag:
-    """A flag that SIGTERM and SIGINT set (for long-running commands)."""
-    flag = StopFlag()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        flag.requested = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    return flag
 
 
 def stop_all(

@@ -1,4 +1,4 @@
-"""A remote committee: the :class:`~pot_flower.committee.Committee` seam over gRPC.
+"""A remote committee: the :class:`~pot_flower.committee.base.Committee` seam over gRPC.
 
 The strategy's coordinator uploads payloads to every validator and collects a quorum
 of availability receipts (validators' signatures that they hold them all), has the
@@ -21,12 +21,12 @@ from typing import Any
 
 import grpc
 
-from pot_flower import availability
-from pot_flower.availability import Receipt, receipt_message
-from pot_flower.committee import CertifiedRound, CommitteeError, Ticket
+from pot_flower.committee.base import CertifiedRound, CommitteeError, Ticket
 from pot_flower.consensus.config import CommitteeConfig
-from pot_flower.encoding import Decoded, DecodeError, decode, encode
-from pot_flower.protocol.block import (
+from pot_flower.encoding import decode, encode
+from pot_flower.protocol.batch import RoundBatch, SubmissionRef
+from pot_flower.protocol.block import BlockFormatError, RoundBlock, parse_block
+from pot_flower.protocol.certificate import (
     BLOCK_DOMAIN,
     Certificate,
     CertificateError,
@@ -34,22 +34,24 @@ from pot_flower.protocol.block import (
     block_hash,
 )
 from pot_flower.protocol.envelope import round_nonce
-from pot_flower.protocol.execution import Params, RoundBatch, SubmissionRef
 from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
-from pot_flower.service import OpenChain, available_request
+from pot_flower.protocol.params import Params
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
-from pot_flower.transport.client import CommitteeClient
+from pot_flower.transport.gateway import Gateway
 from pot_flower.transport.server import CHUNK_BYTES, LATEST
 from pot_flower.transport.uploads import first_chunk
-from pot_flower.validator import parse_result
+from pot_flower.validator import availability
+from pot_flower.validator.application import parse_result
+from pot_flower.validator.availability import Receipt, receipt_message
+from pot_flower.validator.chains import OpenChain, available_request
 from pot_flower.zk.signatures import SigningKey
 
 UPLOAD_DEADLINE_S = 120.0
 
 
 class RemoteCommittee:
-    """Validators at ``addresses`` (see :class:`~pot_flower.committee.Committee`)."""
+    """Validators at ``addresses`` (the :class:`~.base.Committee` seam)."""
 
     def __init__(
         self,
@@ -73,7 +75,7 @@ class RemoteCommittee:
         self.timeout = timeout
         self._client_id = client_id
         self._client_key = client_key
-        self._client = CommitteeClient(
+        self._client = Gateway(
             config,
             client_id,
             client_key,
@@ -104,7 +106,7 @@ class RemoteCommittee:
         self._head = b""
         self._model: Arrays = {}
         self._model_digest = b""
-        self._body: dict[str, Decoded] = {}
+        self._body: RoundBlock | None = None  # the last certified round's
         if resume:
             self._last = self._resume()
             return
@@ -151,6 +153,7 @@ class RemoteCommittee:
         batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
         _, digest = self._order(available_request(batch.to_bytes(), receipts), height)
         self._last = self._certify(height, digest)
+        assert self._body is not None  # set by _certify
         return CertifiedRound(height, digest, self._body, self._last, self._model)
 
     def close(self) -> None:
@@ -182,12 +185,11 @@ class RemoteCommittee:
         for stub in self._stubs.values():
             try:
                 reply = stub.GetBlock(request, timeout=self.timeout)
-                body = decode(reply.body) if reply.body else None
-            except (grpc.RpcError, DecodeError):
+                block = parse_block(reply.body)
+            except (grpc.RpcError, BlockFormatError):
                 continue
-            if isinstance(body, dict) and isinstance(body.get("height"), int):
-                key = (int(body["height"]), block_hash(reply.body))  # type: ignore[arg-type]
-                heads[key] = heads.get(key, 0) + 1
+            key = (block.height, block_hash(reply.body))
+            heads[key] = heads.get(key, 0) + 1
         # Validators ahead hold the lower blocks too; _certify checks the votes.
         for height, digest in sorted(heads, reverse=True):
             holders = sum(n for (h, _), n in heads.items() if h >= height)
@@ -315,17 +317,16 @@ class RemoteCommittee:
                 f"block {height}: {len(votes)} valid votes, quorum is "
                 f"{self.config.quorum}"
             )
-        model_bytes = self._model_from(sorted(votes), run, height, body_bytes)
+        try:
+            block = parse_block(body_bytes)
+        except BlockFormatError as exc:
+            raise CommitteeError(f"block {height}: {exc}") from exc
+        model_bytes = self._model_from(sorted(votes), run, height, block.model)
         # A block certified before (a resumed run) keeps the certificate its
         # validators recorded: the next block pays fees to exactly those signers.
         certificate = recorded or assemble_certificate(
             height, digest, votes, self.config.quorum
         )
-        try:
-            body = decode(body_bytes)
-        except DecodeError as exc:
-            raise CommitteeError(f"block {height}: undecodable body") from exc
-        assert isinstance(body, dict)
         frame = pot_pb2.Frame(
             data=encode({"certificate": decode(certificate.to_bytes()), "run": run})
         )
@@ -338,7 +339,7 @@ class RemoteCommittee:
         futures.wait([handed[rid] for rid in votes], timeout=10)
         self._height = height
         self._head = digest
-        self._body = body
+        self._body = block if isinstance(block, RoundBlock) else None
         self._model = decode_arrays(model_bytes)
         self._model_digest = hashlib.sha256(model_bytes).digest()
         return certificate
@@ -384,10 +385,9 @@ class RemoteCommittee:
         return certificate
 
     def _model_from(
-        self, voters: list[int], run: int, height: int, body: bytes
+        self, voters: list[int], run: int, height: int, named: bytes
     ) -> bytes:
-        """The model block ``height`` names, from the first voter that serves it."""
-        named = _model_of(body)
+        """The model ``named`` by block ``height``, from the first voter serving it."""
         request = pot_pb2.BlockRequest(run=run, height=height, with_model=True)
         for rid in voters:
             try:
@@ -397,13 +397,3 @@ class RemoteCommittee:
             if reply.model and hashlib.sha256(reply.model).digest() == named:
                 return bytes(reply.model)
         raise CommitteeError(f"block {height}: no validator served its model")
-
-
-def _model_of(body: bytes) -> bytes | None:
-    """The model digest a block body names (None if it names none)."""
-    try:
-        value = decode(body)
-    except DecodeError:
-        return None
-    digest = value.get("model") if isinstance(value, dict) else None
-    return digest if isinstance(digest, bytes) else None

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 
 import grpc
 
-from pot_flower.consensus.client import RETRANSMIT_TIMER, Client
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.consensus.effects import (
     Broadcast,
@@ -28,6 +27,7 @@ from pot_flower.consensus.effects import (
     Send,
     SetTimer,
 )
+from pot_flower.consensus.requester import RETRANSMIT_TIMER, Requester
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
 from pot_flower.zk.signatures import SigningKey
@@ -41,11 +41,11 @@ class CommitteeTimeout(TimeoutError):
     """The committee did not answer within the deadline."""
 
 
-class DuplicateClient(RuntimeError):
+class DuplicateCoordinator(RuntimeError):
     """Another coordinator uses this client id: its newer requests executed."""
 
 
-class CommitteeClient:
+class Gateway:
     """A PBFT client talking to validators at ``addresses``."""
 
     def __init__(
@@ -59,7 +59,7 @@ class CommitteeClient:
         retransmit_ms: int = 500,
     ) -> None:
         # Timestamps must grow across coordinator restarts: microseconds of wall time.
-        self._client = Client(
+        self._client = Requester(
             client_id,
             key,
             config,
@@ -146,7 +146,7 @@ class CommitteeClient:
                     elif isinstance(effect, Completed):
                         return effect.result
                     elif isinstance(effect, Rejected):
-                        raise DuplicateClient(
+                        raise DuplicateCoordinator(
                             f"client id {self.id!r} is used by another coordinator:"
                             f" the committee executed its request {effect.newer},"
                             f" newer than ours ({effect.timestamp}); give each"

@@ -1,0 +1,1 @@
+"""The strategy's seam to the validators: protocol, embedded and remote committee."""

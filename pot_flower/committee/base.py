@@ -1,0 +1,71 @@
+"""The committee seam: what the strategy asks of validators.
+
+:class:`Committee` is all :class:`~pot_flower.strategies.PoTStrategy` knows: start a
+chain, tell the next round's ticket, take payloads, certify a round. Two committees
+implement it: :class:`~pot_flower.committee.embedded.EmbeddedCommittee` (n
+validators in this process) and :class:`~pot_flower.committee.remote.RemoteCommittee`
+(validator processes over gRPC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from pot_flower.protocol.batch import SubmissionRef
+from pot_flower.protocol.block import RoundBlock
+from pot_flower.protocol.certificate import Certificate
+from pot_flower.protocol.model import Arrays
+from pot_flower.protocol.params import Params
+
+COORDINATOR = "coordinator"
+
+
+class CommitteeError(RuntimeError):
+    """The committee did not certify a round."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What miners of the next round train against."""
+
+    round: int
+    nonce: bytes
+    base_digest: bytes
+    previous_block: bytes
+
+
+@dataclass(frozen=True)
+class CertifiedRound:
+    """A round the committee executed and a quorum certified."""
+
+    height: int
+    block: bytes
+    body: RoundBlock
+    certificate: Certificate
+    model: Arrays
+
+
+class Committee(Protocol):
+    """The validators, as the strategy sees them."""
+
+    @property
+    def params(self) -> Params: ...
+
+    @property
+    def model(self) -> Arrays:
+        """The global model of the last certified block."""
+        ...
+
+    def ticket(self) -> Ticket:
+        """The next round's nonce and base model (from the last certified block)."""
+        ...
+
+    def certify_round(
+        self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
+    ) -> CertifiedRound:
+        """Order, execute and certify the next round's batch."""
+        ...
+
+    def close(self) -> None: ...

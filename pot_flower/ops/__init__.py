@@ -1,0 +1,1 @@
+"""Operators' tools: daemon, local committees, committee files, TLS, SuperLink."""

@@ -1,0 +1,85 @@
+"""The batch PBFT orders once per round: the coordinator's relay of the replies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pot_flower.encoding import Decoded, DecodeError, decode, encode
+from pot_flower.protocol.certificate import Certificate
+from pot_flower.protocol.params import integer
+
+
+@dataclass(frozen=True)
+class SubmissionRef:
+    """One reply as the coordinator relays it: the signed envelope and its arrays.
+
+    ``payload`` is the SHA-256 of the canonical bytes of the returned arrays; the
+    arrays themselves travel outside the consensus messages.
+    """
+
+    node: int
+    envelope: bytes | None
+    signature: bytes | None
+    payload: bytes | None
+
+    def to_value(self) -> list[Decoded]:
+        return [self.node, self.envelope, self.signature, self.payload]
+
+
+@dataclass(frozen=True)
+class RoundBatch:
+    """The request PBFT orders once per round."""
+
+    run: int
+    round: int
+    submissions: tuple[SubmissionRef, ...]
+    previous_certificate: Certificate | None = None
+
+    def to_bytes(self) -> bytes:
+        return encode(
+            {
+                "kind": "round",
+                "previous-certificate": (
+                    None
+                    if self.previous_certificate is None
+                    else decode(self.previous_certificate.to_bytes())
+                ),
+                "round": self.round,
+                "run": self.run,
+                "submissions": [s.to_value() for s in self.submissions],
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RoundBatch:
+        try:
+            value = decode(data)
+        except DecodeError as exc:
+            raise ValueError(f"batch is not canonical: {exc}") from exc
+        if not (
+            isinstance(value, dict)
+            and set(value)
+            == {"kind", "previous-certificate", "round", "run", "submissions"}
+            and value["kind"] == "round"
+            and isinstance(value["submissions"], list)
+        ):
+            raise ValueError("not a round batch")
+        subs = []
+        for item in value["submissions"]:
+            if not (
+                isinstance(item, list)
+                and len(item) == 4
+                and isinstance(item[0], int)
+                and all(x is None or isinstance(x, bytes) for x in item[1:])
+            ):
+                raise ValueError(
+                    "submission must be [node, envelope, signature, payload]"
+                )
+            subs.append(SubmissionRef(item[0], item[1], item[2], item[3]))  # type: ignore[arg-type]
+        cert_value = value["previous-certificate"]
+        cert = None if cert_value is None else Certificate.from_value(cert_value)
+        return cls(integer(value["run"]), integer(value["round"]), tuple(subs), cert)
+
+
+class BatchError(ValueError):
+    """A batch that cannot be executed at this state (no block is produced)."""

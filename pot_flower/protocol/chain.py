@@ -1,0 +1,96 @@
+"""The chain state a validator holds after each block, and block 0 (genesis)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from pot_flower.encoding import DecodeError, decode, encode
+from pot_flower.protocol.block import ArraySpec, GenesisBlock
+from pot_flower.protocol.certificate import GENESIS_PREVIOUS, block_hash
+from pot_flower.protocol.envelope import round_nonce
+from pot_flower.protocol.layout import Layout
+from pot_flower.protocol.model import (
+    Arrays,
+    ModelFormatError,
+    canonical,
+    decode_arrays,
+    encode_arrays,
+    model_digest,
+)
+from pot_flower.protocol.params import Params, bytes_list, integer
+
+
+@dataclass
+class ChainState:
+    """What a validator knows after executing block ``height``."""
+
+    params: Params
+    height: int
+    head: bytes
+    model: Arrays
+    model_digest: bytes
+    miners: set[bytes] = field(default_factory=set)
+
+    @cached_property
+    def layout(self) -> Layout:
+        """The model's layout (computed once per state, used for every check)."""
+        return Layout(self.model)
+
+    def nonce(self) -> bytes:
+        """The nonce of the next round."""
+        return round_nonce(self.params.run, self.height + 1, self.head)
+
+    def to_bytes(self) -> bytes:
+        return encode(
+            {
+                "head": self.head,
+                "height": self.height,
+                "miners": sorted(self.miners),
+                "model": encode_arrays(self.model),
+                "params": self.params.to_value(),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ChainState:
+        try:
+            value = decode(data)
+            if not isinstance(value, dict):
+                raise ValueError("state must be a dictionary")
+            model_bytes = value["model"]
+            head = value["head"]
+            if not isinstance(model_bytes, bytes) or not isinstance(head, bytes):
+                raise ValueError("model and head must be bytes")
+            model = decode_arrays(model_bytes)
+            return cls(
+                params=Params.from_value(value["params"]),
+                height=integer(value["height"]),
+                head=head,
+                model={k: v.copy() for k, v in model.items()},
+                model_digest=hashlib.sha256(model_bytes).digest(),
+                miners=set(bytes_list(value["miners"])),
+            )
+        except (DecodeError, ModelFormatError, KeyError) as exc:
+            raise ValueError(f"bad chain state: {exc}") from exc
+
+
+def genesis(params: Params, model: Arrays) -> tuple[bytes, ChainState]:
+    """Block 0's body and the state after it."""
+    model = {k: canonical(v) for k, v in model.items()}
+    digest = model_digest(model)
+    block = GenesisBlock(
+        params=params,
+        layout=tuple(
+            ArraySpec(k, v.dtype.str, tuple(v.shape)) for k, v in model.items()
+        ),
+        model=digest,
+        previous=GENESIS_PREVIOUS,
+    )
+    body = block.to_bytes()
+    registered = (
+        set(params.allowed_miners) if params.registration == "allow-list" else set()
+    )
+    state = ChainState(params, 0, block_hash(body), model, digest, registered)
+    return body, state

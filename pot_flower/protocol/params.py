@@ -1,0 +1,103 @@
+"""A chain's parameters: everything fixed at genesis (hashed into block 0)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pot_flower.encoding import Decoded
+from pot_flower.protocol.fixedpoint import MAX_UNITS
+
+MAX_EXAMPLES = 1 << 20
+"""Most examples one submission may claim (keeps the total weight below 2**31)."""
+MAX_SUBMISSIONS = 2048
+"""Most submissions in one round's batch."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything fixed for a chain at genesis (hashed into block 0).
+
+    Parameters
+    ----------
+    run : int
+        Flower run id the chain belongs to.
+    validators : tuple[bytes, ...]
+        Committee public keys, by validator index.
+    quorum : int
+        Signatures a certificate needs (2f + 1).
+    norm_bound_units : int
+        Largest L2 norm of an update, in fixed-point units.
+    registration : str
+        ``"open"`` (a miner registers with its first valid submission) or
+        ``"allow-list"`` (only ``allowed_miners``).
+    allowed_miners : tuple[bytes, ...]
+        Miner public keys admitted under ``"allow-list"``.
+    emission : int
+        Token units minted per round.
+    validator_fee_ppm : int
+        Share of the emission paid to the previous block's certifiers (millionths).
+
+    """
+
+    run: int
+    validators: tuple[bytes, ...]
+    quorum: int
+    norm_bound_units: int
+    registration: str = "open"
+    allowed_miners: tuple[bytes, ...] = ()
+    emission: int = 1_000_000
+    validator_fee_ppm: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.registration not in ("open", "allow-list"):
+            raise ValueError("registration must be 'open' or 'allow-list'")
+        if not 0 < self.norm_bound_units <= MAX_UNITS:
+            raise ValueError("norm bound out of the fixed-point range")
+        if not 0 <= self.validator_fee_ppm <= 1_000_000 or self.emission < 0:
+            raise ValueError("emission and fee must be non-negative (fee <= 1e6 ppm)")
+        if not 1 <= self.quorum <= len(self.validators):
+            raise ValueError("quorum must be between 1 and the committee size")
+
+    def to_value(self) -> dict[str, Decoded]:
+        return {
+            "allowed-miners": sorted(self.allowed_miners),  # type: ignore[dict-item]
+            "emission": self.emission,
+            "norm-bound-units": self.norm_bound_units,
+            "quorum": self.quorum,
+            "registration": self.registration,
+            "run": self.run,
+            "validator-fee-ppm": self.validator_fee_ppm,
+            "validators": list(self.validators),
+        }
+
+    @classmethod
+    def from_value(cls, value: Decoded) -> Params:
+        if not isinstance(value, dict):
+            raise ValueError("params must be a dictionary")
+        try:
+            return cls(
+                run=integer(value["run"]),
+                validators=tuple(bytes_list(value["validators"])),
+                quorum=integer(value["quorum"]),
+                norm_bound_units=integer(value["norm-bound-units"]),
+                registration=str(value["registration"]),
+                allowed_miners=tuple(bytes_list(value["allowed-miners"])),
+                emission=integer(value["emission"]),
+                validator_fee_ppm=integer(value["validator-fee-ppm"]),
+            )
+        except KeyError as exc:
+            raise ValueError(f"params lack {exc}") from exc
+
+
+def integer(value: Decoded) -> int:
+    """``value`` if it is an integer (not a bool); ``ValueError`` if not."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return value
+
+
+def bytes_list(value: Decoded) -> list[bytes]:
+    """``value`` if it is a list of byte strings; ``ValueError`` if not."""
+    if not isinstance(value, list) or not all(isinstance(v, bytes) for v in value):
+        raise ValueError("expected a list of byte strings")
+    return value  # type: ignore[return-value]

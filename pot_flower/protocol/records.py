@@ -1,0 +1,119 @@
+"""The Flower records PoT adds to messages, and their codecs (no flwr import).
+
+Both sides import this module: the strategy writes a ticket into each train
+message and reads the signed reply; ``pot_mod`` on the miner reads the ticket and
+writes the reply. A record is read as a plain mapping, so anything a stranger puts
+there decodes to ``None`` rather than raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from pot_flower.protocol.model import Arrays, canonical
+
+TICKET_RECORD = "pot.ticket"
+"""ConfigRecord of a train message: the round's ticket."""
+SUBMISSION_RECORD = "pot"
+"""ConfigRecord of a train reply: the signed envelope."""
+KEYSTORE_KEY = "pot-keystore"
+"""Run-config key naming the miners' keystore directory."""
+
+ConfigValue = (
+    int
+    | float
+    | str
+    | bytes
+    | bool
+    | list[int]
+    | list[float]
+    | list[str]
+    | list[bytes]
+    | list[bool]
+)
+"""What a Flower ConfigRecord may hold."""
+
+
+@dataclass(frozen=True)
+class TicketRecord:
+    """What a miner signs against: run, round, nonce and the base model's digest."""
+
+    run: int
+    round: int
+    nonce: bytes
+    base_digest: bytes
+
+    def to_value(self) -> dict[str, ConfigValue]:
+        return {
+            "run": self.run,
+            "round": self.round,
+            "nonce": self.nonce,
+            "base-digest": self.base_digest,
+        }
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, object]) -> TicketRecord | None:
+        """The ticket in a ConfigRecord, or ``None`` if it is not one."""
+        run, round_, nonce = value.get("run"), value.get("round"), value.get("nonce")
+        base = value.get("base-digest", b"")
+        if not (
+            type(run) is int
+            and type(round_) is int
+            and isinstance(nonce, bytes)
+            and isinstance(base, bytes)
+        ):
+            return None
+        return cls(run, round_, nonce, base)
+
+
+@dataclass(frozen=True)
+class SignedReply:
+    """The envelope and signature a miner adds to its train reply."""
+
+    envelope: bytes | None
+    signature: bytes | None
+
+    def to_value(self) -> dict[str, ConfigValue]:
+        value = {"envelope": self.envelope, "signature": self.signature}
+        return {k: v for k, v in value.items() if v is not None}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, object] | None) -> SignedReply:
+        """What a reply's record holds (``None`` for each part that is not bytes)."""
+        if value is None:
+            return cls(None, None)
+        envelope, signature = value.get("envelope"), value.get("signature")
+        return cls(
+            envelope if isinstance(envelope, bytes) else None,
+            signature if isinstance(signature, bytes) else None,
+        )
+
+
+class _HasNumpy(Protocol):
+    def numpy(self) -> np.ndarray: ...
+
+
+class ArrayItems(Protocol):
+    """What :func:`arrays_of` needs of Flower's ``ArrayRecord``."""
+
+    def items(self) -> Iterable[tuple[str, _HasNumpy]]: ...
+
+
+def arrays_of(record: ArrayItems) -> Arrays:
+    """An ArrayRecord as canonical numpy arrays, in the record's key order."""
+    return {name: canonical(array.numpy()) for name, array in record.items()}
+
+
+def in_order(arrays: Arrays, keys: list[str]) -> Arrays:
+    """``arrays`` in the model's key order when they hold exactly its keys.
+
+    Key order carries no meaning in a reply; fixing it here (miner and coordinator
+    alike) keeps a reordered but complete reply from being rejected as wrong-keys.
+    """
+    if set(arrays) == set(keys) and len(arrays) == len(keys):
+        return {k: arrays[k] for k in keys}
+    return arrays

@@ -1,0 +1,1 @@
+"""One validator's application without gRPC: chains, ledger, payloads, catch-up."""
