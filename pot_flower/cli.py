@@ -18,6 +18,7 @@ from pot_flower.sim.simulator import RunResult
 if TYPE_CHECKING:
     from pot_flower.audit import HeadSource, LiveHead, Pins
     from pot_flower.ops.committee_file import CommitteeFile
+    from pot_flower.protocol.block import RoundBlock
 
 app = typer.Typer(
     help="pot-flower: Proof of Training for Flower with a PBFT validator committee.",
@@ -248,15 +249,28 @@ def _live_source(committee: CommitteeFile, identity: str, timeout: float) -> Hea
 
 
 @ledger.command("show")
-def ledger_show(path: LedgerPath, blocks: bool = True) -> None:
+def ledger_show(
+    path: LedgerPath,
+    submissions: Annotated[
+        bool,
+        typer.Option(
+            "--submissions",
+            "-s",
+            help="Also print each round's submissions: node, miner, verdict, "
+            "reason, examples, quality, reward.",
+        ),
+    ] = False,
+) -> None:
     """Print the ledger as a table: one row per stored row, nothing verified.
 
     Rows that are not what a ledger holds are shown as far as they can be (their
-    storage class, "undecodable"); exit 2 if the file cannot be read at all.
+    storage class, "malformed"); exit 2 if the file cannot be read at all.
     """
     from rich.text import Text
 
     from pot_flower.audit import LedgerReadError, read_rows, sorted_rows, summarize
+    from pot_flower.audit.rows import typed_block
+    from pot_flower.protocol.block import RoundBlock
 
     try:
         rows = read_rows(path)
@@ -274,11 +288,71 @@ def ledger_show(path: LedgerPath, blocks: bool = True) -> None:
         "certified by",
     ):
         table.add_column(column)
-    for row in sorted_rows(rows):
+    ordered = sorted_rows(rows)
+    for row in ordered:
         s = summarize(row)
         cells = (s.height, s.hash, s.model, s.accepted, s.rejected, s.reasons)
         table.add_row(*(Text(c) for c in (*cells, s.minted, s.signers)))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if not submissions:
+        return
+    for row in ordered:
+        block = typed_block(row)
+        if isinstance(block, RoundBlock):
+            console.print(_submissions_table(block))
+
+
+def _submissions_table(block: RoundBlock) -> Table:
+    from rich.text import Text
+
+    table = Table(title=Text(f"block {block.height}: submissions"))
+    for column in ("node", "miner", "verdict", "reason", "examples", "quality"):
+        table.add_column(column)
+    table.add_column("reward", justify="right")
+    for sub in block.submissions:
+        cells = (
+            str(sub.node),
+            sub.miner.hex()[:16] if sub.miner else "-",
+            "accepted" if sub.accepted else "rejected",
+            str(sub.reason or ""),
+            str(sub.examples),
+            f"{sub.quality_ppm / 1e6:.6f}",
+            str(sub.reward),
+        )
+        table.add_row(*(Text(c) for c in cells))
+    return table
+
+
+@ledger.command("export")
+def ledger_export(
+    path: LedgerPath,
+    directory: Annotated[Path, typer.Argument(help="Where blocks.jsonl goes.")],
+    committee: CommitteeOpt = None,
+    validator_keys: KeysOpt = None,
+    genesis_hash: GenesisOpt = None,
+    expect_height: HeightOpt = None,
+) -> None:
+    """Write a verified ledger's blocks to DIRECTORY/blocks.jsonl, one per line.
+
+    Each line is one typed block in JSON: height, hash, signers, model digests and,
+    for rounds, every submission's node, miner key, verdict, reason, examples,
+    quality and reward, plus the validator fees. Takes the pins of ``pot ledger
+    verify``; exit 1 (one line) if the ledger does not verify, 2 on a usage error.
+    """
+    from pot_flower.audit import audit_ledger
+    from pot_flower.audit.export import export_blocks
+
+    report = audit_ledger(
+        path, _pins(committee, validator_keys, genesis_hash, expect_height)
+    )
+    if not report.ok:
+        raise _fail_line(f"ledger does not verify: {report.problem}", 1)
+    try:
+        out = export_blocks(path, directory)
+    except OSError as exc:
+        raise _fail_line(f"error: cannot write {directory}: {exc}", 2) from exc
+    typer.echo(f"{report.blocks} blocks written to {out}; {report.trust()}")
 
 
 @ledger.command("verify")
@@ -350,6 +424,13 @@ def rewards(
     validator_keys: KeysOpt = None,
     genesis_hash: GenesisOpt = None,
     expect_height: HeightOpt = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object: full keys, balances, each miner's nodes.",
+        ),
+    ] = False,
 ) -> None:
     """Print token balances (miners and validators) from a verified ledger.
 
@@ -357,12 +438,16 @@ def rewards(
     not verify, 2 on a usage error.
     """
     from pot_flower.audit import audit_ledger
+    from pot_flower.audit.export import balances
 
     report = audit_ledger(
         path, _pins(committee, validator_keys, genesis_hash, expect_height)
     )
     if not report.ok:
         raise _fail_line(f"ledger does not verify: {report.problem}", 1)
+    if as_json:
+        print(json.dumps(balances(path, report), sort_keys=True))
+        return
     table = Table(title=f"balances after {report.blocks - 1} rounds (token units)")
     table.add_column("account")
     table.add_column("key")

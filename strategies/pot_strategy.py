@@ -38,6 +38,7 @@ from pot_flower.protocol.model import (
 )
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.records import (
+    KEYSTORE_KEY,
     SUBMISSION_RECORD,
     TICKET_RECORD,
     SignedReply,
@@ -47,6 +48,27 @@ from pot_flower.protocol.records import (
 )
 
 CommitteeFactory = Callable[[int, Arrays], Committee]
+
+
+RUN_CONFIG_KEYS: dict[str, tuple[str, type]] = {
+    "fraction-train": ("fraction_train", float),
+    "fraction-evaluate": ("fraction_evaluate", float),
+    "min-train-nodes": ("min_train_nodes", int),
+    "min-evaluate-nodes": ("min_evaluate_nodes", int),
+    "min-available-nodes": ("min_available_nodes", int),
+    "pot-validators": ("validators", int),
+    "pot-ledger-dir": ("ledger_dir", str),
+    "pot-max-update-norm": ("max_update_norm", float),
+    "pot-registration": ("registration", str),
+    "pot-allowed-miners": ("allowed_miners", str),
+    "pot-emission": ("emission", int),
+    "pot-validator-fee-ppm": ("validator_fee_ppm", int),
+    "pot-committee": ("committee_file", str),
+    "pot-coordinator-key": ("coordinator_key", str),
+    "pot-coordinator-id": ("coordinator_id", str),
+    "pot-resume-run": ("resume_run", int),
+}
+"""``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
 
 @dataclass
@@ -159,34 +181,12 @@ class PoTStrategy(Strategy):
         self.min_available_nodes = min_available_nodes
         self.validators = validators
         self.ledger_dir = None if ledger_dir is None else Path(ledger_dir)
-        self.max_update_norm = max_update_norm
-        self.norm_bound_units = max_norm_units(max_update_norm)
-        if registration not in ("open", "allow-list"):
-            raise ValueError("registration must be 'open' or 'allow-list'")
-        self.registration = registration
-        self.allowed_miners = _load_miners(allowed_miners)
-        if registration == "allow-list" and not self.allowed_miners:
-            raise ValueError("registration 'allow-list' needs allowed_miners")
-        self.emission = emission
-        self.validator_fee_ppm = validator_fee_ppm
-        self._committee_factory = committee
-        self.committee_file = (
-            None if committee_file in (None, "") else Path(committee_file)
+        self._set_chain_rules(
+            max_update_norm, registration, allowed_miners, emission, validator_fee_ppm
         )
-        self.coordinator_key = (
-            None if coordinator_key in (None, "") else Path(coordinator_key)
+        self._set_committee(
+            committee, committee_file, coordinator_key, coordinator_id, resume_run
         )
-        self.coordinator_id = coordinator_id
-        self.resume_run = resume_run or None
-        if (
-            self.resume_run is not None
-            and committee_file in (None, "")
-            and (committee is None)
-        ):
-            raise ValueError(
-                "resuming needs a remote committee (pot-committee): the embedded "
-                "committee's keys live only as long as its run"
-            )
         self._offset = 0
         self.on_round = on_round
         self.arrayrecord_key = arrayrecord_key
@@ -197,29 +197,66 @@ class PoTStrategy(Strategy):
         self._round_started = 0.0
         self._failures = 0
 
+    def _set_chain_rules(
+        self,
+        max_update_norm: float,
+        registration: str,
+        allowed_miners: Iterable[bytes | str] | str | Path | None,
+        emission: int,
+        validator_fee_ppm: int,
+    ) -> None:
+        """What genesis fixes for the chain: update bound, registration, rewards."""
+        self.max_update_norm = max_update_norm
+        self.norm_bound_units = max_norm_units(max_update_norm)
+        if registration not in ("open", "allow-list"):
+            raise ValueError("registration must be 'open' or 'allow-list'")
+        self.registration = registration
+        self.allowed_miners = _load_miners(allowed_miners)
+        if registration == "allow-list" and not self.allowed_miners:
+            raise ValueError("registration 'allow-list' needs allowed_miners")
+        self.emission = emission
+        self.validator_fee_ppm = validator_fee_ppm
+
+    def _set_committee(
+        self,
+        factory: CommitteeFactory | None,
+        committee_file: str | Path | None,
+        coordinator_key: str | Path | None,
+        coordinator_id: str,
+        resume_run: int | None,
+    ) -> None:
+        """Which committee certifies: a factory, a remote one, or an embedded one."""
+        self._committee_factory = factory
+        self.committee_file = (
+            None if committee_file in (None, "") else Path(committee_file)
+        )
+        self.coordinator_key = (
+            None if coordinator_key in (None, "") else Path(coordinator_key)
+        )
+        self.coordinator_id = coordinator_id
+        self.resume_run = resume_run or None
+        if self.resume_run and self.committee_file is None and factory is None:
+            raise ValueError(
+                "resuming needs a remote committee (pot-committee): the embedded "
+                "committee's keys live only as long as its run"
+            )
+
     @classmethod
     def from_run_config(
         cls, run_config: Mapping[str, Any], **overrides: Any
     ) -> PoTStrategy:
         """Settings from ``[tool.flwr.app.config]`` kebab-case keys (see README)."""
-        keys = {
-            "fraction-train": ("fraction_train", float),
-            "fraction-evaluate": ("fraction_evaluate", float),
-            "min-train-nodes": ("min_train_nodes", int),
-            "min-evaluate-nodes": ("min_evaluate_nodes", int),
-            "min-available-nodes": ("min_available_nodes", int),
-            "pot-validators": ("validators", int),
-            "pot-ledger-dir": ("ledger_dir", str),
-            "pot-max-update-norm": ("max_update_norm", float),
-            "pot-registration": ("registration", str),
-            "pot-allowed-miners": ("allowed_miners", str),
-            "pot-emission": ("emission", int),
-            "pot-validator-fee-ppm": ("validator_fee_ppm", int),
-            "pot-committee": ("committee_file", str),
-            "pot-coordinator-key": ("coordinator_key", str),
-            "pot-coordinator-id": ("coordinator_id", str),
-            "pot-resume-run": ("resume_run", int),
-        }
+        # A mistyped PoT key would silently keep its default: refuse it.
+        keys = RUN_CONFIG_KEYS
+        valid = sorted([*(k for k in keys if k.startswith("pot-")), KEYSTORE_KEY])
+        unknown = sorted(
+            k for k in run_config if k.startswith("pot-") and k not in valid
+        )
+        if unknown:
+            raise ValueError(
+                f"unknown PoT run-config key(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(valid)}"
+            )
         kwargs: dict[str, Any] = {}
         for key, (name, kind) in keys.items():
             value = run_config.get(key)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.protocol.batch import RoundBatch, SubmissionRef
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.fixedpoint import max_norm_units
@@ -115,3 +117,43 @@ class RoundBuilder:
         }
         kwargs.update(overrides)
         return RoundBatch(**kwargs).to_bytes()  # type: ignore[arg-type]
+
+
+JUNK = SubmissionRef(999, b"junk", b"junk", None)  # a reply nobody signed
+
+
+def run_committee(
+    directory: Path,
+    *,
+    run: int = 5,
+    rounds: int = 3,
+    nodes: tuple[int, ...] = (100, 101, 102, 103, 104),
+    bad: SubmissionRef | None = JUNK,
+) -> EmbeddedCommittee:
+    """An embedded committee's ledgers after ``rounds`` honest rounds (plus ``bad``)."""
+    committee = EmbeddedCommittee(
+        directory, run=run, model=model(), norm_bound_units=max_norm_units(10.0)
+    )
+    current = model()
+    for _ in range(rounds):
+        ticket = committee.ticket()
+        refs, payloads = [], {}
+        for i, node in enumerate(nodes):
+            sub = build_submission(
+                miner(i),
+                run=run,
+                round_=ticket.round,
+                node=node,
+                nonce=ticket.nonce,
+                received=current,
+                returned=trained(current, i + 10 * ticket.round),
+                num_examples=10 + i,
+            )
+            digest = hashlib.sha256(sub.payload).digest()
+            payloads[digest] = sub.payload
+            refs.append(SubmissionRef(node, sub.envelope_bytes, sub.signature, digest))
+        if bad is not None:
+            refs.append(bad)
+        current = committee.certify_round(refs, payloads).model
+    committee.close()
+    return committee

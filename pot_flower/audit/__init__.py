@@ -32,10 +32,8 @@ Modules
 """
 
 from pot_flower.audit.chain import audit_ledger
-from pot_flower.audit.live import LATEST, live_head
+from pot_flower.audit.live import live_head
 from pot_flower.audit.report import (
-    HASH_SIZE,
-    KEY_SIZE,
     AuditReport,
     BadBlock,
     CommitteePin,
@@ -64,7 +62,8 @@ from pot_flower.audit.wal import (
     check_wal,
     scan_wal,
 )
-from pot_flower.protocol.block import GENESIS_VERSION
+from pot_flower.protocol.block import GENESIS_VERSION, HASH_SIZE, KEY_SIZE
+from pot_flower.validator.reads import LATEST
 
 __all__ = [
     "GENESIS_VERSION",

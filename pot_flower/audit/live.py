@@ -21,7 +21,7 @@ from pot_flower.zk.signatures import VerifyKey
 if TYPE_CHECKING:
     from pot_flower.ops.committee_file import CommitteeFile
 
-LATEST = (1 << 64) - 1  # BlockRequest.height for a validator's latest block
+from pot_flower.validator.reads import LATEST
 
 
 @dataclass(frozen=True)

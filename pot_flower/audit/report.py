@@ -14,8 +14,7 @@ from pot_flower.consensus.quorum import quorum as bft_quorum
 if TYPE_CHECKING:
     from pot_flower.ops.committee_file import CommitteeFile
 
-HASH_SIZE = 32
-KEY_SIZE = 32
+from pot_flower.protocol.block import HASH_SIZE, KEY_SIZE
 
 
 # ------------------------------------------------------------------- outcomes

@@ -16,6 +16,7 @@ from typing import Protocol
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import RoundBlock
 from pot_flower.protocol.certificate import Certificate
+from pot_flower.protocol.envelope import round_nonce
 from pot_flower.protocol.model import Arrays
 from pot_flower.protocol.params import Params
 
@@ -69,3 +70,39 @@ class Committee(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CertifiedHead:
+    """The :class:`Committee` read-outs both committees share, from their head.
+
+    A committee keeps its parameters and last certificate, and says what its last
+    certified block holds through :meth:`_head`.
+    """
+
+    _params: Params
+    _last: Certificate
+
+    def _head(self) -> tuple[int, bytes, Arrays, bytes]:
+        """``(height, block hash, model, model digest)`` of the last certified block."""
+        raise NotImplementedError
+
+    @property
+    def params(self) -> Params:
+        """The chain's parameters (as genesis records them)."""
+        return self._params
+
+    @property
+    def last_certificate(self) -> Certificate:
+        """The certificate of the last certified block."""
+        return self._last
+
+    @property
+    def model(self) -> Arrays:
+        """The global model of the last certified block."""
+        return self._head()[2]
+
+    def ticket(self) -> Ticket:
+        """The next round's nonce and base model (from the last certified block)."""
+        height, head, _, digest = self._head()
+        nonce = round_nonce(self._params.run, height + 1, head)
+        return Ticket(height + 1, nonce, digest, head)

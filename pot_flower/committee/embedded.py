@@ -12,9 +12,9 @@ from pathlib import Path
 
 from pot_flower.committee.base import (
     COORDINATOR,
+    CertifiedHead,
     CertifiedRound,
     CommitteeError,
-    Ticket,
 )
 from pot_flower.consensus.memory import MemoryDriver
 from pot_flower.consensus.quorum import quorum
@@ -31,7 +31,7 @@ from pot_flower.validator.ledger import Ledger
 from pot_flower.zk.signatures import SigningKey
 
 
-class EmbeddedCommittee:
+class EmbeddedCommittee(CertifiedHead):
     """n validators in this process (default for ``flwr run``).
 
     Parameters
@@ -98,21 +98,9 @@ class EmbeddedCommittee:
         )
         self._last = self._certify(0, state.head)
 
-    @property
-    def params(self) -> Params:
-        return self._params
-
-    @property
-    def last_certificate(self) -> Certificate:
-        return self._last
-
-    @property
-    def model(self) -> Arrays:
-        return self.validators[0].app.state.model
-
-    def ticket(self) -> Ticket:
+    def _head(self) -> tuple[int, bytes, Arrays, bytes]:
         state = self.validators[0].app.state
-        return Ticket(state.height + 1, state.nonce(), state.model_digest, state.head)
+        return state.height, state.head, state.model, state.model_digest
 
     def certify_round(
         self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]

@@ -21,7 +21,11 @@ from typing import Any
 
 import grpc
 
-from pot_flower.committee.base import CertifiedRound, CommitteeError, Ticket
+from pot_flower.committee.base import (
+    CertifiedHead,
+    CertifiedRound,
+    CommitteeError,
+)
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.encoding import decode, encode
 from pot_flower.protocol.batch import RoundBatch, SubmissionRef
@@ -33,24 +37,24 @@ from pot_flower.protocol.certificate import (
     assemble_certificate,
     block_hash,
 )
-from pot_flower.protocol.envelope import round_nonce
 from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
 from pot_flower.protocol.params import Params
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
 from pot_flower.transport.gateway import Gateway
-from pot_flower.transport.server import CHUNK_BYTES, LATEST
+from pot_flower.transport.server import CHUNK_BYTES
 from pot_flower.transport.uploads import first_chunk
 from pot_flower.validator import availability
 from pot_flower.validator.application import parse_result
 from pot_flower.validator.availability import Receipt, receipt_message
 from pot_flower.validator.chains import OpenChain, available_request
+from pot_flower.validator.reads import LATEST
 from pot_flower.zk.signatures import SigningKey
 
 UPLOAD_DEADLINE_S = 120.0
 
 
-class RemoteCommittee:
+class RemoteCommittee(CertifiedHead):
     """Validators at ``addresses`` (the :class:`~.base.Committee` seam)."""
 
     def __init__(
@@ -75,23 +79,7 @@ class RemoteCommittee:
         self.timeout = timeout
         self._client_id = client_id
         self._client_key = client_key
-        self._client = Gateway(
-            config,
-            client_id,
-            client_key,
-            addresses,
-            channel_credentials=channel_credentials,
-        )
-        self._channels = {
-            rid: open_channel(a, channel_credentials) for rid, a in addresses.items()
-        }
-        self._stubs = {
-            rid: pot_pb2_grpc.ValidatorStub(ch)  # type: ignore[no-untyped-call]
-            for rid, ch in self._channels.items()
-        }
-        # Per validator: a vote poll, a certificate hand-over and a receipt or
-        # upload may be in flight at once, stragglers included.
-        self._pool = futures.ThreadPoolExecutor(max_workers=4 * len(addresses) + 4)
+        self._connect(addresses, channel_credentials)
         self._params = Params(
             run=run,
             validators=tuple(k.raw for k in config.replicas),
@@ -103,46 +91,14 @@ class RemoteCommittee:
             validator_fee_ppm=validator_fee_ppm,
         )
         self._height = -1
-        self._head = b""
+        self._head_hash = b""
         self._model: Arrays = {}
         self._model_digest = b""
         self._body: RoundBlock | None = None  # the last certified round's
-        if resume:
-            self._last = self._resume()
-            return
-        model_bytes = encode_arrays(model)
-        model_digest = hashlib.sha256(model_bytes).digest()
-        receipts = self._make_available(
-            {model_digest: model_bytes}, [model_digest], round_=0
-        )
-        request = OpenChain(
-            run,
-            model_digest,
-            norm_bound_units,
-            registration,
-            allowed_miners,
-            emission,
-            validator_fee_ppm,
-        )
-        height, digest = self._order(available_request(request.to_bytes(), receipts), 0)
-        self._last = self._certify(height, digest)
+        self._last = self._resume() if resume else self._open_chain(model)
 
-    @property
-    def params(self) -> Params:
-        return self._params
-
-    @property
-    def last_certificate(self) -> Certificate:
-        return self._last
-
-    @property
-    def model(self) -> Arrays:
-        return self._model
-
-    def ticket(self) -> Ticket:
-        run = self._params.run
-        nonce = round_nonce(run, self._height + 1, self._head)
-        return Ticket(self._height + 1, nonce, self._model_digest, self._head)
+    def _head(self) -> tuple[int, bytes, Arrays, bytes]:
+        return self._height, self._head_hash, self._model, self._model_digest
 
     def certify_round(
         self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
@@ -163,6 +119,50 @@ class RemoteCommittee:
             channel.close()
 
     # ------------------------------------------------------------ plumbing
+    def _connect(
+        self,
+        addresses: Mapping[int, str],
+        credentials: grpc.ChannelCredentials | None,
+    ) -> None:
+        """The gateway for ordering, and one stub per validator for the PoT RPCs."""
+        self._client = Gateway(
+            self.config,
+            self._client_id,
+            self._client_key,
+            addresses,
+            channel_credentials=credentials,
+        )
+        self._channels = {
+            rid: open_channel(a, credentials) for rid, a in addresses.items()
+        }
+        self._stubs = {
+            rid: pot_pb2_grpc.ValidatorStub(ch)  # type: ignore[no-untyped-call]
+            for rid, ch in self._channels.items()
+        }
+        # Per validator: a vote poll, a certificate hand-over and a receipt or
+        # upload may be in flight at once, stragglers included.
+        self._pool = futures.ThreadPoolExecutor(max_workers=4 * len(addresses) + 4)
+
+    def _open_chain(self, model: Arrays) -> Certificate:
+        """Genesis of this run's chain on every validator; its certificate."""
+        p = self._params
+        model_bytes = encode_arrays(model)
+        model_digest = hashlib.sha256(model_bytes).digest()
+        receipts = self._make_available(
+            {model_digest: model_bytes}, [model_digest], round_=0
+        )
+        request = OpenChain(
+            p.run,
+            model_digest,
+            p.norm_bound_units,
+            p.registration,
+            p.allowed_miners,
+            p.emission,
+            p.validator_fee_ppm,
+        )
+        height, digest = self._order(available_request(request.to_bytes(), receipts), 0)
+        return self._certify(height, digest)
+
     def _order(self, operation: bytes, height: int) -> tuple[int, bytes]:
         try:
             result = self._client.call(operation, timeout=self.timeout)
@@ -338,7 +338,7 @@ class RemoteCommittee:
         # coordinator finds it); the others, possibly down, are not waited for.
         futures.wait([handed[rid] for rid in votes], timeout=10)
         self._height = height
-        self._head = digest
+        self._head_hash = digest
         self._body = block if isinstance(block, RoundBlock) else None
         self._model = decode_arrays(model_bytes)
         self._model_digest = hashlib.sha256(model_bytes).digest()

@@ -26,9 +26,9 @@ from pot_flower.ops.committee_file import CommitteeFileError, load_committee, re
 from pot_flower.ops.signals import stop_requested
 from pot_flower.patience import Interrupted
 from pot_flower.transport.node import ValidatorNode
-from pot_flower.transport.store import RecordStore
 from pot_flower.validator.chains import Chains, named_payloads
 from pot_flower.validator.payloads import PayloadStore, Retention
+from pot_flower.validator.records import RecordStore
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 3

@@ -116,6 +116,10 @@ def _bytes_list(value: Decoded, what: str, size: int | None = None) -> list[byte
     return items
 
 
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
+
+
 def _kind(value: Decoded) -> str | None:
     kind = value.get("kind") if isinstance(value, dict) else None
     return kind if isinstance(kind, str) else None
@@ -182,6 +186,19 @@ class SubmissionRecord:
             "reason": "" if self.reason is None else self.reason.value,
             "reward": self.reward,
             "verdict": ACCEPTED if self.reason is None else REJECTED,
+        }
+
+    def to_json(self) -> dict[str, object]:
+        """The record for JSON (keys in full hex; ``reason`` null if accepted)."""
+        return {
+            "node": self.node,
+            "miner": _hex(self.miner),
+            "commitment": _hex(self.commitment),
+            "examples": self.examples,
+            "verdict": ACCEPTED if self.reason is None else REJECTED,
+            "reason": None if self.reason is None else self.reason.value,
+            "quality-ppm": self.quality_ppm,
+            "reward": self.reward,
         }
 
     @classmethod
@@ -331,6 +348,25 @@ class RoundBlock:
     def to_bytes(self) -> bytes:
         return encode(self.to_value())
 
+    def to_json(self) -> dict[str, object]:
+        """The block for JSON: every field, byte strings in hex."""
+        return {
+            "kind": ROUND,
+            "height": self.height,
+            "run": self.run,
+            "previous": self.previous.hex(),
+            "base": self.base.hex(),
+            "nonce": self.nonce.hex(),
+            "model": self.model.hex(),
+            "minted": self.minted,
+            "registrations": [m.hex() for m in self.registrations],
+            "submissions": [s.to_json() for s in self.submissions],
+            "validator-fees": [
+                {"validator": f.validator, "amount": f.amount}
+                for f in self.validator_fees
+            ],
+        }
+
     @classmethod
     def from_value(cls, value: Decoded) -> RoundBlock:
         if _kind(value) != ROUND:
@@ -427,6 +463,31 @@ class GenesisBlock:
 
     def to_bytes(self) -> bytes:
         return encode(self.to_value())
+
+    def to_json(self) -> dict[str, object]:
+        """The block for JSON: every field, byte strings in hex."""
+        p = self.params
+        return {
+            "kind": GENESIS,
+            "height": self.height,
+            "version": self.version,
+            "previous": self.previous.hex(),
+            "model": self.model.hex(),
+            "layout": [
+                {"name": a.name, "dtype": a.dtype, "shape": list(a.shape)}
+                for a in self.layout
+            ],
+            "params": {
+                "run": p.run,
+                "validators": [k.hex() for k in p.validators],
+                "quorum": p.quorum,
+                "norm-bound-units": p.norm_bound_units,
+                "registration": p.registration,
+                "allowed-miners": [k.hex() for k in p.allowed_miners],
+                "emission": p.emission,
+                "validator-fee-ppm": p.validator_fee_ppm,
+            },
+        }
 
     @classmethod
     def params_of(cls, value: Decoded) -> Params:

@@ -11,7 +11,7 @@ import numpy as np
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SubmissionRecord
 from pot_flower.protocol.chain import ChainState
-from pot_flower.protocol.envelope import EnvelopeError, verify_envelope
+from pot_flower.protocol.envelope import Envelope, EnvelopeError, verify_envelope
 from pot_flower.protocol.fixedpoint import FloatArray, IntArray, norm_within
 from pot_flower.protocol.model import ModelFormatError, decode_arrays
 from pot_flower.protocol.params import MAX_EXAMPLES
@@ -54,23 +54,37 @@ def check_submission(
 ) -> Verdict:
     """Every per-submission check, in a fixed order; the first failure decides.
 
-    A pure function of the state and the submission.
+    A pure function of the state and the submission: the signature, then the
+    envelope against the round's ticket, then the update against its commitment.
     """
     verdict = Verdict(sub.node, None, None, 0)
-    if not sub.envelope or not sub.signature:
-        verdict.reason = Reason.MISSING_SIGNATURE
-        return verdict
-    try:
-        envelope = verify_envelope(sub.envelope, sub.signature)
-    except EnvelopeError:
-        verdict.reason = Reason.MALFORMED_ENVELOPE
-        return verdict
+    envelope, verdict.reason = _signed_envelope(sub)
     if envelope is None:
-        verdict.reason = Reason.BAD_SIGNATURE
         return verdict
     verdict.miner = envelope.miner
     verdict.commitment = envelope.commitment
     verdict.examples = envelope.num_examples
+    verdict.reason = _ticket_reason(state, envelope, sub.node)
+    if verdict.reason is None:
+        verdict.reason = _update_reason(state, envelope, sub, payloads, verdict)
+    return verdict
+
+
+def _signed_envelope(sub: SubmissionRef) -> tuple[Envelope | None, Reason | None]:
+    """The envelope if its signature verifies, else why not."""
+    if not sub.envelope or not sub.signature:
+        return None, Reason.MISSING_SIGNATURE
+    try:
+        envelope = verify_envelope(sub.envelope, sub.signature)
+    except EnvelopeError:
+        return None, Reason.MALFORMED_ENVELOPE
+    if envelope is None:
+        return None, Reason.BAD_SIGNATURE
+    return envelope, None
+
+
+def _ticket_reason(state: ChainState, envelope: Envelope, node: int) -> Reason | None:
+    """Whether the signed envelope is for this chain, round, node and model."""
     params = state.params
     checks = (
         (
@@ -80,37 +94,42 @@ def check_submission(
         (envelope.run != params.run, Reason.WRONG_RUN),
         (envelope.round != state.height + 1, Reason.WRONG_ROUND),
         (envelope.nonce != state.nonce(), Reason.WRONG_NONCE),
-        (envelope.node != sub.node, Reason.WRONG_NODE),
+        (envelope.node != node, Reason.WRONG_NODE),
         (envelope.base_digest != state.model_digest, Reason.BASE_DIGEST_MISMATCH),
         (not 1 <= envelope.num_examples <= MAX_EXAMPLES, Reason.BAD_NUM_EXAMPLES),
     )
-    for failed, reason in checks:
-        if failed:
-            verdict.reason = reason
-            return verdict
+    return next((reason for failed, reason in checks if failed), None)
+
+
+def _update_reason(
+    state: ChainState,
+    envelope: Envelope,
+    sub: SubmissionRef,
+    payloads: Mapping[bytes, bytes],
+    verdict: Verdict,
+) -> Reason | None:
+    """Whether the update is the model's layout, finite, bounded and committed to.
+
+    On success the verdict keeps the update's fixed-point units for aggregation.
+    """
     payload = payloads.get(sub.payload) if sub.payload is not None else None
     if payload is None or hashlib.sha256(payload).digest() != sub.payload:
-        verdict.reason = Reason.MALFORMED_UPDATE
-        return verdict
+        return Reason.MALFORMED_UPDATE
     layout = state.layout
     arrays = layout.parse(payload)
     if arrays is None:
-        verdict.reason = _layout_reason(state, payload)
-        return verdict
-    status, flat = layout.quantize(arrays, params.norm_bound_units)
+        return _layout_reason(state, payload)
+    status, flat = layout.quantize(arrays, state.params.norm_bound_units)
     if status == "non-finite":
-        verdict.reason = Reason.NON_FINITE
-        return verdict
-    if flat is None or not norm_within(flat, params.norm_bound_units):
-        verdict.reason = Reason.NORM_ABOVE_BOUND
-        return verdict
+        return Reason.NON_FINITE
+    if flat is None or not norm_within(flat, state.params.norm_bound_units):
+        return Reason.NORM_ABOVE_BOUND
     units = flat.astype(np.int64)
     if layout.commitment(units.astype(np.int32)) != envelope.commitment:
-        verdict.reason = Reason.COMMITMENT_MISMATCH
-        return verdict
+        return Reason.COMMITMENT_MISMATCH
     verdict.units = units
     verdict.flat = flat
-    return verdict
+    return None
 
 
 def _layout_reason(state: ChainState, payload: bytes) -> Reason:

@@ -12,38 +12,19 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent import futures
-from pathlib import Path
 
 from pot_flower.protocol.certificate import Certificate, CertificateError, block_hash
 from pot_flower.protocol.params import Params
 from pot_flower.transport.fetch import PeerFetcher
 from pot_flower.validator.chains import Chains
-from pot_flower.validator.ledger import LEDGER_FILE
+from pot_flower.validator.reads import uncertified
 
 log = logging.getLogger("pot.validator")
 PASS_S = 2.0
 MAX_PER_PASS = 16  # blocks asked about per chain and pass
-
-
-def uncertified(directory: Path) -> list[tuple[int, bytes]]:
-    """``(height, hash)`` of a ledger's uncertified blocks, read-only."""
-    file = directory / LEDGER_FILE
-    if not file.exists():
-        return []
-    db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = db.execute(
-            "SELECT height, hash FROM blocks WHERE certificate IS NULL "
-            "ORDER BY height LIMIT ?",
-            (MAX_PER_PASS,),
-        ).fetchall()
-    finally:
-        db.close()
-    return [(int(h), bytes(d)) for h, d in rows]
 
 
 class CertificateRepair(threading.Thread):
@@ -68,14 +49,16 @@ class CertificateRepair(threading.Thread):
         while not self.stopping.wait(PASS_S):
             try:
                 self.repair_once()
-            except (sqlite3.Error, OSError) as exc:  # a ledger mid-creation, say
+            except OSError as exc:  # a ledger directory mid-creation, say
                 log.debug("certificate repair pass skipped: %s", exc)
 
     def repair_once(self) -> None:
         seen: set[tuple[int, int]] = set()
         for run, chain in list(self.service.chains.items()):
             params = chain.state.params
-            for height, digest in uncertified(self.service.directory / f"run-{run}"):
+            for height, digest in uncertified(
+                self.service.directory / f"run-{run}", MAX_PER_PASS
+            ):
                 seen.add((run, height))
                 if (run, height) not in self._seen:
                     continue  # give the coordinator's hand-over a moment first

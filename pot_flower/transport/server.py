@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,15 +37,14 @@ from google.protobuf.message import Message as ProtoMessage
 
 from pot_flower.consensus.messages import MessageError, decode_message
 from pot_flower.encoding import DecodeError, decode
-from pot_flower.protocol.block import BlockFormatError, parse_block
 from pot_flower.protocol.certificate import Certificate, CertificateError, sign_block
 from pot_flower.transport import pot_pb2
 from pot_flower.transport.channels import server_options
 from pot_flower.transport.limits import Limits, shown
 from pot_flower.transport.uploads import past_round_problem, upload_problem
 from pot_flower.validator.availability import sign_receipt
-from pot_flower.validator.ledger import LEDGER_FILE, MODELS_DIR
 from pot_flower.validator.payloads import PayloadError
+from pot_flower.validator.reads import LATEST, read_block
 
 if TYPE_CHECKING:
     from pot_flower.transport.node import ValidatorNode
@@ -56,7 +54,6 @@ log = logging.getLogger("pot.validator")
 SERVICE = "pot.v1.Validator"
 CHUNK_BYTES = 1 << 20
 MAX_HELD_DIGESTS = 100_000  # digests one availability receipt may cover
-LATEST = (1 << 64) - 1  # BlockRequest.height for "the latest block"
 MAX_INDEX = (1 << 63) - 1  # largest height SQLite can hold (runs are any uint64)
 CALL_TIMEOUT_S = 10.0  # a call onto the replica's thread (Certify)
 MAX_CALLS = 64  # calls waiting for the replica's thread at once
@@ -224,8 +221,8 @@ class ValidatorServer:
             return bytes(message.SerializeToString())
 
         unary = {
-            "Deliver": self._deliver,
-            "Submit": self._submit,
+            "Deliver": self._inbox("deliver"),
+            "Submit": self._inbox("submit"),
             "Health": self._health,
             "Holds": self._holds,
             "GetBlock": self._get_block,
@@ -316,15 +313,15 @@ class ValidatorServer:
         return service
 
     # -------------------------------------------------------------- consensus
-    async def _deliver(self, raw: bytes, context: Context) -> pot_pb2.Ack:
-        if not self._offer("deliver", parse(pot_pb2.Frame, raw)):
-            return pot_pb2.Ack(accepted=False, reason="inbox full (dropped)")
-        return pot_pb2.Ack(accepted=True)
+    def _inbox(self, surface: str) -> Unary:
+        """The handler of a one-frame RPC into the inbox (Deliver, Submit)."""
 
-    async def _submit(self, raw: bytes, context: Context) -> pot_pb2.Ack:
-        if not self._offer("submit", parse(pot_pb2.Frame, raw)):
-            return pot_pb2.Ack(accepted=False, reason="inbox full (dropped)")
-        return pot_pb2.Ack(accepted=True)
+        async def offer(raw: bytes, context: Context) -> pot_pb2.Ack:
+            if not self._offer(surface, parse(pot_pb2.Frame, raw)):
+                return pot_pb2.Ack(accepted=False, reason="inbox full (dropped)")
+            return pot_pb2.Ack(accepted=True)
+
+        return offer
 
     async def _link(
         self, requests: AsyncIterator[bytes], context: Context
@@ -648,15 +645,16 @@ class ValidatorServer:
         if not request.with_model:
             kind, limit = ("block reads", MAX_DISK_CALLS)
         async with self._slot(kind, limit, context):
-            found = await asyncio.to_thread(read_block, directory, request)
+            found = await asyncio.to_thread(
+                read_block, directory, request.height, request.with_model
+            )
         if found is None:
             return pot_pb2.BlockReply()
-        height, digest, body, certificate, model = found
         return pot_pb2.BlockReply(
-            body=body,
-            vote=sign_block(self.node.key, height, digest),
-            certificate=certificate or b"",
-            model=model,
+            body=found.body,
+            vote=sign_block(self.node.key, found.height, found.hash),
+            certificate=found.certificate or b"",
+            model=found.model,
         )
 
     async def _certify(self, raw: bytes, context: Context) -> pot_pb2.Ack:
@@ -688,61 +686,3 @@ class ValidatorServer:
         except TimeoutError:
             return pot_pb2.Ack(accepted=False, reason="validator busy")
         return pot_pb2.Ack(accepted=not reason, reason=reason)
-
-
-def read_block(
-    directory: Path, request: pot_pb2.BlockRequest
-) -> tuple[int, bytes, bytes, bytes | None, bytes] | None:
-    """``(height, hash, body, certificate, model)`` of a stored block, read-only.
-
-    Reads the ledger file directly (SQLite in WAL mode lets readers run beside the
-    validator's writer), so serving blocks never waits for the replica's thread.
-    """
-    file = directory / LEDGER_FILE
-    if not file.exists():
-        return None
-    try:
-        row = _read_row(file, request.height)
-    except sqlite3.Error:  # the chain's ledger is being created right now
-        return None
-    if row is None:
-        return None
-    height, digest, body, certificate = row
-    model = b""
-    if request.with_model:
-        named = _model_digest(bytes(body))
-        path = directory / MODELS_DIR / named.hex() if named else None
-        if path is not None and path.exists():
-            model = path.read_bytes()
-    return (
-        int(height),
-        bytes(digest),
-        bytes(body),
-        None if certificate is None else bytes(certificate),
-        model,
-    )
-
-
-def _read_row(file: Path, height: int) -> tuple[Any, ...] | None:
-    db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5)
-    try:
-        if height == LATEST:
-            row = db.execute(
-                "SELECT height, hash, body, certificate FROM blocks "
-                "ORDER BY height DESC LIMIT 1"
-            ).fetchone()
-        else:
-            row = db.execute(
-                "SELECT height, hash, body, certificate FROM blocks WHERE height = ?",
-                (height,),
-            ).fetchone()
-    finally:
-        db.close()
-    return None if row is None else tuple(row)
-
-
-def _model_digest(body: bytes) -> bytes | None:
-    try:
-        return parse_block(body).model
-    except BlockFormatError:
-        return None

@@ -25,10 +25,10 @@ from pot_flower.transport.channels import client_options, open_channel
 from pot_flower.transport.gateway import Gateway
 from pot_flower.transport.limits import MIB, Limits
 from pot_flower.transport.node import ValidatorNode
-from pot_flower.transport.store import RecordStore
 from pot_flower.transport.uploads import first_chunk
 from pot_flower.validator.chains import Chains
 from pot_flower.validator.payloads import PayloadStore, Retention
+from pot_flower.validator.records import RecordStore
 from pot_flower.zk.signatures import SigningKey
 
 N = 4

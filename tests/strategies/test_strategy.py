@@ -11,6 +11,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 
 from pot_flower.audit import audit_ledger
 from pot_flower.clients import Keystore, PoTClientApp, pot_mod
+from pot_flower.protocol.reasons import Reason
 from pot_flower.strategies import PoTStrategy, RoundReport
 
 
@@ -117,6 +118,11 @@ def test_tampered_and_failed_replies_become_verdicts(tmp_path: Path) -> None:
         "non-finite": 1,
         "malformed-update": 1,
     }
+    verdicts = first.verdicts()
+    assert verdicts[1000] == Reason.COMMITMENT_MISMATCH
+    assert verdicts[1007] == Reason.NON_FINITE
+    assert verdicts[1014] == Reason.MALFORMED_UPDATE
+    assert sorted(n for n, r in verdicts.items() if r is None) == [1021, 1028]
     ledgers_verify(tmp_path)
 
 
@@ -156,6 +162,11 @@ def test_settings_from_run_config() -> None:
     assert strategy.max_update_norm == 3.5
     assert strategy.emission == 10
     assert strategy.ledger_dir is None
+    keystore = PoTStrategy.from_run_config({"pot-keystore": "/k"})  # a miners' key
+    assert keystore.validators == 4
+    with pytest.raises(ValueError, match="pot-validatros") as typo:
+        PoTStrategy.from_run_config({"pot-validatros": 7, "pot-emission": 1})
+    assert "valid: " in str(typo.value) and "pot-validators" in str(typo.value)
     with pytest.raises(ValueError, match="allow-list"):
         PoTStrategy(registration="allow-list")
     with pytest.raises(ValueError, match="norm bound"):

@@ -9,7 +9,7 @@ import pytest
 from pot_flower.audit import audit_ledger
 from pot_flower.ops.superlink import flwr_run, local_superlink
 
-APP = Path(__file__).resolve().parents[1] / "examples" / "quickstart-pytorch"
+APP = Path(__file__).resolve().parents[2] / "examples" / "quickstart-pytorch"
 DATA = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 

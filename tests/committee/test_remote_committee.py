@@ -18,10 +18,10 @@ from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
 from pot_flower.strategies import PoTStrategy
 from pot_flower.transport.node import ValidatorNode
-from pot_flower.transport.store import RecordStore
 from pot_flower.validator.chains import Chains
 from pot_flower.validator.ledger import Ledger
 from pot_flower.validator.payloads import PayloadStore
+from pot_flower.validator.records import RecordStore
 from pot_flower.zk.signatures import SigningKey
 
 N = 4

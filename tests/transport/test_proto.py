@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ["pot_pb2.py", "pot_pb2.pyi", "pot_pb2_grpc.py"]
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pot_support import RoundBuilder, miner, model, trained
+from pot_support import RoundBuilder, model, run_committee
 from typer.testing import CliRunner
 
 from pot_flower.audit import Failure, audit_ledger
@@ -17,43 +16,10 @@ from pot_flower.cli import app
 from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.encoding import decode, encode
 from pot_flower.ops.committee_file import render_committee
-from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.fixedpoint import max_norm_units
-from pot_flower.protocol.submission import build_submission
 from pot_flower.sim import tamper
 from pot_flower.validator.ledger import Ledger, LedgerError
 from pot_flower.zk.signatures import SigningKey, VerifyKey
-
-
-def run_committee(directory: Path, rounds: int = 3) -> EmbeddedCommittee:
-    committee = EmbeddedCommittee(
-        directory, run=5, model=model(), norm_bound_units=max_norm_units(10.0)
-    )
-    current = model()
-    for _ in range(rounds):
-        ticket = committee.ticket()
-        refs, payloads = [], {}
-        for i in range(5):
-            sub = build_submission(
-                miner(i),
-                run=5,
-                round_=ticket.round,
-                node=100 + i,
-                nonce=ticket.nonce,
-                received=current,
-                returned=trained(current, i + 10 * ticket.round),
-                num_examples=10 + i,
-            )
-            digest = hashlib.sha256(sub.payload).digest()
-            payloads[digest] = sub.payload
-            refs.append(
-                SubmissionRef(100 + i, sub.envelope_bytes, sub.signature, digest)
-            )
-        refs.append(SubmissionRef(999, b"junk", b"junk", None))  # a bad one
-        certified = committee.certify_round(refs, payloads)
-        current = certified.model
-    committee.close()
-    return committee
 
 
 @pytest.fixture(scope="module")
