@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from pot_flower.sim.campaign import CampaignSpec, run_campaign
+from pot_flower.sim.campaign import CampaignReport, CampaignSpec, run_campaign
 from pot_flower.sim.faults import FAULT_KINDS
 from pot_flower.sim.simulator import RunResult
 
@@ -115,6 +115,17 @@ def simulate(
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    report = _campaign_with_progress(spec, jobs)
+    summary = report.summary()
+    _print_figures(report, summary, f"PBFT simulation, n={validators}, {runs} runs")
+    line = json.dumps(summary, sort_keys=True)
+    if json_out is not None:
+        json_out.write_text(line + "\n")
+    print(line)
+
+
+def _campaign_with_progress(spec: CampaignSpec, jobs: int | None) -> CampaignReport:
+    """Run the campaign with a progress bar on stderr (gone once it is done)."""
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -123,18 +134,20 @@ def simulate(
         console=err,
         transient=True,
     ) as progress:
-        task = progress.add_task(f"n={validators}", total=runs)
+        name = f"n={spec.validators}"
+        task = progress.add_task(name, total=spec.runs)
         bad = [0]
 
         def advance(result: RunResult) -> None:
             bad[0] += bool(result.verdict.safety or result.verdict.liveness)
-            progress.update(
-                task, advance=1, description=f"n={validators} failing={bad[0]}"
-            )
+            progress.update(task, advance=1, description=f"{name} failing={bad[0]}")
 
-        report = run_campaign(spec, jobs=jobs, on_result=advance)
-    summary = report.summary()
-    table = Table(title=f"PBFT simulation, n={validators}, {runs} runs")
+        return run_campaign(spec, jobs=jobs, on_result=advance)
+
+
+def _print_figures(report: CampaignReport, summary: dict[str, Any], title: str) -> None:
+    """The headline figures as a table and the first failing seeds, on stderr."""
+    table = Table(title=title)
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key in (
@@ -153,10 +166,6 @@ def simulate(
     for failure in report.failing[:5]:
         problems = failure["safety"] or failure["liveness"]
         err.print(f"[yellow]seed {failure['seed']}[/yellow]: {problems}")
-    line = json.dumps(summary, sort_keys=True)
-    if json_out is not None:
-        json_out.write_text(line + "\n")
-    print(line)
 
 
 LedgerPath = Annotated[

@@ -276,7 +276,29 @@ class PoTStrategy(Strategy):
         evaluate_config: ConfigRecord | None = None,
         evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
     ) -> Result:
-        """Open the committee's chain on ``initial_arrays``, then run Flower's loop."""
+        """Open the committee's chain on ``initial_arrays``, then run Flower's loop.
+
+        Parameters
+        ----------
+        grid : Grid
+            Flower's grid of connected nodes.
+        initial_arrays : ArrayRecord
+            The initial global model; genesis records its digest.
+        num_rounds : int (default: 3)
+            Rounds to run (a resumed chain continues from its certified round).
+        timeout : float (default: 3600)
+            Seconds to wait for the replies of a round.
+        train_config, evaluate_config : ConfigRecord | None
+            Passed to every node with its train and evaluate messages.
+        evaluate_fn : Callable | None
+            Central evaluation of each round's certified model.
+
+        Returns
+        -------
+        Result
+            Flower's result; the model is the last one a quorum certified.
+
+        """
         run_id = self.resume_run or grid.run.run_id
         model = arrays_of(initial_arrays)
         factory = self._committee_factory or (
@@ -361,6 +383,7 @@ class PoTStrategy(Strategy):
         )
 
     def summary(self) -> None:
+        """Log the strategy's settings (Flower calls this once, at start)."""
         log(INFO, "\t├──> Sampling:")
         log(
             INFO,
@@ -418,6 +441,25 @@ class PoTStrategy(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        """One train message per sampled node, each carrying the round's ticket.
+
+        Parameters
+        ----------
+        server_round : int
+            Flower's round (the chain's round is this plus a resumed offset).
+        arrays : ArrayRecord
+            The certified global model.
+        config : ConfigRecord
+            Sent to every node, with ``server-round`` added.
+        grid : Grid
+            Flower's grid; nodes are sampled from it, seeded by the last block.
+
+        Returns
+        -------
+        Iterable[Message]
+            The train messages (none when ``fraction_train`` is 0).
+
+        """
         if self.fraction_train == 0.0:
             return []
         committee = self._committee()
@@ -462,6 +504,23 @@ class PoTStrategy(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Hand every reply to the committee; return the model a quorum certified.
+
+        Parameters
+        ----------
+        server_round : int
+            Flower's round.
+        replies : Iterable[Message]
+            The train replies, errors included (each gets a verdict or a failure).
+
+        Returns
+        -------
+        tuple[ArrayRecord | None, MetricRecord | None]
+            The certified model and the round's metrics (``pot-accepted``,
+            ``pot-rejected``, ``pot-minted`` and the accepted nodes' weighted
+            training metrics).
+
+        """
         submissions: list[SubmissionRef] = []
         payloads: dict[bytes, bytes] = {}
         failures = 0
@@ -539,6 +598,25 @@ class PoTStrategy(Strategy):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        """One evaluate message per sampled node with the certified model.
+
+        Parameters
+        ----------
+        server_round : int
+            Flower's round.
+        arrays : ArrayRecord
+            The certified global model.
+        config : ConfigRecord
+            Sent to every node, with ``server-round`` added.
+        grid : Grid
+            Flower's grid of connected nodes.
+
+        Returns
+        -------
+        Iterable[Message]
+            The evaluate messages (none when ``fraction_evaluate`` is 0).
+
+        """
         if self.fraction_evaluate == 0.0:
             return []
         seed = hashlib.sha256(b"evaluate" + self._committee().ticket().previous_block)
@@ -564,6 +642,21 @@ class PoTStrategy(Strategy):
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
+        """Examples-weighted mean of the nodes' evaluation metrics.
+
+        Parameters
+        ----------
+        server_round : int
+            Flower's round.
+        replies : Iterable[Message]
+            The evaluate replies; errors and replies without a weight are skipped.
+
+        Returns
+        -------
+        MetricRecord | None
+            The aggregated metrics, or None if no reply carried any.
+
+        """
         records = [
             r.content for r in replies if not r.has_error() and _weighted(r.content)
         ]

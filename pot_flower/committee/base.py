@@ -49,10 +49,17 @@ class CertifiedRound:
 
 
 class Committee(Protocol):
-    """The validators, as the strategy sees them."""
+    """The validators, as the strategy sees them.
+
+    A committee has opened a chain when it is built; every round the strategy asks
+    for a :meth:`ticket`, sends it to the miners and hands their replies to
+    :meth:`certify_round`.
+    """
 
     @property
-    def params(self) -> Params: ...
+    def params(self) -> Params:
+        """The chain's parameters (as genesis records them)."""
+        ...
 
     @property
     def model(self) -> Arrays:
@@ -66,10 +73,32 @@ class Committee(Protocol):
     def certify_round(
         self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
     ) -> CertifiedRound:
-        """Order, execute and certify the next round's batch."""
+        """Order, execute and certify the next round's batch.
+
+        Parameters
+        ----------
+        submissions : list[SubmissionRef]
+            Every reply of the round, as relayed (malformed ones included: each
+            gets a verdict).
+        payloads : Mapping[bytes, bytes]
+            The replies' canonical array bytes by SHA-256 digest.
+
+        Returns
+        -------
+        CertifiedRound
+            The block a quorum executed and signed, and the model after it.
+
+        Raises
+        ------
+        CommitteeError
+            If no quorum certified the round.
+
+        """
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release connections, threads and files."""
+        ...
 
 
 class CertifiedHead:

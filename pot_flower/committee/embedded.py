@@ -26,7 +26,7 @@ from pot_flower.protocol.certificate import Certificate, assemble_certificate
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import Arrays, encode_arrays
 from pot_flower.protocol.params import Params
-from pot_flower.validator.application import PoTApplication, Validator, parse_result
+from pot_flower.validator.application import PoTApplication, Signer, parse_result
 from pot_flower.validator.ledger import Ledger
 from pot_flower.zk.signatures import SigningKey
 
@@ -80,7 +80,7 @@ class EmbeddedCommittee(CertifiedHead):
         )
         self.payloads: dict[bytes, bytes] = {}
         body, state = genesis(self._params, model)
-        self.validators: list[Validator] = []
+        self.validators: list[Signer] = []
         for i, key in enumerate(keys):
             ledger = Ledger(self.directory / f"validator-{i}")
             if ledger.head_height() >= 0:
@@ -88,7 +88,7 @@ class EmbeddedCommittee(CertifiedHead):
             ledger.store_model(state.model_digest, encode_arrays(state.model))
             ledger.append(0, state.head, body)
             app = PoTApplication(_copy(state), self.payloads, ledger)
-            self.validators.append(Validator(i, key, app))
+            self.validators.append(Signer(i, key, app))
         apps = iter([v.app for v in self.validators])
         self._pbft = MemoryDriver(
             validators,

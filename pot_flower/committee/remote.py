@@ -289,10 +289,33 @@ class RemoteCommittee(CertifiedHead):
         independently, so a validator that is down delays nobody. The model is
         then fetched once, from a voter.
         """
+        votes, body_bytes, recorded = self._collect_votes(height, digest)
+        try:
+            block = parse_block(body_bytes)
+        except BlockFormatError as exc:
+            raise CommitteeError(f"block {height}: {exc}") from exc
         run = self._params.run
+        model_bytes = self._model_from(sorted(votes), run, height, block.model)
+        # A block certified before (a resumed run) keeps the certificate its
+        # validators recorded: the next block pays fees to exactly those signers.
+        certificate = recorded or assemble_certificate(
+            height, digest, votes, self.config.quorum
+        )
+        self._hand_over(certificate, waiting_for=list(votes))
+        self._height = height
+        self._head_hash = digest
+        self._body = block if isinstance(block, RoundBlock) else None
+        self._model = decode_arrays(model_bytes)
+        self._model_digest = hashlib.sha256(model_bytes).digest()
+        return certificate
+
+    def _collect_votes(
+        self, height: int, digest: bytes
+    ) -> tuple[dict[int, bytes], bytes, Certificate | None]:
+        """A quorum's votes, the block's body, and a certificate a voter recorded."""
         deadline = time.monotonic() + self.timeout
         done = threading.Event()
-        request = pot_pb2.BlockRequest(run=run, height=height)
+        request = pot_pb2.BlockRequest(run=self._params.run, height=height)
         jobs = {
             self._pool.submit(self._vote, rid, request, digest, done, deadline): rid
             for rid in self._stubs
@@ -317,16 +340,15 @@ class RemoteCommittee(CertifiedHead):
                 f"block {height}: {len(votes)} valid votes, quorum is "
                 f"{self.config.quorum}"
             )
-        try:
-            block = parse_block(body_bytes)
-        except BlockFormatError as exc:
-            raise CommitteeError(f"block {height}: {exc}") from exc
-        model_bytes = self._model_from(sorted(votes), run, height, block.model)
-        # A block certified before (a resumed run) keeps the certificate its
-        # validators recorded: the next block pays fees to exactly those signers.
-        certificate = recorded or assemble_certificate(
-            height, digest, votes, self.config.quorum
-        )
+        return votes, body_bytes, recorded
+
+    def _hand_over(self, certificate: Certificate, waiting_for: list[int]) -> None:
+        """Give every validator the certificate; wait for ``waiting_for`` to hold it.
+
+        The voters are up: waiting for them lets a resumed coordinator find the
+        certificate; the others, possibly down, are not waited for.
+        """
+        run = self._params.run
         frame = pot_pb2.Frame(
             data=encode({"certificate": decode(certificate.to_bytes()), "run": run})
         )
@@ -334,15 +356,7 @@ class RemoteCommittee(CertifiedHead):
             rid: self._pool.submit(stub.Certify, frame, timeout=10)
             for rid, stub in self._stubs.items()
         }
-        # The voters are up: wait until they hold the certificate (so a resumed
-        # coordinator finds it); the others, possibly down, are not waited for.
-        futures.wait([handed[rid] for rid in votes], timeout=10)
-        self._height = height
-        self._head_hash = digest
-        self._body = block if isinstance(block, RoundBlock) else None
-        self._model = decode_arrays(model_bytes)
-        self._model_digest = hashlib.sha256(model_bytes).digest()
-        return certificate
+        futures.wait([handed[rid] for rid in waiting_for], timeout=10)
 
     def _vote(
         self,

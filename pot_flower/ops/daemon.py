@@ -19,16 +19,25 @@ import logging
 import os
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from pot_flower.ops.committee_file import CommitteeFileError, load_committee, read_key
-from pot_flower.ops.signals import stop_requested
+import grpc
+
+from pot_flower.ops.committee_file import (
+    CommitteeFile,
+    CommitteeFileError,
+    load_committee,
+    read_key,
+)
+from pot_flower.ops.signals import StopFlag, stop_requested
 from pot_flower.patience import Interrupted
 from pot_flower.transport.node import ValidatorNode
 from pot_flower.validator.chains import Chains, named_payloads
 from pot_flower.validator.payloads import PayloadStore, Retention
 from pot_flower.validator.records import RecordStore
+from pot_flower.zk.signatures import SigningKey
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 3
@@ -52,15 +61,49 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+@dataclass(frozen=True)
+class _Identity:
+    """Who this validator is: its committee, key and TLS credentials."""
+
+    committee: CommitteeFile
+    key: SigningKey
+    server_credentials: grpc.ServerCredentials | None
+    channel_credentials: grpc.ChannelCredentials | None
+
+
 def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) -> int:
     """Serve until SIGTERM (or until the replica fails), then exit the process.
 
     Returns (an exit status) only if the validator cannot start.
     """
+    log = _configure_logging()
+    identity = _identity(committee_path, vid, key_path, log)
+    if isinstance(identity, int):
+        return identity
+    data.mkdir(parents=True, exist_ok=True)
+    lock = _lock(data)
+    if lock is None:
+        log.error("%s is in use by another validator process", data)
+        return EXIT_CONFIG
+    # Before anything that may wait for peers (a replay may catch a ledger up).
+    stopping = stop_requested()
+    node = _start_node(identity, vid, data, stopping, log)
+    if isinstance(node, int):
+        return node
+    _serve(node, identity, vid, data, stopping, log)
+
+
+def _configure_logging() -> logging.Logger:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    log = logging.getLogger("pot.validator")
+    return logging.getLogger("pot.validator")
+
+
+def _identity(
+    committee_path: Path, vid: int, key_path: Path, log: logging.Logger
+) -> _Identity | int:
+    """The validator's identity, or the exit status saying why there is none."""
     try:
         committee = load_committee(committee_path)
         key = read_key(key_path)
@@ -72,19 +115,27 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
         log.error("key %s is not validator %d of %s", key_path, vid, committee_path)
         return EXIT_CONFIG
     try:
-        server_credentials = committee.server_credentials(vid)
-        channel_credentials = committee.channel_credentials(f"validator-{vid}")
+        return _Identity(
+            committee,
+            key,
+            committee.server_credentials(vid),
+            committee.channel_credentials(f"validator-{vid}"),
+        )
     except CommitteeFileError as exc:
         log.error("cannot start: %s", exc)
         return EXIT_CONFIG
-    data.mkdir(parents=True, exist_ok=True)
-    lock = _lock(data)
-    if lock is None:
-        log.error("%s is in use by another validator process", data)
-        return EXIT_CONFIG
-    # Before anything that may wait for peers (a replay may catch a ledger up).
-    stopping = stop_requested()
-    limits = committee.limits
+
+
+def _start_node(
+    identity: _Identity,
+    vid: int,
+    data: Path,
+    stopping: StopFlag,
+    log: logging.Logger,
+) -> ValidatorNode | int:
+    """The node, restored from ``data`` and serving; or an exit status."""
+    committee = identity.committee
+    config, limits = committee.config, committee.limits
     payloads = PayloadStore(data / "payloads")
     retention = Retention(
         payloads, limits.payload_quota_bytes, limits.payload_store_bytes
@@ -100,13 +151,13 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
         node = ValidatorNode(
             config,
             vid,
-            key,
+            identity.key,
             service,
             committee.addresses,
             store=RecordStore(data / "consensus.sqlite"),
             service=service,
-            server_credentials=server_credentials,
-            channel_credentials=channel_credentials,
+            server_credentials=identity.server_credentials,
+            channel_credentials=identity.channel_credentials,
             limits=limits,
             stopping=lambda: stopping.requested,
         )
@@ -124,12 +175,25 @@ def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) ->
     except OSError as exc:  # the address is taken, say
         log.error("validator %d cannot serve: %s", vid, exc)
         return EXIT_CONFIG
+    return node
+
+
+def _serve(
+    node: ValidatorNode,
+    identity: _Identity,
+    vid: int,
+    data: Path,
+    stopping: StopFlag,
+    log: logging.Logger,
+) -> NoReturn:
+    """Serve until SIGTERM or a replica failure; stop and exit the process."""
+    config = identity.committee.config
     log.info(
         "validator %d of %d up (f = %d, %s), data in %s, executed up to %d",
         vid,
         config.n,
         config.f,
-        "mutual TLS" if server_credentials is not None else "PLAINTEXT, no TLS",
+        "mutual TLS" if identity.server_credentials else "PLAINTEXT, no TLS",
         data,
         node.replica.last_executed,
     )

@@ -167,8 +167,8 @@ class PoTApplication:
         self._apply_early_certificate()
 
 
-class Validator:
-    """A validator's identity, application and ledger, as drivers handle them."""
+class Signer:
+    """One embedded validator: its key, application and ledger; it signs its blocks."""
 
     def __init__(self, index: int, key: SigningKey, app: PoTApplication) -> None:
         self.index = index
