@@ -1,7 +1,7 @@
 """The embedded committee: n validators in this process (the default for ``flwr run``).
 
 Real replicas over the in-memory PBFT transport, real signatures, one SQLite ledger
-each; it implements :class:`~pot_flower.committee.embedded.embedded.base.Committee`.
+each; it implements :class:`~pot_flower.committee.base.Committee`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class EmbeddedCommittee(CertifiedHead):
     validators : int (default: 4)
         Committee size n; tolerates f = (n - 1) // 3 faulty validators.
     norm_bound_units, registration, allowed_miners, emission, validator_fee_ppm
-        See :class:`~pot_flower.protocol.execution.Params`.
+        See :class:`~pot_flower.protocol.params.Params`.
 
     """
 

@@ -98,6 +98,8 @@ class Drop(StrEnum):
     NOT_A_MEMBER = "not-a-member"
     IMPERSONATION = "impersonation"  # claims to come from the receiver itself
     BAD_SIGNATURE = "bad-signature"
+    BAD_REQUEST = "bad-request"  # from an unknown requester, or a bad signature
+    FORGED_RELAY = "forged-relay"  # a relayed vote whose signature fails
     UNEXPECTED = "unexpected"  # a message type this role does not take
     STALE_REQUEST = "stale-request"
     EQUIVOCATION = "equivocation"

@@ -457,7 +457,7 @@ class Replica:
     def _on_request(self, request: Request) -> None:
         if not self._valid_request(request):
             self._drop(
-                Drop.BAD_SIGNATURE,
+                Drop.BAD_REQUEST,
                 "request from unknown client or with bad signature",
                 request.client,
             )
@@ -644,7 +644,7 @@ class Replica:
             return False  # our own vote, relayed back
         if not self._valid_from_replica(vote, vote.sender):
             self._drop(
-                Drop.BAD_SIGNATURE, f"relayed {vote.TAG} with a bad signature", relay
+                Drop.FORGED_RELAY, f"relayed {vote.TAG} with a bad signature", relay
             )
             return False
         return True

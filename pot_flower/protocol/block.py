@@ -520,16 +520,19 @@ def _params(value: Decoded) -> Params:
     allowed = _bytes_list(params["allowed-miners"], "allowed-miners")
     if allowed != sorted(allowed):
         raise _fail("allowed-miners are not sorted", Problem.ORDER)
-    try:
+    fields = {
+        "run": _int(params, "run"),
+        "quorum": _int(params, "quorum"),
+        "norm_bound_units": _int(params, "norm-bound-units"),
+        "registration": _str(params, "registration"),
+        "emission": _int(params, "emission"),
+        "validator_fee_ppm": _int(params, "validator-fee-ppm"),
+    }
+    try:  # types are checked: what Params refuses now is a value out of range
         return Params(
-            run=_int(params, "run"),
             validators=tuple(validators),
-            quorum=_int(params, "quorum"),
-            norm_bound_units=_int(params, "norm-bound-units"),
-            registration=_str(params, "registration"),
             allowed_miners=tuple(allowed),
-            emission=_int(params, "emission"),
-            validator_fee_ppm=_int(params, "validator-fee-ppm"),
+            **fields,  # type: ignore[arg-type]
         )
     except ValueError as exc:
         raise _fail(f"genesis params invalid: {exc}") from exc

@@ -77,7 +77,9 @@ class ChainState:
 
 
 def genesis(params: Params, model: Arrays) -> tuple[bytes, ChainState]:
-    """Block 0's body and the state after it."""
+    """Block 0's body and the state after it (``ValueError`` for an empty model)."""
+    if not model:
+        raise ValueError("the initial model has no arrays")
     model = {k: canonical(v) for k, v in model.items()}
     digest = model_digest(model)
     block = GenesisBlock(

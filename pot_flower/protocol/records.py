@@ -59,15 +59,14 @@ class TicketRecord:
     def from_value(cls, value: Mapping[str, object]) -> TicketRecord | None:
         """The ticket in a ConfigRecord, or ``None`` if it is not one."""
         run, round_, nonce = value.get("run"), value.get("round"), value.get("nonce")
-        base = value.get("base-digest", b"")
+        base = value.get("base-digest")  # informative: miners sign what they got
         if not (
-            type(run) is int
-            and type(round_) is int
+            isinstance(run, int)
+            and isinstance(round_, int)
             and isinstance(nonce, bytes)
-            and isinstance(base, bytes)
         ):
             return None
-        return cls(run, round_, nonce, base)
+        return cls(run, round_, nonce, base if isinstance(base, bytes) else b"")
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ class CertificateRepair(threading.Thread):
         while not self.stopping.wait(PASS_S):
             try:
                 self.repair_once()
-            except OSError as exc:  # a ledger directory mid-creation, say
+            except Exception as exc:  # a ledger mid-creation, a full disk: next pass
                 log.debug("certificate repair pass skipped: %s", exc)
 
     def repair_once(self) -> None:

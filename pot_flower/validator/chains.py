@@ -317,6 +317,8 @@ class Chains:
             model = decode_arrays(self.payloads[request.model])
         except ModelFormatError as exc:
             return _error(f"initial model: {exc}")
+        if not model:
+            return _error("initial model: no arrays")
         body, state = genesis(params, {k: v.copy() for k, v in model.items()})
         existing = self.chains.get(request.run)
         if existing is not None:

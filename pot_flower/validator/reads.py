@@ -81,20 +81,20 @@ def _model_digest(body: bytes) -> bytes | None:
 
 
 def uncertified(directory: Path, limit: int) -> list[tuple[int, bytes]]:
-    """``(height, hash)`` of up to ``limit`` uncertified blocks, lowest first."""
+    """``(height, hash)`` of up to ``limit`` uncertified blocks, lowest first.
+
+    Raises ``sqlite3.Error`` while the ledger is being created (the caller retries).
+    """
     file = directory / LEDGER_FILE
     if not file.exists():
         return []
+    db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5)
     try:
-        db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = db.execute(
-                "SELECT height, hash FROM blocks WHERE certificate IS NULL "
-                "ORDER BY height LIMIT ?",
-                (limit,),
-            ).fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:  # the chain's ledger is being created right now
-        return []
+        rows = db.execute(
+            "SELECT height, hash FROM blocks WHERE certificate IS NULL "
+            "ORDER BY height LIMIT ?",
+            (limit,),
+        ).fetchall()
+    finally:
+        db.close()
     return [(int(h), bytes(d)) for h, d in rows]

@@ -137,3 +137,20 @@ def test_a_malformed_body_is_named_not_parsed(change, problem, detail) -> None: 
     with pytest.raises(BlockFormatError) as error:
         parse_block(encode(value))
     assert error.value.problem == problem and detail in error.value.detail
+
+
+def test_a_genesis_param_of_the_wrong_type_is_named_as_such() -> None:
+    body, _ = genesis(chain().params, chain().model)
+    value = decode(body)
+    value["params"]["run"] = None
+    with pytest.raises(BlockFormatError) as error:
+        parse_block(encode(value))
+    assert error.value.detail == "field 'run' is not an integer"
+    value["params"]["run"], value["params"]["quorum"] = 1, 99
+    with pytest.raises(BlockFormatError, match="genesis params invalid: quorum"):
+        parse_block(encode(value))
+
+
+def test_a_chain_needs_a_model_with_arrays() -> None:
+    with pytest.raises(ValueError, match="no arrays"):
+        genesis(chain().params, {})

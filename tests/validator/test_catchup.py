@@ -157,3 +157,26 @@ def test_only_liars_means_waiting_then_giving_up_or_stopping(
         with pytest.raises(Interrupted):
             catch_up(ledger, state, OnlyLiars(source), stopping=lambda: True)
         assert ledger.head_height() == -1  # nothing unverified was written
+
+
+def test_certificate_repair_survives_a_failing_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+    import threading
+
+    from pot_flower.transport import repair
+
+    stopping = threading.Event()
+    passes = []
+
+    def flaky(self: object) -> None:
+        passes.append(1)
+        if len(passes) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        stopping.set()
+
+    monkeypatch.setattr(repair, "PASS_S", 0.01)
+    monkeypatch.setattr(repair.CertificateRepair, "repair_once", flaky)
+    thread = repair.CertificateRepair(None, None, None, stopping)  # type: ignore[arg-type]
+    thread.start()
+    thread.join(timeout=5)
+    assert len(passes) == 2 and not thread.is_alive()
