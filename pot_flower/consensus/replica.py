@@ -1167,6 +1167,16 @@ class Replica:
         if not self.in_view_change:
             return
         vcs = [vc for vc in self._latest_vc.values() if vc.new_view == self.view]
+        # A quorum changing to this view or beyond arms the timer too: honest
+        # replicas split between views (some timed out ahead, their votes for
+        # this view lost) would otherwise each wait for votes that never come.
+        at_least = sum(vc.new_view >= self.view for vc in self._latest_vc.values())
+        if at_least >= self.config.quorum and not self._vc_timer_armed:
+            factor = 2 ** min(self._backoff, self.config.max_backoff)
+            self._out.append(
+                SetTimer(VIEW_CHANGE_TIMER, self.config.view_change_timeout_ms * factor)
+            )
+            self._vc_timer_armed = True
         if len(vcs) < self.config.quorum:
             return
         if not self._vc_timer_armed:

@@ -166,3 +166,23 @@ def test_spread_seeds_cover_the_64_bit_range_and_replay_one_by_one() -> None:
         first.view_changes,
         first.sim_time_ms,
     )
+
+
+# Seeds the deep campaigns found failing, replayed on every run of the suite.
+FOUND_BY_CAMPAIGNS = [
+    # n=7: a partition splits the honest replicas between views 1 and 2, the
+    # votes of the two that moved ahead for view 1 are lost, the primary of view
+    # 1 is Byzantine and stays behind, one traitor is silent: each group waited
+    # for view-change votes that never came (no timer without a quorum for its
+    # own view). A quorum changing to a view or beyond now arms the timer.
+    (7, 11902253854286943232, "broadcast"),
+]
+
+
+@pytest.mark.parametrize(("n", "seed", "votes"), FOUND_BY_CAMPAIGNS)
+def test_seeds_the_deep_campaigns_found_stay_fixed(
+    n: int, seed: int, votes: str
+) -> None:
+    spec = CampaignSpec(validators=n, runs=1, seed=seed, votes=votes)
+    verdict = run_seed(spec, seed).verdict
+    assert not verdict.safety and not verdict.liveness, verdict
