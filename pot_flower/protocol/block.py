@@ -16,6 +16,8 @@ from enum import StrEnum
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.params import MAX_EXAMPLES, MAX_SUBMISSIONS, Params
 from pot_flower.protocol.reasons import Reason
+from pot_flower.protocol.rewards import PPM
+from pot_flower.zk.signatures import PUBLIC_KEY_SIZE
 
 GENESIS = "genesis"
 ROUND = "round"
@@ -23,8 +25,7 @@ GENESIS_VERSION = 1
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 HASH_SIZE = 32
-KEY_SIZE = 32
-PPM = 1_000_000
+KEY_SIZE = PUBLIC_KEY_SIZE
 
 # Rejected before the envelope's signature verified: no miner, commitment, count.
 PRE_ENVELOPE = frozenset(
