@@ -36,7 +36,7 @@ from pot_flower.patience import Interrupted
 from pot_flower.transport.node import ValidatorNode
 from pot_flower.validator.chains import Chains, named_payloads
 from pot_flower.validator.payloads import PayloadStore, Retention
-from pot_flower.validator.records import RecordStore
+from pot_flower.validator.replica_store import RecordStore
 from pot_flower.zk.signatures import SigningKey
 
 EXIT_CONFIG = 2

@@ -53,7 +53,7 @@ from pot_flower.transport.limits import Limits
 from pot_flower.transport.repair import CertificateRepair
 from pot_flower.transport.server import ValidatorServer
 from pot_flower.validator.chains import Chains
-from pot_flower.validator.records import RecordStore
+from pot_flower.validator.replica_store import RecordStore
 from pot_flower.zk.signatures import SigningKey
 
 log = logging.getLogger("pot.validator")

@@ -21,7 +21,7 @@ from pot_flower.transport.node import ValidatorNode
 from pot_flower.validator.chains import Chains
 from pot_flower.validator.ledger import Ledger
 from pot_flower.validator.payloads import PayloadStore
-from pot_flower.validator.records import RecordStore
+from pot_flower.validator.replica_store import RecordStore
 from pot_flower.zk.signatures import SigningKey
 
 N = 4

@@ -13,7 +13,7 @@ from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.ops.superlink import free_port
 from pot_flower.transport.gateway import Gateway
 from pot_flower.transport.node import ValidatorNode
-from pot_flower.validator.records import RecordStore
+from pot_flower.validator.replica_store import RecordStore
 from pot_flower.zk.signatures import SigningKey
 
 N = 4
