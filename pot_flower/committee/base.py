@@ -9,6 +9,7 @@ validators in this process) and :class:`~pot_flower.committee.remote.RemoteCommi
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -101,7 +102,7 @@ class Committee(Protocol):
         ...
 
 
-class CertifiedHead:
+class CertifiedHead(ABC):
     """The :class:`Committee` read-outs both committees share, from their head.
 
     A committee keeps its parameters and last certificate, and says what its last
@@ -111,9 +112,9 @@ class CertifiedHead:
     _params: Params
     _last: Certificate
 
+    @abstractmethod
     def _head(self) -> tuple[int, bytes, Arrays, bytes]:
         """``(height, block hash, model, model digest)`` of the last certified block."""
-        raise NotImplementedError
 
     @property
     def params(self) -> Params:

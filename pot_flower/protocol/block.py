@@ -127,7 +127,7 @@ def _kind(value: Decoded) -> str | None:
 
 
 # ----------------------------------------------------------------- records
-_SUBMISSION_FIELDS = frozenset(
+SUBMISSION_FIELDS = frozenset(
     {
         "commitment",
         "examples",
@@ -206,7 +206,7 @@ class SubmissionRecord:
     def from_value(cls, item: Decoded, index: int = 0) -> SubmissionRecord:
         what = f"submission {index}"
         sub = _dict(item, what)
-        _exact_keys(sub, _SUBMISSION_FIELDS, what)
+        _exact_keys(sub, SUBMISSION_FIELDS, what)
         reason = _verdict(sub)
         node = sub["node"]
         if not isinstance(node, int):  # a coordinator's node id: any integer

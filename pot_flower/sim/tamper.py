@@ -46,6 +46,7 @@ from pot_flower.committee.base import Committee
 from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.encoding import Decoded, decode, encode
 from pot_flower.protocol.batch import SubmissionRef
+from pot_flower.protocol.block import SUBMISSION_FIELDS
 from pot_flower.protocol.certificate import Certificate, block_hash, sign_block
 from pot_flower.protocol.envelope import round_nonce
 from pot_flower.protocol.fixedpoint import max_norm_units
@@ -626,16 +627,7 @@ def insider_kinds(genuine: Genuine) -> list[TamperKind]:
             _list_at(body, ("validator-fees",))[:-1],
         ),
     ]
-    sub_fields = (
-        "commitment",
-        "examples",
-        "miner",
-        "node",
-        "quality-ppm",
-        "reason",
-        "reward",
-        "verdict",
-    )
+    sub_fields = sorted(SUBMISSION_FIELDS)
     for index in (accepted, rejected, unsigned):
         sub = subs[index]
         assert isinstance(sub, dict)
