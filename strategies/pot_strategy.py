@@ -6,7 +6,7 @@ import hashlib
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from logging import INFO, WARNING
 from pathlib import Path
@@ -46,6 +46,7 @@ from pot_flower.protocol.records import (
     arrays_of,
     in_order,
 )
+from pot_flower.protocol.robust import RobustConfig, robust_settings
 
 CommitteeFactory = Callable[[int, Arrays], Committee]
 
@@ -67,6 +68,15 @@ RUN_CONFIG_KEYS: dict[str, tuple[str, type]] = {
     "pot-coordinator-key": ("coordinator_key", str),
     "pot-coordinator-id": ("coordinator_id", str),
     "pot-resume-run": ("resume_run", int),
+    "pot-robust": ("robust", str),
+    "pot-aggregator": ("aggregator", str),
+    "pot-pre-aggregators": ("pre_aggregators", str),
+    "pot-byzantine-fraction": ("byzantine_fraction", float),
+    "pot-clip-norm": ("clip_norm", float),
+    "pot-adaptive-clip-multiple": ("adaptive_clip_multiple", float),
+    "pot-bucket-size": ("bucket_size", int),
+    "pot-robust-iterations": ("robust_iterations", int),
+    "pot-centered-clipping-radius": ("centered_clipping_radius", float),
 }
 """``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
@@ -128,6 +138,27 @@ class PoTStrategy(Strategy):
         Token units minted per round.
     validator_fee_ppm : int (default: 100_000)
         Millionths of the emission paid to the previous block's certifiers.
+    robust : str (default: "off")
+        Preset of the robust stage: ``"off"`` or ``"recommended"``; the settings
+        below override what it sets.
+    aggregator : str | None (default: None, the preset's)
+        ``mean``, ``median``, ``trimmed-mean``, ``krum``, ``multi-krum``,
+        ``geometric-median`` or ``centered-clipping``.
+    pre_aggregators : str | Sequence[str] | None (default: None, the preset's)
+        Steps before the aggregator, in order: ``clip``, ``adaptive-clip``,
+        ``nnm``, ``bucketing`` (a comma list or a sequence).
+    byzantine_fraction : float | None (default: None, the preset's)
+        Share of each round's updates the rules assume Byzantine, in [0, 0.5).
+    clip_norm : float | None (default: None)
+        L2 bound of ``clip``.
+    adaptive_clip_multiple : float | None (default: None, 2.0)
+        ``adaptive-clip`` bound as a multiple of the round's median norm.
+    bucket_size : int | None (default: None, 2)
+        Updates per bucket of ``bucketing``.
+    robust_iterations : int | None (default: None, 8)
+        Steps of ``geometric-median`` and ``centered-clipping``.
+    centered_clipping_radius : float | None (default: None, the median distance)
+        Radius of ``centered-clipping``.
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
     committee_file : str | Path | None (default: None)
@@ -165,6 +196,15 @@ class PoTStrategy(Strategy):
         allowed_miners: Iterable[bytes | str] | str | Path | None = None,
         emission: int = 1_000_000,
         validator_fee_ppm: int = 100_000,
+        robust: str = "off",
+        aggregator: str | None = None,
+        pre_aggregators: str | Sequence[str] | None = None,
+        byzantine_fraction: float | None = None,
+        clip_norm: float | None = None,
+        adaptive_clip_multiple: float | None = None,
+        bucket_size: int | None = None,
+        robust_iterations: int | None = None,
+        centered_clipping_radius: float | None = None,
         committee: CommitteeFactory | None = None,
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
@@ -184,6 +224,26 @@ class PoTStrategy(Strategy):
         self._set_chain_rules(
             max_update_norm, registration, allowed_miners, emission, validator_fee_ppm
         )
+        self.robust = robust_settings(
+            preset=robust,
+            aggregator=aggregator,
+            pre_aggregators=(
+                pre_aggregators
+                if pre_aggregators is None or isinstance(pre_aggregators, str)
+                else ",".join(pre_aggregators)
+            ),
+            byzantine_fraction=byzantine_fraction,
+            clip_norm_units=None if clip_norm is None else max_norm_units(clip_norm),
+            adaptive_clip_multiple=adaptive_clip_multiple,
+            bucket_size=bucket_size,
+            iterations=robust_iterations,
+            radius_units=(
+                None
+                if not centered_clipping_radius
+                else max_norm_units(centered_clipping_radius)
+            ),
+        )
+        self.robust.check(min_train_nodes)
         self._set_committee(
             committee, committee_file, coordinator_key, coordinator_id, resume_run
         )
@@ -357,6 +417,7 @@ class PoTStrategy(Strategy):
             allowed_miners=self.allowed_miners,
             emission=self.emission,
             validator_fee_ppm=self.validator_fee_ppm,
+            robust=self.robust,
         )
 
     def _remote(self, run_id: int, model: Arrays) -> Committee:
@@ -378,6 +439,7 @@ class PoTStrategy(Strategy):
             allowed_miners=self.allowed_miners,
             emission=self.emission,
             validator_fee_ppm=self.validator_fee_ppm,
+            robust=self.robust,
             channel_credentials=committee.channel_credentials(self.coordinator_id),
             resume=self.resume_run is not None,
         )
@@ -408,6 +470,7 @@ class PoTStrategy(Strategy):
         log(INFO, "\t\t├──Committee: %s", where)
         log(INFO, "\t\t├──Max update norm: %s", self.max_update_norm)
         log(INFO, "\t\t├──Registration: %s", self.registration)
+        log(INFO, "\t\t├──Robust stage: %s", describe(self.robust))
         log(
             INFO,
             "\t\t└──Rewards: %d units/round, validator fee %d ppm",
@@ -472,6 +535,8 @@ class PoTStrategy(Strategy):
         nodes = self._sample(
             grid, self.fraction_train, self.min_train_nodes, ticket.previous_block
         )
+        # A sample too small for the robust rules' f would weaken them silently.
+        self.robust.check(len(nodes))
         pot = ConfigRecord(
             TicketRecord(
                 committee.params.run, ticket.round, ticket.nonce, ticket.base_digest
@@ -711,3 +776,10 @@ def _load_miners(value: Iterable[bytes | str] | str | Path | None) -> tuple[byte
             raise ValueError(f"miner key must be 32 bytes, got {len(raw)}")
         keys.append(raw)
     return tuple(sorted(set(keys)))
+
+
+def describe(config: RobustConfig) -> str:
+    """One line naming the robust stage (for the run's summary)."""
+    steps = [p.value for p in config.pre_aggregators] + [config.aggregator.value]
+    fraction = config.byzantine_ppm / 1e6
+    return f"{' -> '.join(steps)} (Byzantine fraction {fraction:g})"

@@ -26,6 +26,7 @@ from pot_flower.protocol.certificate import Certificate, assemble_certificate
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import Arrays, encode_arrays
 from pot_flower.protocol.params import Params
+from pot_flower.protocol.robust import RobustConfig
 from pot_flower.validator.application import PoTApplication, Signer, parse_result
 from pot_flower.validator.ledger import Ledger
 from pot_flower.zk.signatures import SigningKey
@@ -44,7 +45,7 @@ class EmbeddedCommittee(CertifiedHead):
         The initial global model (block 0 names its digest).
     validators : int (default: 4)
         Committee size n; tolerates f = (n - 1) // 3 faulty validators.
-    norm_bound_units, registration, allowed_miners, emission, validator_fee_ppm
+    norm_bound_units, registration, allowed_miners, emission, validator_fee_ppm, robust
         See :class:`~pot_flower.protocol.params.Params`.
 
     """
@@ -61,6 +62,7 @@ class EmbeddedCommittee(CertifiedHead):
         allowed_miners: tuple[bytes, ...] = (),
         emission: int = 1_000_000,
         validator_fee_ppm: int = 100_000,
+        robust: RobustConfig | None = None,
     ) -> None:
         self.directory = Path(directory)
         seed = os.urandom(32)  # fresh committee keys per chain
@@ -77,6 +79,7 @@ class EmbeddedCommittee(CertifiedHead):
             allowed_miners=allowed_miners,
             emission=emission,
             validator_fee_ppm=validator_fee_ppm,
+            robust=robust or RobustConfig(),
         )
         self.payloads: dict[bytes, bytes] = {}
         body, state = genesis(self._params, model)

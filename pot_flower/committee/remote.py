@@ -39,6 +39,7 @@ from pot_flower.protocol.certificate import (
 )
 from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
 from pot_flower.protocol.params import Params
+from pot_flower.protocol.robust import RobustConfig
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
 from pot_flower.transport.gateway import Gateway
@@ -71,6 +72,7 @@ class RemoteCommittee(CertifiedHead):
         allowed_miners: tuple[bytes, ...] = (),
         emission: int = 1_000_000,
         validator_fee_ppm: int = 100_000,
+        robust: RobustConfig | None = None,
         channel_credentials: grpc.ChannelCredentials | None = None,
         timeout: float = 120.0,
         resume: bool = False,
@@ -89,6 +91,7 @@ class RemoteCommittee(CertifiedHead):
             allowed_miners=allowed_miners,
             emission=emission,
             validator_fee_ppm=validator_fee_ppm,
+            robust=robust or RobustConfig(),
         )
         self._height = -1
         self._head_hash = b""
@@ -159,6 +162,7 @@ class RemoteCommittee(CertifiedHead):
             p.allowed_miners,
             p.emission,
             p.validator_fee_ppm,
+            p.robust,
         )
         height, digest = self._order(available_request(request.to_bytes(), receipts), 0)
         return self._certify(height, digest)

@@ -1,26 +1,17 @@
 """Aggregation: the accepted updates' combination and the model it moves.
 
 Pure integer maths over fixed-point units (see :mod:`~pot_flower.protocol.fixedpoint`),
-so every validator computes identical bytes. Robust rules and central DP belong here,
-each as a function of the accepted updates (and the chain state they need).
+so every validator computes identical bytes. The rules that combine updates live in
+:mod:`pot_flower.protocol.robust`; here the aggregate moves the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from pot_flower.protocol.fixedpoint import IntArray, apply_update, weighted_mean
+from pot_flower.protocol.fixedpoint import IntArray, apply_update
 from pot_flower.protocol.layout import Layout
 from pot_flower.protocol.model import Arrays
-
-
-def examples_weighted_mean(
-    updates: Sequence[IntArray], examples: Sequence[int]
-) -> IntArray:
-    """FedAvg's rule: the mean of the updates weighted by their claimed examples."""
-    return weighted_mean(list(updates), list(examples))
 
 
 def apply_aggregate(model: Arrays, layout: Layout, aggregate: IntArray) -> Arrays:

@@ -17,6 +17,7 @@ from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.params import MAX_EXAMPLES, MAX_SUBMISSIONS, Params
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import PPM
+from pot_flower.protocol.robust.config import RobustConfig
 from pot_flower.zk.signatures import PUBLIC_KEY_SIZE
 
 GENESIS = "genesis"
@@ -43,7 +44,11 @@ BEFORE_EXAMPLES = frozenset(
     }
 )
 # Passed every per-submission check, then lost to another submission.
-PASSED = frozenset({Reason.DUPLICATE_SUBMISSION, Reason.COPIED_UPDATE})
+PASSED = frozenset(
+    {Reason.DUPLICATE_SUBMISSION, Reason.COPIED_UPDATE, Reason.NOT_SELECTED}
+)
+# Reached the robust stage: may have been clipped there.
+ROBUST_STAGE = frozenset({None, Reason.NOT_SELECTED})
 _REASONS = {r.value: r for r in Reason}
 
 
@@ -129,6 +134,7 @@ def _kind(value: Decoded) -> str | None:
 # ----------------------------------------------------------------- records
 SUBMISSION_FIELDS = frozenset(
     {
+        "clipped",
         "commitment",
         "examples",
         "miner",
@@ -157,6 +163,8 @@ class SubmissionRecord:
         Why it was rejected; ``None`` if accepted.
     quality_ppm, reward : int
         Its score against the aggregate and its pay (0 unless accepted).
+    clipped : bool
+        Whether the robust stage scaled it down (accepted or not selected only).
 
     """
 
@@ -167,6 +175,7 @@ class SubmissionRecord:
     reason: Reason | None
     quality_ppm: int = 0
     reward: int = 0
+    clipped: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -179,6 +188,7 @@ class SubmissionRecord:
 
     def to_value(self) -> dict[str, Decoded]:
         return {
+            "clipped": self.clipped,
             "commitment": self.commitment,
             "examples": self.examples,
             "miner": self.miner,
@@ -200,6 +210,7 @@ class SubmissionRecord:
             "reason": None if self.reason is None else self.reason.value,
             "quality-ppm": self.quality_ppm,
             "reward": self.reward,
+            "clipped": self.clipped,
         }
 
     @classmethod
@@ -229,7 +240,12 @@ class SubmissionRecord:
             raise _fail(f"{what}: negative reward {reward}", Problem.REWARDS)
         if reason is not None and (quality or reward):
             raise _fail(f"{what}: rejected, yet scored or paid", Problem.REWARDS)
-        return cls(node, miner, commitment, examples, reason, quality, reward)
+        clipped = sub["clipped"]
+        if not isinstance(clipped, bool):
+            raise _fail(f"{what}: clipped is not a boolean")
+        if clipped and reason not in ROBUST_STAGE:
+            raise _fail(f"{what}: {reason} yet clipped", Problem.VERDICTS)
+        return cls(node, miner, commitment, examples, reason, quality, reward, clipped)
 
 
 def _verdict(sub: dict[str, Decoded]) -> Reason | None:
@@ -409,6 +425,7 @@ _PARAM_FIELDS = frozenset(
         "norm-bound-units",
         "quorum",
         "registration",
+        "robust",
         "run",
         "validator-fee-ppm",
         "validators",
@@ -487,6 +504,7 @@ class GenesisBlock:
                 "allowed-miners": [k.hex() for k in p.allowed_miners],
                 "emission": p.emission,
                 "validator-fee-ppm": p.validator_fee_ppm,
+                "robust": p.robust.to_value(),
             },
         }
 
@@ -533,6 +551,7 @@ def _params(value: Decoded) -> Params:
         return Params(
             validators=tuple(validators),
             allowed_miners=tuple(allowed),
+            robust=RobustConfig.from_value(params["robust"]),
             **fields,  # type: ignore[arg-type]
         )
     except ValueError as exc:

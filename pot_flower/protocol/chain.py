@@ -6,10 +6,13 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
+
 from pot_flower.encoding import DecodeError, decode, encode
 from pot_flower.protocol.block import ArraySpec, GenesisBlock
 from pot_flower.protocol.certificate import GENESIS_PREVIOUS, block_hash
 from pot_flower.protocol.envelope import round_nonce
+from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.layout import Layout
 from pot_flower.protocol.model import (
     Arrays,
@@ -32,6 +35,8 @@ class ChainState:
     model: Arrays
     model_digest: bytes
     miners: set[bytes] = field(default_factory=set)
+    aggregate: IntArray | None = None
+    """The last round's aggregate (flat units), kept where a rule needs it."""
 
     @cached_property
     def layout(self) -> Layout:
@@ -43,8 +48,10 @@ class ChainState:
         return round_nonce(self.params.run, self.height + 1, self.head)
 
     def to_bytes(self) -> bytes:
+        aggregate = b"" if self.aggregate is None else self.aggregate.astype("<i8")
         return encode(
             {
+                "aggregate": bytes(aggregate),
                 "head": self.head,
                 "height": self.height,
                 "miners": sorted(self.miners),
@@ -64,6 +71,10 @@ class ChainState:
             if not isinstance(model_bytes, bytes) or not isinstance(head, bytes):
                 raise ValueError("model and head must be bytes")
             model = decode_arrays(model_bytes)
+            aggregate = value["aggregate"]
+            size = sum(a.size for a in model.values())
+            if not isinstance(aggregate, bytes) or len(aggregate) not in (0, 8 * size):
+                raise ValueError("aggregate must be empty or the model's int64 units")
             return cls(
                 params=Params.from_value(value["params"]),
                 height=integer(value["height"]),
@@ -71,6 +82,11 @@ class ChainState:
                 model={k: v.copy() for k, v in model.items()},
                 model_digest=hashlib.sha256(model_bytes).digest(),
                 miners=set(bytes_list(value["miners"])),
+                aggregate=(
+                    np.frombuffer(aggregate, dtype="<i8").astype(np.int64)
+                    if aggregate
+                    else None
+                ),
             )
         except (DecodeError, ModelFormatError, KeyError) as exc:
             raise ValueError(f"bad chain state: {exc}") from exc

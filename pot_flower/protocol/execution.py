@@ -13,24 +13,31 @@ The steps, in order: :func:`parse_batch`, :func:`check_submission` for each repl
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from pot_flower.protocol.aggregation import (
-    apply_aggregate,
-    as_float,
-    examples_weighted_mean,
-)
+from pot_flower.encoding import encode
+from pot_flower.protocol.aggregation import apply_aggregate, as_float
 from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
 from pot_flower.protocol.block import RoundBlock, ValidatorFee
 from pot_flower.protocol.certificate import Certificate, CertificateError, block_hash
 from pot_flower.protocol.chain import ChainState
+from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.model import Arrays, model_digest
 from pot_flower.protocol.params import MAX_SUBMISSIONS
 from pot_flower.protocol.reasons import Reason
-from pot_flower.protocol.rewards import fee_pool, largest_remainder, quality_ppm
+from pot_flower.protocol.rewards import (
+    fee_pool,
+    largest_remainder,
+    miner_shares,
+    quality_ppm,
+)
+from pot_flower.protocol.robust import robust_aggregate
+from pot_flower.protocol.robust.geometry import lower_median, stack
 from pot_flower.protocol.verdicts import Verdict, check_submission
 
+SEED_DOMAIN = b"pot-flower/round-seed/v1"
 # Rejections that do not register a miner: the envelope is not for this round.
 NOT_REGISTERING = frozenset(
     {Reason.UNKNOWN_MINER, Reason.WRONG_RUN, Reason.WRONG_ROUND, Reason.WRONG_NONCE}
@@ -108,20 +115,59 @@ def register_and_dedupe(state: ChainState, verdicts: list[Verdict]) -> list[byte
     return registered
 
 
-def aggregate(state: ChainState, accepted: list[Verdict]) -> tuple[Arrays, bytes]:
-    """The next model and its digest; scores each accepted update against the mean."""
+def aggregate(
+    state: ChainState, accepted: list[Verdict]
+) -> tuple[Arrays, bytes, IntArray | None]:
+    """The next model, its digest and the aggregate the chain keeps.
+
+    Runs the chain's robust stage on the accepted updates: updates a selecting
+    rule drops become ``not-selected``, clipped ones are flagged, and each update
+    still accepted is scored against the robust aggregate.
+    """
+    config = state.params.robust
     if not accepted:
-        return state.model, state.model_digest
-    mean = examples_weighted_mean(
-        [v.units for v in accepted if v.units is not None],
-        [v.examples for v in accepted],
+        return state.model, state.model_digest, state.aggregate
+    rows = stack([v.units for v in accepted if v.units is not None])
+    result = robust_aggregate(
+        config,
+        rows,
+        capped_weights([v.examples for v in accepted]),
+        seed=round_seed(state, accepted),
+        previous=state.aggregate,
     )
-    mean_flat, mean_sq = as_float(mean)
+    del rows
+    for i in result.clipped:
+        accepted[i].clipped = True
+    for i in result.excluded:
+        v = accepted[i]
+        v.reason, v.units, v.flat = Reason.NOT_SELECTED, None, None
+    agg_flat, agg_sq = as_float(result.aggregate)
     for v in accepted:
-        assert v.flat is not None
-        v.quality_ppm = quality_ppm(v.flat, mean_flat, mean_sq)
-    model = apply_aggregate(state.model, state.layout, mean)
-    return model, model_digest(model)
+        if v.flat is not None:
+            v.quality_ppm = quality_ppm(v.flat, agg_flat, agg_sq)
+    model = apply_aggregate(state.model, state.layout, result.aggregate)
+    kept = result.aggregate if config.keeps_aggregate else None
+    return model, model_digest(model), kept
+
+
+def capped_weights(examples: list[int]) -> list[int]:
+    """Claimed examples capped at the round's median claim.
+
+    A miner cannot buy weight by claiming more: past the median, every claim
+    weighs the same, so Byzantine miners (fewer than half) cannot move the cap.
+    """
+    cap = lower_median(examples)
+    return [min(e, cap) for e in examples]
+
+
+def round_seed(state: ChainState, accepted: list[Verdict]) -> bytes:
+    """The seed of the round's random choices (bucketing).
+
+    Fixed only once the accepted updates are: the round's nonce and their
+    commitments, in canonical order.
+    """
+    commitments = [v.commitment or b"" for v in accepted]
+    return hashlib.sha256(SEED_DOMAIN + encode([state.nonce(), commitments])).digest()
 
 
 def verified_certificate(
@@ -147,14 +193,13 @@ def pay(
     fee = fee_pool(params.emission, params.validator_fee_ppm)
     signers = certificate.signers if certificate is not None else []
     fee_shares = largest_remainder(fee, [1] * len(signers)) if signers else []
-    scores = [v.examples * v.quality_ppm for v in accepted]
-    miner_shares = largest_remainder(params.emission - fee, scores)
-    for v, share in zip(accepted, miner_shares, strict=True):
+    shares = miner_shares(params.emission - fee, [v.quality_ppm for v in accepted])
+    for v, share in zip(accepted, shares, strict=True):
         v.reward = share
     fees = tuple(
         ValidatorFee(i, share) for i, share in zip(signers, fee_shares, strict=True)
     )
-    return fees, sum(miner_shares) + sum(fee_shares)
+    return fees, sum(shares) + sum(fee_shares)
 
 
 def execute_round(
@@ -171,7 +216,8 @@ def execute_round(
     verdicts = check_all(state, batch, payloads)
     registered = register_and_dedupe(state, verdicts)
     accepted = [v for v in verdicts if v.accepted]
-    new_model, new_digest = aggregate(state, accepted)
+    new_model, new_digest, kept = aggregate(state, accepted)
+    accepted = [v for v in accepted if v.accepted]
     certificate = verified_certificate(state, batch.previous_certificate)
     fees, minted = pay(state, accepted, certificate)
     block = RoundBlock(
@@ -197,5 +243,6 @@ def execute_round(
         model=new_model,
         model_digest=new_digest,
         miners=state.miners | set(registered),
+        aggregate=kept,
     )
     return RoundOutcome(body, digest, next_state, tuple(verdicts), certificate)

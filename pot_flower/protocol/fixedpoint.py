@@ -138,20 +138,3 @@ def norm_within(flat: FloatArray, bound: int) -> bool:
     if approx - err > limit + slack:
         return False
     return exact_float_dot(flat, flat) <= bound * bound
-
-
-def weighted_mean(updates: list[IntArray], weights: list[int]) -> IntArray:
-    """``round(sum(w_i * u_i) / sum(w_i))`` per element, half away from -inf.
-
-    Exact in int64 given the caller's bounds: |u| <= 2**31 and sum(w) <= 2**31.
-    """
-    total_weight = sum(weights)
-    if total_weight <= 0:
-        raise ValueError("weights must sum to a positive number")
-    if total_weight > MAX_UNITS:
-        raise ValueError("total weight exceeds 2**31")
-    acc = np.zeros_like(updates[0])
-    for update, weight in zip(updates, weights, strict=True):
-        acc += update * weight
-    acc += total_weight // 2
-    return np.floor_divide(acc, total_weight)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pot_flower.encoding import Decoded
 from pot_flower.protocol.fixedpoint import MAX_UNITS
+from pot_flower.protocol.robust.config import RobustConfig
 
 MAX_EXAMPLES = 1 << 20
 """Most examples one submission may claim (keeps the total weight below 2**31)."""
@@ -36,6 +37,8 @@ class Params:
         Token units minted per round.
     validator_fee_ppm : int
         Share of the emission paid to the previous block's certifiers (millionths).
+    robust : RobustConfig
+        The robust stage: pre-aggregators, aggregator, tolerated Byzantine share.
 
     """
 
@@ -47,6 +50,7 @@ class Params:
     allowed_miners: tuple[bytes, ...] = ()
     emission: int = 1_000_000
     validator_fee_ppm: int = 100_000
+    robust: RobustConfig = field(default_factory=RobustConfig)
 
     def __post_init__(self) -> None:
         if self.registration not in ("open", "allow-list"):
@@ -65,6 +69,7 @@ class Params:
             "norm-bound-units": self.norm_bound_units,
             "quorum": self.quorum,
             "registration": self.registration,
+            "robust": self.robust.to_value(),
             "run": self.run,
             "validator-fee-ppm": self.validator_fee_ppm,
             "validators": list(self.validators),
@@ -84,6 +89,7 @@ class Params:
                 allowed_miners=tuple(bytes_list(value["allowed-miners"])),
                 emission=integer(value["emission"]),
                 validator_fee_ppm=integer(value["validator-fee-ppm"]),
+                robust=RobustConfig.from_value(value["robust"]),
             )
         except KeyError as exc:
             raise ValueError(f"params lack {exc}") from exc

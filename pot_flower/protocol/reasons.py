@@ -29,6 +29,7 @@ class Reason(StrEnum):
     COMMITMENT_MISMATCH = "commitment-mismatch"
     DUPLICATE_SUBMISSION = "duplicate-submission"
     COPIED_UPDATE = "copied-update"
+    NOT_SELECTED = "not-selected"
 
 
 REASON_TEXT = {
@@ -51,4 +52,5 @@ REASON_TEXT = {
     Reason.COMMITMENT_MISMATCH: "the arrays do not match the signed commitment",
     Reason.DUPLICATE_SUBMISSION: "the miner already submitted in this round",
     Reason.COPIED_UPDATE: "the same update was submitted by another miner",
+    Reason.NOT_SELECTED: "the robust aggregator (Krum, Multi-Krum) chose other updates",
 }

@@ -1,12 +1,13 @@
-"""Rewards v1: integer token units, split by deterministic contribution scores.
+"""Rewards v2: integer token units, split by deterministic contribution scores.
 
 Each round mints ``emission`` units. A ``validator_fee_ppm`` share goes in equal parts
 to the validators whose signatures certified the previous block; the rest is split
-among accepted miners in proportion to ``score = examples * quality_ppm``, where
-``quality_ppm`` is the cosine similarity of the miner's update to the round's
-aggregate, clipped to [0, 1] and expressed in millionths. Shares are floors; the
-left-over units go one each to the largest fractional remainders (ties: canonical
-order), so every round's payouts sum exactly to what was minted.
+among accepted miners in proportion to ``quality_ppm``: the cosine similarity of the
+miner's update to the round's *robust* aggregate, clipped to [0, 1] and expressed in
+millionths. Claimed examples buy nothing; rejected, excluded and copied updates earn
+nothing. Shares are floors; the left-over units go one each to the largest
+fractional remainders (ties: canonical order), so every round's payouts sum exactly
+to what was minted.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def largest_remainder(pool: int, weights: Sequence[int]) -> list[int]:
     for i in order[:left]:
         shares[i] += 1
     return shares
+
+
+def miner_shares(pool: int, qualities: Sequence[int]) -> list[int]:
+    """The miners' pool split among accepted miners by their quality scores."""
+    return largest_remainder(pool, list(qualities))
 
 
 def fee_pool(emission: int, fee_ppm: int) -> int:

@@ -29,6 +29,7 @@ class Verdict:
     reason: Reason | None = None
     quality_ppm: int = 0
     reward: int = 0
+    clipped: bool = False
     units: IntArray | None = field(default=None, repr=False)  # flat order
     flat: FloatArray | None = field(default=None, repr=False)
 
@@ -46,6 +47,7 @@ class Verdict:
             reason=self.reason,
             quality_ppm=self.quality_ppm,
             reward=self.reward,
+            clipped=self.clipped,
         )
 
 

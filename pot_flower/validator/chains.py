@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pot_flower.encoding import (
@@ -32,6 +32,7 @@ from pot_flower.protocol.batch import RoundBatch
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_arrays
 from pot_flower.protocol.params import Params
+from pot_flower.protocol.robust import RobustConfig
 from pot_flower.validator.application import PoTApplication
 from pot_flower.validator.availability import (
     Receipt,
@@ -70,10 +71,12 @@ class OpenChain:
     allowed_miners: tuple[bytes, ...] = ()
     emission: int = 1_000_000
     validator_fee_ppm: int = 100_000
+    robust: RobustConfig = field(default_factory=RobustConfig)
 
     def to_bytes(self) -> bytes:
         return encode(
             {
+                "robust": self.robust.to_value(),
                 "allowed-miners": list(self.allowed_miners),
                 "emission": self.emission,
                 "kind": "open-chain",
@@ -100,6 +103,7 @@ class OpenChain:
             and all(isinstance(m, bytes) for m in miners)
         ):
             raise ValueError("malformed open-chain request")
+        robust = RobustConfig.from_value(value.get("robust"))
         return cls(
             fields[0],
             fields[1],
@@ -108,6 +112,7 @@ class OpenChain:
             tuple(m for m in miners if isinstance(m, bytes)),
             int(value["emission"]),  # type: ignore[arg-type]
             int(value["validator-fee-ppm"]),  # type: ignore[arg-type]
+            robust,
         )
 
 
@@ -310,6 +315,7 @@ class Chains:
                 allowed_miners=request.allowed_miners,
                 emission=request.emission,
                 validator_fee_ppm=request.validator_fee_ppm,
+                robust=request.robust,
             )
         except ValueError as exc:
             return _error(str(exc))

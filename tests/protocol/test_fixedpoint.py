@@ -16,9 +16,9 @@ from pot_flower.protocol.fixedpoint import (
     exact_dot,
     norm_within,
     quantize_difference,
-    weighted_mean,
 )
 from pot_flower.protocol.rewards import PPM, largest_remainder, quality_ppm
+from pot_flower.protocol.robust import rules
 
 units = st.integers(-MAX_UNITS, MAX_UNITS)
 vectors = st.lists(units, min_size=1, max_size=40)
@@ -79,12 +79,12 @@ def test_quality_of_parallel_vectors_is_one() -> None:
         max_size=20,
     ).filter(lambda xs: sum(w for _, w in xs) <= MAX_UNITS)
 )
-def test_weighted_mean_rounds_half_up_exactly(
+def test_the_weighted_mean_rounds_half_up_exactly(
     items: list[tuple[list[int], int]],
 ) -> None:
     updates = [np.array(u, np.int64) for u, _ in items]
     weights = [w for _, w in items]
-    got = weighted_mean(updates, weights)
+    got = rules.mean(np.stack(updates), weights)
     total = sum(weights)
     for j in range(3):
         exact = Fraction(sum(u[j] * w for u, w in items), total)

@@ -14,6 +14,9 @@ from pot_flower.protocol.model import encode_arrays
 from pot_flower.protocol.params import MAX_EXAMPLES
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import fee_pool
+from pot_flower.protocol.robust import Aggregator, RobustConfig
+
+MULTI_KRUM = RobustConfig(aggregator=Aggregator.MULTI_KRUM, byzantine_ppm=200_000)
 
 HONEST = (1, 2, 3)
 
@@ -118,6 +121,11 @@ def crafted(reason: Reason):  # type: ignore[no-untyped-def]
         # Miner 9 copies miner 1's returned weights exactly (its own envelope).
         b.add(b.sign(i, trained(b.state.model, 1)), node=1009)
 
+    def not_selected(b: RoundBuilder) -> None:
+        # Five updates tolerate one Byzantine: Multi-Krum drops the far one.
+        b.honest(4)
+        b.add(b.sign(i, trained(b.state.model, i, scale=0.05)), node=1009)
+
     table = {
         Reason.MISSING_SIGNATURE: missing_signature,
         Reason.MALFORMED_ENVELOPE: malformed_envelope,
@@ -138,6 +146,7 @@ def crafted(reason: Reason):  # type: ignore[no-untyped-def]
         Reason.COMMITMENT_MISMATCH: commitment_mismatch,
         Reason.DUPLICATE_SUBMISSION: duplicate,
         Reason.COPIED_UPDATE: copied,
+        Reason.NOT_SELECTED: not_selected,
     }
     return table[reason]
 
@@ -150,6 +159,8 @@ def test_every_rejection_reason_has_a_crafted_submission(reason: Reason) -> None
             "registration": "allow-list",
             "allowed_miners": tuple(miner(i).verify_key.raw for i in HONEST),
         }
+    if reason is Reason.NOT_SELECTED:
+        params = {"robust": MULTI_KRUM}
     outcome, body = run_with(crafted(reason), **params)
     rejected = [v for v in outcome.verdicts if not v.accepted]
     assert {v.reason for v in rejected} == {reason}
@@ -158,6 +169,8 @@ def test_every_rejection_reason_has_a_crafted_submission(reason: Reason) -> None
     expected = set(1000 + i for i in HONEST)
     if reason is Reason.COPIED_UPDATE:
         expected -= {1001}
+    if reason is Reason.NOT_SELECTED:
+        expected |= {1004}
     if reason is Reason.DUPLICATE_SUBMISSION:
         assert len([v for v in outcome.verdicts if v.node == 1002 and v.accepted]) == 1
     assert good == expected
@@ -169,16 +182,20 @@ def test_every_rejection_reason_has_a_crafted_submission(reason: Reason) -> None
     assert all(s["reward"] == 0 for s in subs if s["verdict"] == "rejected")
 
 
-def test_rewards_sum_to_emission_and_follow_scores() -> None:
-    outcome, body = run_with(lambda b: b.honest(4, examples=400))
+def test_rewards_sum_to_emission_and_claimed_examples_buy_nothing() -> None:
+    outcome, body = run_with(lambda b: b.honest(4, examples=MAX_EXAMPLES))
     params = chain().params
     miners = [v.reward for v in outcome.verdicts if v.accepted]
     assert sum(miners) == params.emission - fee_pool(
         params.emission, params.validator_fee_ppm
     )
     assert body["minted"] == sum(miners)  # no previous certificate: no validator fee
-    big = next(v for v in outcome.verdicts if v.node == 1004)
-    assert big.reward == max(miners)
+    # Past the round's median claim (100), a claim buys neither weight nor pay.
+    at_median, _ = run_with(lambda b: b.honest(4, examples=100))
+    assert outcome.state.model_digest == at_median.state.model_digest
+    assert [v.reward for v in outcome.verdicts] == [
+        v.reward for v in at_median.verdicts
+    ]
 
 
 def test_lazy_miner_returning_the_base_model_earns_nothing() -> None:

@@ -1,0 +1,115 @@
+"""Exact geometry over fixed-point updates: norms, distances, clipping, means.
+
+Updates are int64 rows with ``|x| <= 2**32`` (differences of two bounded updates
+included). Everything here is integer maths or float64 maths whose every partial
+result is an integer below 2**53, which IEEE-754 computes exactly in any order, with
+or without FMA, on any BLAS: so honest validators agree bit for bit.
+
+Distances between updates use a *sketch*: the rows shifted right by a per-round
+number of bits, so that a dot product of two sketched rows stays below 2**52 and a
+BLAS Gram matrix of the sketch is exact. Selection rules (Krum, nearest neighbours)
+rank updates by these exact sketch distances; the sums they select are taken at full
+precision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from pot_flower.protocol.fixedpoint import FloatArray, IntArray, exact_dot
+
+_WIDEST = 1 << 32  # |element| bound every function here relies on
+
+
+def stack(rows: Sequence[IntArray]) -> IntArray:
+    """The updates as one ``(n, d)`` int64 matrix (n >= 1)."""
+    return np.stack([np.asarray(r, dtype=np.int64) for r in rows])
+
+
+def rounded_div(total: IntArray, count: int) -> IntArray:
+    """``round(total / count)`` per element, halves rounded up (exact integers)."""
+    if count <= 0:
+        raise ValueError("count must be positive")
+    return np.floor_divide(total + count // 2, count)
+
+
+def mean_rows(rows: IntArray) -> IntArray:
+    """The rows' equal-weight mean, rounded (exact: n * 2**32 < 2**63)."""
+    return rounded_div(rows.sum(axis=0, dtype=np.int64), rows.shape[0])
+
+
+def sq_norm(v: IntArray) -> int:
+    """``sum(v**2)`` exactly (``|v| <= 2**32``)."""
+    return exact_dot(v, v)
+
+
+def norm_floor(sq: int) -> int:
+    """``floor(sqrt(sq))``: an exact L2 norm in whole units."""
+    return math.isqrt(sq)
+
+
+def lower_median(values: Sequence[int]) -> int:
+    """The lower median (an actual sample: ``sorted(values)[(n - 1) // 2]``)."""
+    if not values:
+        raise ValueError("median of nothing")
+    return sorted(values)[(len(values) - 1) // 2]
+
+
+def clip(v: IntArray, bound: int) -> tuple[IntArray, bool]:
+    """``v`` scaled so its L2 norm is at most ``bound``, and whether it was scaled.
+
+    The factor is ``c / 2**b`` with ``c = floor(2**b * bound / |v|)`` and ``b`` as
+    many bits as int64 allows for this ``v`` (at least 30); it is applied toward
+    zero element by element, so the result's norm never exceeds ``bound``.
+    """
+    if bound < 0:
+        raise ValueError("bound must be non-negative")
+    sq = sq_norm(v)
+    if sq <= bound * bound:
+        return v, False
+    top = int(np.abs(v).max())
+    if top > _WIDEST:
+        raise ValueError("update elements exceed 2**32")
+    bits = 62 - top.bit_length()  # c < 2**bits, so |v| * c < 2**62
+    # floor(sqrt(floor(z))) == floor(sqrt(z)): c is exact.
+    c = math.isqrt((bound * bound << (2 * bits)) // sq)
+    scaled = (np.abs(v) * c) >> bits
+    return np.where(v < 0, -scaled, scaled), True
+
+
+def sketch(rows: IntArray) -> FloatArray:
+    """Rows shifted so that any two have an exact float64 dot product (< 2**52).
+
+    With ``d`` columns every element must stay within ``2**k``,
+    ``k = (52 - bitlen(d)) // 2``; the shift is the fewest bits that achieve it for
+    this round's largest element (halves rounded up).
+    """
+    d = rows.shape[1]
+    k = (52 - d.bit_length()) // 2
+    top = int(np.abs(rows).max()) if rows.size else 0
+    if top > _WIDEST:
+        raise ValueError("update elements exceed 2**32")
+    shift = max(0, top.bit_length() - k)
+    if shift:
+        rows = (rows + (1 << (shift - 1))) >> shift
+    return rows.astype(np.float64)
+
+
+def sq_distances(rows: IntArray) -> IntArray:
+    """The ``(n, n)`` matrix of exact squared distances between sketched rows."""
+    s = sketch(rows)
+    gram = (s @ s.T).astype(np.int64)  # exact: every partial sum < 2**52
+    diag = np.diagonal(gram)
+    out: IntArray = diag[:, None] + diag[None, :] - 2 * gram
+    return out
+
+
+def nearest(distances: IntArray, count: int) -> IntArray:
+    """Row i: the ``count`` rows nearest row i (itself first), ties by index."""
+    ranked = distances.copy()
+    np.fill_diagonal(ranked, -1)
+    order: IntArray = np.argsort(ranked, axis=1, kind="stable")[:, :count]
+    return order

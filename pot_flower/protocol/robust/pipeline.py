@@ -1,0 +1,106 @@
+"""The robust stage: pre-aggregators in order, then the aggregator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pot_flower.protocol.fixedpoint import IntArray
+from pot_flower.protocol.robust import rules
+from pot_flower.protocol.robust.config import Aggregator, PreAggregator, RobustConfig
+
+
+@dataclass(frozen=True)
+class RobustResult:
+    """What the robust stage made of a round's updates.
+
+    Parameters
+    ----------
+    aggregate : IntArray
+        The update that moves the model, in fixed-point units.
+    excluded : tuple[int, ...]
+        Updates (by position) a selecting aggregator dropped.
+    clipped : tuple[int, ...]
+        Updates (by position) a clipping step scaled down.
+    tolerated : int
+        The number of Byzantine updates the round's rules were set for.
+
+    """
+
+    aggregate: IntArray
+    excluded: tuple[int, ...]
+    clipped: tuple[int, ...]
+    tolerated: int
+
+
+def robust_aggregate(
+    config: RobustConfig,
+    rows: IntArray,
+    weights: Sequence[int] | None,
+    *,
+    seed: bytes,
+    previous: IntArray | None = None,
+) -> RobustResult:
+    """Apply ``config`` to ``rows`` (one per accepted update, canonical order).
+
+    ``weights`` weigh the plain mean (ignored once bucketing mixes the rows);
+    ``seed`` shuffles the buckets (the round's nonce); ``previous`` is the last
+    round's aggregate, the centre of centered clipping (zeros if None).
+    """
+    n = rows.shape[0]
+    f = config.tolerated(n)
+    clipped: set[int] = set()
+    groups: list[list[int]] | None = None
+    for step in config.pre_aggregators:
+        if step in (PreAggregator.CLIP, PreAggregator.ADAPTIVE_CLIP):
+            bound = (
+                config.clip_norm_units
+                if step == PreAggregator.CLIP
+                else rules.adaptive_bound(rows, config.adaptive_clip_ppm)
+            )
+            rows, flags = rules.clip_rows(rows, bound)
+            if groups is None:
+                clipped |= {i for i, was in enumerate(flags) if was}
+        elif step == PreAggregator.NNM:
+            rows = rules.nnm(rows, f)
+        else:
+            groups = rules.buckets(rows.shape[0], config.bucket_size, seed)
+            rows = rules.bucket_means(rows, groups)
+            f = min(f, config.limit(len(groups)))
+    aggregate, kept = _aggregate(config, rows, None if groups else weights, f, previous)
+    excluded = (
+        tuple(sorted(set(range(n)) - set(kept)))
+        if kept is not None and groups is None
+        else ()
+    )
+    return RobustResult(aggregate, excluded, tuple(sorted(clipped)), f)
+
+
+def _aggregate(
+    config: RobustConfig,
+    rows: IntArray,
+    weights: Sequence[int] | None,
+    f: int,
+    previous: IntArray | None,
+) -> tuple[IntArray, list[int] | None]:
+    n = rows.shape[0]
+    match config.aggregator:
+        case Aggregator.MEAN:
+            return rules.mean(rows, weights), None
+        case Aggregator.MEDIAN:
+            return rules.median(rows), None
+        case Aggregator.TRIMMED_MEAN:
+            return rules.trimmed_mean(rows, f), None
+        case Aggregator.GEOMETRIC_MEDIAN:
+            return rules.geometric_median(rows, config.iterations), None
+        case Aggregator.CENTERED_CLIPPING:
+            center = previous if previous is not None else np.zeros_like(rows[0])
+            return rules.centered_clipping(
+                rows, center, config.radius_units, config.iterations
+            ), None
+        case Aggregator.KRUM | Aggregator.MULTI_KRUM:
+            select = 1 if config.aggregator == Aggregator.KRUM else n - f
+            kept = rules.multi_krum(rows, f, select)
+            return rules.mean(rows[kept]), kept

@@ -1,0 +1,192 @@
+"""The robust rules: pure functions of fixed-point updates (rows of an int64 matrix).
+
+Every rule takes the rows in canonical order (by miner) and breaks ties by that
+order, so its result depends on nothing but the rows and the round's seed.
+References: Blanchard et al. 2017 (Krum, Multi-Krum), Yin et al. 2018 (median,
+trimmed mean), Pillutla et al. 2022 (smoothed Weiszfeld), Karimireddy et al. 2021
+(centered clipping) and 2022 (bucketing), Allouah et al. 2023 (nearest-neighbour
+mixing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from pot_flower.protocol.fixedpoint import IntArray
+from pot_flower.protocol.robust.geometry import (
+    clip,
+    lower_median,
+    mean_rows,
+    nearest,
+    norm_floor,
+    rounded_div,
+    sq_distances,
+    sq_norm,
+)
+
+_COLUMNS = 1 << 16  # columns sorted at once by the coordinate-wise rules
+WEISZFELD_BITS = 20
+"""Weiszfeld weights are ``floor(2**20 * nearest / distance)``: at most 2**20."""
+
+
+# --- pre-aggregation -------------------------------------------------------------
+
+
+def clip_rows(rows: IntArray, bound: int) -> tuple[IntArray, list[bool]]:
+    """Every row clipped to L2 norm ``bound``; which rows were clipped."""
+    out = rows.copy()
+    clipped = []
+    for i in range(rows.shape[0]):
+        out[i], was = clip(rows[i], bound)
+        clipped.append(was)
+    return out, clipped
+
+
+def adaptive_bound(rows: IntArray, multiple_ppm: int) -> int:
+    """``multiple * median norm`` in units (the lower median, floored)."""
+    median = norm_floor(lower_median([sq_norm(r) for r in rows]))
+    return median * multiple_ppm // 1_000_000
+
+
+def nnm(rows: IntArray, f: int) -> IntArray:
+    """Nearest-neighbour mixing: row i becomes the mean of its n - f nearest rows."""
+    n = rows.shape[0]
+    if n == 1:
+        return rows
+    picks = nearest(sq_distances(rows), n - f)
+    select = np.zeros((n, n), dtype=np.float64)
+    np.put_along_axis(select, picks, 1.0, axis=1)
+    # Exact: sums of at most 2**11 integers of magnitude <= 2**32 stay below 2**53.
+    sums = (select @ rows.astype(np.float64)).astype(np.int64)
+    return rounded_div(sums, n - f)
+
+
+def permutation(n: int, seed: bytes) -> list[int]:
+    """A uniform permutation of ``range(n)`` drawn from ``seed`` (Fisher-Yates).
+
+    Draws are SHA-256 counter blocks, rejection-sampled, so the order depends on
+    nothing but the seed (no library RNG whose algorithm could change).
+    """
+    order = list(range(n))
+    counter = 0
+    for i in range(n - 1, 0, -1):
+        span = i + 1
+        limit = (1 << 64) - (1 << 64) % span
+        while True:
+            block = hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+            counter += 1
+            draw = int.from_bytes(block[:8], "big")
+            if draw < limit:
+                break
+        j = draw % span
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+def buckets(n: int, size: int, seed: bytes) -> list[list[int]]:
+    """Rows shuffled by ``seed`` and cut into buckets of ``size`` (the last shorter)."""
+    order = permutation(n, seed)
+    return [sorted(order[i : i + size]) for i in range(0, n, size)]
+
+
+def bucket_means(rows: IntArray, groups: Sequence[Sequence[int]]) -> IntArray:
+    """Each bucket's mean."""
+    return np.stack([mean_rows(rows[list(g)]) for g in groups])
+
+
+# --- aggregators -----------------------------------------------------------------
+
+
+def mean(rows: IntArray, weights: Sequence[int] | None = None) -> IntArray:
+    """The (weighted) mean, rounded; weights sum to at most 2**31."""
+    if weights is None:
+        return mean_rows(rows)
+    total = sum(weights)
+    if total <= 0 or total >= 1 << 31:
+        raise ValueError("weights must sum to a positive number below 2**31")
+    acc = np.zeros(rows.shape[1], dtype=np.int64)
+    for row, w in zip(rows, weights, strict=True):
+        acc += row * w  # |row| * total < 2**63
+    return rounded_div(acc, total)
+
+
+def _by_columns(rows: IntArray, pick: object) -> IntArray:
+    out = np.empty(rows.shape[1], dtype=np.int64)
+    for start in range(0, rows.shape[1], _COLUMNS):
+        block = np.sort(rows[:, start : start + _COLUMNS], axis=0)
+        out[start : start + _COLUMNS] = pick(block)  # type: ignore[operator]
+    return out
+
+
+def median(rows: IntArray) -> IntArray:
+    """The coordinate-wise median (for even n, the two middles' mean, floored)."""
+    n = rows.shape[0]
+    return _by_columns(rows, lambda s: (s[(n - 1) // 2] + s[n // 2]) >> 1)
+
+
+def trimmed_mean(rows: IntArray, f: int) -> IntArray:
+    """The coordinate-wise mean after dropping the f lowest and f highest values."""
+    n = rows.shape[0]
+    if n <= 2 * f:
+        raise ValueError("trimmed mean needs n > 2f")
+    return _by_columns(rows, lambda s: rounded_div(s[f : n - f].sum(axis=0), n - 2 * f))
+
+
+def krum_scores(distances: IntArray, f: int) -> list[int]:
+    """Each row's Krum score: the sum of its n - f - 2 smallest distances."""
+    n = distances.shape[0]
+    k = min(max(n - f - 2, 1), n - 1)
+    if n == 1:
+        return [0]
+    others = np.where(np.eye(n, dtype=bool), np.iinfo(np.int64).max, distances)
+    # Sums of at most 2**11 distances below 2**55: held as Python integers.
+    return [int(sum(int(x) for x in row[:k])) for row in np.sort(others, axis=1)]
+
+
+def multi_krum(rows: IntArray, f: int, select: int) -> list[int]:
+    """The ``select`` rows with the lowest Krum scores (ties by index), in order."""
+    scores = krum_scores(sq_distances(rows), f)
+    ranked = sorted(range(rows.shape[0]), key=lambda i: (scores[i], i))
+    return sorted(ranked[:select])
+
+
+def geometric_median(rows: IntArray, iterations: int) -> IntArray:
+    """Smoothed Weiszfeld from the coordinate-wise median, in integer arithmetic.
+
+    Each step weights row i by ``floor(2**20 * d_min / d_i)``, where ``d_i`` is its
+    exact distance to the estimate in whole units (at least 1, the smoothing), so
+    weights are integers in [0, 2**20] and the weighted sum stays within int64.
+    """
+    z = median(rows)
+    for _ in range(iterations):
+        distances = [max(norm_floor(sq_norm(r - z)), 1) for r in rows]
+        nearest_distance = min(distances)
+        weights = [(nearest_distance << WEISZFELD_BITS) // d for d in distances]
+        z = mean(rows, weights) if sum(weights) < 1 << 31 else _big_mean(rows, weights)
+    return z
+
+
+def _big_mean(rows: IntArray, weights: Sequence[int]) -> IntArray:
+    # Weights scaled down so they sum below 2**31 (needed past 2**11 rows only).
+    total = sum(weights)
+    scaled = [w * ((1 << 31) - 1) // total for w in weights]
+    return mean(rows, scaled if sum(scaled) > 0 else None)
+
+
+def centered_clipping(
+    rows: IntArray, center: IntArray, radius: int, iterations: int
+) -> IntArray:
+    """``v <- v + mean_i clip(x_i - v, radius)``, ``iterations`` times from ``center``.
+
+    ``radius`` 0 takes the round's median distance to ``center``.
+    """
+    v = center.astype(np.int64)
+    if radius == 0:
+        radius = norm_floor(lower_median([sq_norm(r - v) for r in rows]))
+    for _ in range(iterations):
+        deltas, _ = clip_rows(rows - v, radius)
+        v = v + mean_rows(deltas)
+    return v
