@@ -160,4 +160,5 @@ def _copy(state: ChainState) -> ChainState:
         {k: v.copy() for k, v in state.model.items()},
         state.model_digest,
         set(state.miners),
+        None if state.aggregate is None else state.aggregate.copy(),
     )

@@ -45,7 +45,12 @@ BEFORE_EXAMPLES = frozenset(
 )
 # Passed every per-submission check, then lost to another submission.
 PASSED = frozenset(
-    {Reason.DUPLICATE_SUBMISSION, Reason.COPIED_UPDATE, Reason.NOT_SELECTED}
+    {
+        Reason.DUPLICATE_SUBMISSION,
+        Reason.COPIED_UPDATE,
+        Reason.NEAR_COPY,
+        Reason.NOT_SELECTED,
+    }
 )
 # Reached the robust stage: may have been clipped there.
 ROBUST_STAGE = frozenset({None, Reason.NOT_SELECTED})

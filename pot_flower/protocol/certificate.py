@@ -114,6 +114,11 @@ class Certificate:
 def assemble_certificate(
     height: int, digest: bytes, votes: dict[int, bytes], quorum: int
 ) -> Certificate:
-    """The certificate from the first ``quorum`` votes by validator index."""
-    chosen = sorted(votes)[:quorum]
-    return Certificate(height, digest, tuple((i, votes[i]) for i in chosen))
+    """The certificate from every vote (at least ``quorum``), by validator index.
+
+    Every validator that executed and voted signs it, so the next block pays each
+    of them, not only the first quorum.
+    """
+    if len(votes) < quorum:
+        raise CertificateError(f"{len(votes)} votes, quorum is {quorum}")
+    return Certificate(height, digest, tuple(sorted(votes.items())))

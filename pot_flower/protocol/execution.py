@@ -8,12 +8,14 @@ validators produce identical bytes on any machine. Nothing in a submission can m
 this raise; a malformed *batch* (the coordinator's fault) yields a batch error.
 
 The steps, in order: :func:`parse_batch`, :func:`check_submission` for each reply,
-:func:`register_and_dedupe`, :func:`aggregate`, :func:`pay`, then the block.
+:func:`register_and_dedupe`, :func:`reject_copies`, :func:`aggregate` (the robust
+stage), :func:`pay`, then the block.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -33,8 +35,9 @@ from pot_flower.protocol.rewards import (
     miner_shares,
     quality_ppm,
 )
-from pot_flower.protocol.robust import robust_aggregate
+from pot_flower.protocol.robust import RobustConfig, robust_aggregate
 from pot_flower.protocol.robust.geometry import lower_median, stack
+from pot_flower.protocol.robust.rules import copy_groups
 from pot_flower.protocol.verdicts import Verdict, check_submission
 
 SEED_DOMAIN = b"pot-flower/round-seed/v1"
@@ -87,7 +90,7 @@ def check_all(
 
 
 def register_and_dedupe(state: ChainState, verdicts: list[Verdict]) -> list[bytes]:
-    """Register new miners; keep one submission per miner; reject copied updates.
+    """Register new miners; keep one submission per miner.
 
     Returns the miners this round registers (open registration), in canonical order.
     """
@@ -104,59 +107,87 @@ def register_and_dedupe(state: ChainState, verdicts: list[Verdict]) -> list[byte
             if v.miner in seen:
                 v.reason, v.units, v.flat = Reason.DUPLICATE_SUBMISSION, None, None
             seen.add(v.miner)
-    # Identical updates from different miners: nobody can tell who copied whom.
-    by_commitment: dict[bytes, int] = {}
-    for v in verdicts:
-        if v.accepted and v.commitment is not None:
-            by_commitment[v.commitment] = by_commitment.get(v.commitment, 0) + 1
-    for v in verdicts:
-        if v.accepted and v.commitment is not None and by_commitment[v.commitment] > 1:
-            v.reason, v.units, v.flat = Reason.COPIED_UPDATE, None, None
     return registered
 
 
+def reject_copies(config: RobustConfig, passed: list[Verdict]) -> list[Verdict]:
+    """Reject identical and nearly identical updates; one of each group counts.
+
+    Nobody can tell who copied whom, so no member of a group is paid; the group's
+    first member (canonical order) still enters the aggregate once, so copying an
+    honest update neither removes it nor multiplies it. Returns the verdicts whose
+    updates the robust stage combines, in canonical order.
+    """
+    if len(passed) < 2:
+        return passed
+    rows = stack([v.units for v in passed if v.units is not None])
+    commitments = [v.commitment or b"" for v in passed]
+    groups = copy_groups(rows, commitments, config.copy_tolerance_ppm)
+    del rows
+    repeated = {c for c, k in Counter(commitments).items() if k > 1}
+    left_out: set[int] = set()
+    for group in groups:
+        for i in group:
+            passed[i].reason = (
+                Reason.COPIED_UPDATE if commitments[i] in repeated else Reason.NEAR_COPY
+            )
+        left_out |= set(group[1:])
+    for i in left_out:
+        passed[i].units = passed[i].flat = None
+    return [v for i, v in enumerate(passed) if i not in left_out]
+
+
 def aggregate(
-    state: ChainState, accepted: list[Verdict]
+    state: ChainState, contributing: list[Verdict]
 ) -> tuple[Arrays, bytes, IntArray | None]:
     """The next model, its digest and the aggregate the chain keeps.
 
-    Runs the chain's robust stage on the accepted updates: updates a selecting
+    Runs the chain's robust stage on the contributing updates: updates a selecting
     rule drops become ``not-selected``, clipped ones are flagged, and each update
     still accepted is scored against the robust aggregate.
     """
     config = state.params.robust
-    if not accepted:
+    if not contributing:
         return state.model, state.model_digest, state.aggregate
-    rows = stack([v.units for v in accepted if v.units is not None])
+    rows = stack([v.units for v in contributing if v.units is not None])
     result = robust_aggregate(
         config,
         rows,
-        capped_weights([v.examples for v in accepted]),
-        seed=round_seed(state, accepted),
+        capped_weights([v.examples for v in contributing]),
+        seed=round_seed(state, contributing),
         previous=state.aggregate,
     )
     del rows
     for i in result.clipped:
-        accepted[i].clipped = True
+        if contributing[i].accepted:
+            contributing[i].clipped = True
     for i in result.excluded:
-        v = accepted[i]
-        v.reason, v.units, v.flat = Reason.NOT_SELECTED, None, None
+        v = contributing[i]
+        if v.accepted:
+            v.reason, v.units, v.flat = Reason.NOT_SELECTED, None, None
     agg_flat, agg_sq = as_float(result.aggregate)
-    for v in accepted:
-        if v.flat is not None:
+    for v in contributing:
+        if v.accepted and v.flat is not None:
             v.quality_ppm = quality_ppm(v.flat, agg_flat, agg_sq)
     model = apply_aggregate(state.model, state.layout, result.aggregate)
     kept = result.aggregate if config.keeps_aggregate else None
     return model, model_digest(model), kept
 
 
-def capped_weights(examples: list[int]) -> list[int]:
-    """Claimed examples capped at the round's median claim.
+CLAIM_CAP_MULTIPLE = 2
+"""Claims weigh at most this multiple of the round's median claim."""
 
-    A miner cannot buy weight by claiming more: past the median, every claim
-    weighs the same, so Byzantine miners (fewer than half) cannot move the cap.
+
+def capped_weights(examples: list[int]) -> list[int]:
+    """Claimed examples capped at twice the round's median claim.
+
+    A miner cannot buy weight by claiming more: past the cap, every claim weighs
+    the same, and Byzantine miners (fewer than half) cannot move the median. Twice
+    the median, not the median itself, so that honest miners with more data than
+    most keep FedAvg's weighting (measured: the median cap cost up to 0.7 points
+    of accuracy on Dirichlet(0.5) partitions, twice the median none).
     """
-    cap = lower_median(examples)
+    cap = CLAIM_CAP_MULTIPLE * lower_median(examples)
     return [min(e, cap) for e in examples]
 
 
@@ -215,9 +246,10 @@ def execute_round(
     batch = parse_batch(state, batch_bytes)
     verdicts = check_all(state, batch, payloads)
     registered = register_and_dedupe(state, verdicts)
+    passed = [v for v in verdicts if v.accepted]
+    contributing = reject_copies(state.params.robust, passed)
+    new_model, new_digest, kept = aggregate(state, contributing)
     accepted = [v for v in verdicts if v.accepted]
-    new_model, new_digest, kept = aggregate(state, accepted)
-    accepted = [v for v in accepted if v.accepted]
     certificate = verified_certificate(state, batch.previous_certificate)
     fees, minted = pay(state, accepted, certificate)
     block = RoundBlock(

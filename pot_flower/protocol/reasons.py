@@ -30,6 +30,7 @@ class Reason(StrEnum):
     DUPLICATE_SUBMISSION = "duplicate-submission"
     COPIED_UPDATE = "copied-update"
     NOT_SELECTED = "not-selected"
+    NEAR_COPY = "near-copy"
 
 
 REASON_TEXT = {
@@ -52,5 +53,6 @@ REASON_TEXT = {
     Reason.COMMITMENT_MISMATCH: "the arrays do not match the signed commitment",
     Reason.DUPLICATE_SUBMISSION: "the miner already submitted in this round",
     Reason.COPIED_UPDATE: "the same update was submitted by another miner",
+    Reason.NEAR_COPY: "another miner's update is within the copy tolerance of it",
     Reason.NOT_SELECTED: "the robust aggregator (Krum, Multi-Krum) chose other updates",
 }

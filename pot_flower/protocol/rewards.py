@@ -2,12 +2,16 @@
 
 Each round mints ``emission`` units. A ``validator_fee_ppm`` share goes in equal parts
 to the validators whose signatures certified the previous block; the rest is split
-among accepted miners in proportion to ``quality_ppm``: the cosine similarity of the
-miner's update to the round's *robust* aggregate, clipped to [0, 1] and expressed in
-millionths. Claimed examples buy nothing; rejected, excluded and copied updates earn
-nothing. Shares are floors; the left-over units go one each to the largest
-fractional remainders (ties: canonical order), so every round's payouts sum exactly
-to what was minted.
+among accepted miners by their *contribution weight*, which follows ``quality_ppm``:
+the cosine similarity of the miner's update to the round's *robust* aggregate,
+clipped to [0, 1] and expressed in millionths. Relative to the round's median
+quality ``m`` (the lower median: honest while fewer than half are Byzantine), a
+quality below ``m / 10`` weighs nothing (noise, free riding) and weights saturate at
+``m / 2``, so an honest miner whose data differs from the majority's earns at least
+half a share once its quality reaches ``m / 4``. Claimed examples buy nothing;
+rejected, excluded and copied updates earn nothing. Shares are floors; the left-over
+units go one each to the largest fractional remainders (ties: canonical order), so
+every round's payouts sum exactly to what was minted.
 """
 
 from __future__ import annotations
@@ -41,9 +45,27 @@ def largest_remainder(pool: int, weights: Sequence[int]) -> list[int]:
     return shares
 
 
+FLOOR_DIVISOR = 10
+"""Qualities below ``median / 10`` weigh nothing."""
+SATURATION_DIVISOR = 2
+"""Weights saturate at ``median / 2``."""
+
+
+def contribution_weights(qualities: Sequence[int]) -> list[int]:
+    """Each accepted miner's weight in the pool, from the round's qualities."""
+    if not qualities:
+        return []
+    median = sorted(qualities)[(len(qualities) - 1) // 2]
+    cap = median // SATURATION_DIVISOR
+    return [
+        0 if q * FLOOR_DIVISOR < median else min(q, cap) if cap else q
+        for q in qualities
+    ]
+
+
 def miner_shares(pool: int, qualities: Sequence[int]) -> list[int]:
-    """The miners' pool split among accepted miners by their quality scores."""
-    return largest_remainder(pool, list(qualities))
+    """The miners' pool split among accepted miners by contribution weight."""
+    return largest_remainder(pool, contribution_weights(qualities))
 
 
 def fee_pool(emission: int, fee_ppm: int) -> int:

@@ -28,7 +28,7 @@ import hashlib
 import shutil
 import sqlite3
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -47,7 +47,12 @@ from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.encoding import Decoded, decode, encode
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SUBMISSION_FIELDS
-from pot_flower.protocol.certificate import Certificate, block_hash, sign_block
+from pot_flower.protocol.certificate import (
+    Certificate,
+    CertificateError,
+    block_hash,
+    sign_block,
+)
 from pot_flower.protocol.envelope import round_nonce
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
@@ -435,10 +440,29 @@ def _update(db: sqlite3.Connection, height: int, column: str, value: object) -> 
 
 
 def _certificate(
-    keys: tuple[SigningKey, ...], quorum: int, height: int, digest: bytes
+    keys: tuple[SigningKey, ...],
+    quorum: int,
+    height: int,
+    digest: bytes,
+    signers: Sequence[int] = (),
 ) -> bytes:
-    signatures = tuple((i, sign_block(keys[i], height, digest)) for i in range(quorum))
+    """Signed by ``keys[i]`` for i in ``signers`` (the first ``quorum`` if too few).
+
+    A forger re-signs with the signers the genuine certificate names, so the next
+    block's fees (paid to those signers) stay consistent.
+    """
+    chosen = [i for i in signers if i < len(keys)]
+    if len(chosen) < quorum:
+        chosen = list(range(quorum))
+    signatures = tuple((i, sign_block(keys[i], height, digest)) for i in chosen)
     return Certificate(height, digest, signatures).to_bytes()
+
+
+def _signers_of(data: object) -> list[int]:
+    try:
+        return Certificate.from_bytes(data).signers if isinstance(data, bytes) else []
+    except CertificateError:
+        return []
 
 
 def reforge(
@@ -458,6 +482,9 @@ def reforge(
     db = _open(target)
     try:
         bodies = dict(db.execute("SELECT height, body FROM blocks").fetchall())
+        certificates = dict(
+            db.execute("SELECT height, certificate FROM blocks").fetchall()
+        )
         _update(db, start, "body", body)
         if variant == Variant.TAMPER:
             return
@@ -478,7 +505,13 @@ def reforge(
         if variant in (Variant.RESIGN, Variant.INSIDER):
             count = min(quorum, len(signers))
             for height in range(start, last + 1):
-                cert = _certificate(signers, count, height, digests[height])
+                cert = _certificate(
+                    signers,
+                    count,
+                    height,
+                    digests[height],
+                    _signers_of(certificates.get(height)),
+                )
                 _update(db, height, "certificate", cert)
     finally:
         db.commit()
@@ -1034,7 +1067,7 @@ def _bad_certificates(genuine: Genuine, height: int) -> list[tuple[str, bytes]]:
     value = decode(cert.to_bytes())
     assert isinstance(value, dict)
     return [
-        ("drop-one-signature", made(sigs[:-1])),
+        ("below-quorum", made(sigs[: q - 1])),
         ("no-signatures", made([])),
         ("duplicate-signer", made([sigs[0], sigs[0], *sigs[1 : q - 1]])),
         (

@@ -5,10 +5,28 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 
-from pot_support import RoundBuilder, chain
+import pytest
+from pot_support import RoundBuilder, chain, trained
 
 from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.execution import execute_round
+from pot_flower.protocol.fixedpoint import max_norm_units
+from pot_flower.protocol.robust import (
+    Aggregator,
+    PreAggregator,
+    RobustConfig,
+)
+
+# Every aggregator alone, and every pre-aggregator in front of one.
+RULES = [RobustConfig(aggregator=a, byzantine_ppm=200_000) for a in Aggregator] + [
+    RobustConfig(
+        aggregator=Aggregator.MULTI_KRUM,
+        pre_aggregators=(p,),
+        byzantine_ppm=200_000,
+        clip_norm_units=max_norm_units(0.05),
+    )
+    for p in PreAggregator
+]
 
 
 def _execute(
@@ -40,3 +58,29 @@ def test_state_round_trips_through_bytes() -> None:
     again = ChainState.from_bytes(state.to_bytes())
     assert again.to_bytes() == state.to_bytes()
     assert again.model_digest == state.model_digest
+
+
+def _attacked_round(builder: RoundBuilder) -> None:
+    for i in range(9):
+        builder.honest(i, examples=50 + 13 * i)
+    far = trained(builder.state.model, 30, scale=0.05)
+    builder.add(builder.sign(30, far, examples=10**6), node=1030)  # far, inflated
+    builder.add(builder.sign(31, trained(builder.state.model, 2)), node=1031)  # copy
+
+
+@pytest.mark.parametrize("rounds", [2])
+def test_every_robust_rule_is_identical_across_processes(rounds: int) -> None:
+    jobs, expected = [], []
+    for config in RULES:
+        state = chain(robust=config)
+        for _ in range(rounds):  # round 2 starts from round 1's kept aggregate
+            builder = RoundBuilder(state)
+            _attacked_round(builder)
+            args = (state.to_bytes(), builder.batch(), builder.payloads)
+            jobs.append(args)
+            expected.append(_execute(args))
+            state = execute_round(state, args[1], args[2]).state
+    with mp.get_context("spawn").Pool(2) as pool:
+        results = pool.map(_execute, jobs)
+    assert results == expected
+    assert len({r[0] for r in results}) == len(results)  # the rules differ

@@ -215,3 +215,32 @@ def test_buckets_partition_the_rows(n, size, seed):
     groups = rules.buckets(n, size, seed)
     assert sorted(i for g in groups for i in g) == list(range(n))
     assert all(len(g) == size for g in groups[:-1])
+
+
+@given(matrices(max_n=8, max_d=6, bound=50), st.integers(0, 1_000_000))
+def test_copy_groups_are_the_components_of_the_copy_relation(values, tolerance):
+    rows = as_rows(values)
+    commitments = [bytes(str(r), "ascii") for r in values]  # equal rows, equal keys
+    n = len(values)
+
+    def copies(i: int, j: int) -> bool:
+        if values[i] == values[j]:
+            return True
+        d2 = ref_sq_dist(values[i], values[j])
+        m2 = min(
+            ref_sq_dist(values[i], [0] * len(values[i])),
+            ref_sq_dist(values[j], [0] * len(values[j])),
+        )
+        return tolerance > 0 and d2 * 10**12 <= tolerance**2 * m2
+
+    component = list(range(n))
+    for _ in range(n):
+        for i in range(n):
+            for j in range(n):
+                if copies(i, j):
+                    component[i] = component[j] = min(component[i], component[j])
+    expected = {}
+    for i in range(n):
+        expected.setdefault(component[i], []).append(i)
+    want = sorted(g for g in expected.values() if len(g) > 1)
+    assert sorted(rules.copy_groups(rows, commitments, tolerance)) == want

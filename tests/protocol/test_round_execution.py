@@ -121,6 +121,17 @@ def crafted(reason: Reason):  # type: ignore[no-untyped-def]
         # Miner 9 copies miner 1's returned weights exactly (its own envelope).
         b.add(b.sign(i, trained(b.state.model, 1)), node=1009)
 
+    def near_copy(b: RoundBuilder) -> None:
+        # Miner 9 sends miner 1's update with 1 % noise: both are rejected.
+        base = trained(b.state.model, 1)
+        noisy = {
+            k: (v + trained(b.state.model, 50, scale=1e-4)[k] - b.state.model[k])
+            if v.dtype.kind == "f"
+            else v
+            for k, v in base.items()
+        }
+        b.add(b.sign(i, noisy), node=1009)
+
     def not_selected(b: RoundBuilder) -> None:
         # Five updates tolerate one Byzantine: Multi-Krum drops the far one.
         b.honest(4)
@@ -146,6 +157,7 @@ def crafted(reason: Reason):  # type: ignore[no-untyped-def]
         Reason.COMMITMENT_MISMATCH: commitment_mismatch,
         Reason.DUPLICATE_SUBMISSION: duplicate,
         Reason.COPIED_UPDATE: copied,
+        Reason.NEAR_COPY: near_copy,
         Reason.NOT_SELECTED: not_selected,
     }
     return table[reason]
@@ -167,7 +179,7 @@ def test_every_rejection_reason_has_a_crafted_submission(reason: Reason) -> None
     # The round commits with the good ones (copies reject both sides of the copy).
     good = {v.node for v in outcome.verdicts if v.accepted}
     expected = set(1000 + i for i in HONEST)
-    if reason is Reason.COPIED_UPDATE:
+    if reason in (Reason.COPIED_UPDATE, Reason.NEAR_COPY):
         expected -= {1001}
     if reason is Reason.NOT_SELECTED:
         expected |= {1004}
@@ -190,8 +202,8 @@ def test_rewards_sum_to_emission_and_claimed_examples_buy_nothing() -> None:
         params.emission, params.validator_fee_ppm
     )
     assert body["minted"] == sum(miners)  # no previous certificate: no validator fee
-    # Past the round's median claim (100), a claim buys neither weight nor pay.
-    at_median, _ = run_with(lambda b: b.honest(4, examples=100))
+    # Past twice the round's median claim (100), a claim buys neither weight nor pay.
+    at_median, _ = run_with(lambda b: b.honest(4, examples=200))
     assert outcome.state.model_digest == at_median.state.model_digest
     assert [v.reward for v in outcome.verdicts] == [
         v.reward for v in at_median.verdicts
@@ -244,3 +256,13 @@ def test_execution_is_deterministic_and_order_independent() -> None:
     second = execute_round(builder.state, builder.batch(), builder.payloads)
     assert first.hash == second.hash
     assert first.body == second.body
+
+
+def test_a_copied_update_counts_once_and_earns_nothing() -> None:
+    copied, _ = run_with(
+        lambda b: b.add(b.sign(9, trained(b.state.model, 1)), node=1009)
+    )
+    alone, _ = run_with(lambda b: None)
+    assert copied.state.model_digest == alone.state.model_digest
+    copies = [v for v in copied.verdicts if v.node in (1001, 1009)]
+    assert all(v.reason is Reason.COPIED_UPDATE and v.reward == 0 for v in copies)

@@ -88,6 +88,10 @@ class RobustConfig:
     radius_units : int
         ``centered-clipping``'s radius; 0 for the round's median distance to the
         previous aggregate.
+    copy_tolerance_ppm : int
+        Updates closer than this (relative to the smaller norm) to another are
+        rejected as near copies, both of them; 0 turns the check off (exact copies
+        are always rejected).
 
     """
 
@@ -99,6 +103,7 @@ class RobustConfig:
     bucket_size: int = 2
     iterations: int = 8
     radius_units: int = 0
+    copy_tolerance_ppm: int = 100_000
 
     def __post_init__(self) -> None:
         # Normalize strings (keywords, genesis) to members; reject the unknown.
@@ -124,6 +129,8 @@ class RobustConfig:
             raise ValueError("iterations must be between 1 and 64")
         if not 0 <= self.radius_units <= MAX_UNITS:
             raise ValueError("radius out of the fixed-point range")
+        if not 0 <= self.copy_tolerance_ppm <= PPM:
+            raise ValueError("copy tolerance must be in [0, 1]")
 
     @property
     def robust(self) -> bool:
@@ -189,6 +196,7 @@ class RobustConfig:
             "bucket-size": self.bucket_size,
             "byzantine-ppm": self.byzantine_ppm,
             "clip-norm-units": self.clip_norm_units,
+            "copy-tolerance-ppm": self.copy_tolerance_ppm,
             "iterations": self.iterations,
             "pre-aggregators": [p.value for p in self.pre_aggregators],
             "radius-units": self.radius_units,
@@ -210,6 +218,7 @@ class RobustConfig:
             "bucket-size",
             "byzantine-ppm",
             "clip-norm-units",
+            "copy-tolerance-ppm",
             "iterations",
             "radius-units",
         ):
@@ -246,6 +255,7 @@ def robust_settings(
     bucket_size: int | None = None,
     iterations: int | None = None,
     radius_units: int | None = None,
+    copy_tolerance: float | None = None,
 ) -> RobustConfig:
     """A :class:`RobustConfig` from a preset and user settings (None: the preset's).
 
@@ -265,6 +275,10 @@ def robust_settings(
         if not 0 <= byzantine_fraction < 0.5:
             raise ValueError("byzantine fraction must be in [0, 0.5)")
         changes["byzantine_ppm"] = round(byzantine_fraction * PPM)
+    if copy_tolerance is not None:
+        if not 0 <= copy_tolerance <= 1:
+            raise ValueError("copy tolerance must be in [0, 1]")
+        changes["copy_tolerance_ppm"] = round(copy_tolerance * PPM)
     if adaptive_clip_multiple is not None:
         changes["adaptive_clip_ppm"] = round(adaptive_clip_multiple * PPM)
     for name, value in (

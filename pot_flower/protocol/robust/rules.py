@@ -23,6 +23,7 @@ from pot_flower.protocol.robust.geometry import (
     nearest,
     norm_floor,
     rounded_div,
+    sketch,
     sq_distances,
     sq_norm,
 )
@@ -95,6 +96,63 @@ def buckets(n: int, size: int, seed: bytes) -> list[list[int]]:
 def bucket_means(rows: IntArray, groups: Sequence[Sequence[int]]) -> IntArray:
     """Each bucket's mean."""
     return np.stack([mean_rows(rows[list(g)]) for g in groups])
+
+
+def copy_groups(
+    rows: IntArray, commitments: Sequence[bytes], tolerance_ppm: int
+) -> list[list[int]]:
+    """Groups (two or more rows, ascending) of identical or nearly identical updates.
+
+    Rows i and j are copies if they commit to the same update, or if
+    ``|x_i - x_j| <= tolerance * min(|x_i|, |x_j|)``, decided exactly on the sketch
+    (squared, in integers); groups are the connected components. Colluders that add
+    a little noise to one vector, and copycats that perturb a victim's update, fall
+    inside; honest updates trained on different data lie far apart.
+    """
+    n = rows.shape[0]
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(i: int, j: int) -> None:
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    first: dict[bytes, int] = {}
+    for i, c in enumerate(commitments):
+        join(first.setdefault(c, i), i)
+    for i, j in _near_pairs(rows, tolerance_ppm):
+        join(i, j)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _near_pairs(rows: IntArray, tolerance_ppm: int) -> list[tuple[int, int]]:
+    n = rows.shape[0]
+    if tolerance_ppm == 0 or n < 2:
+        return []
+    s = sketch(rows)
+    gram = (s @ s.T).astype(np.int64)
+    sq = np.diagonal(gram)
+    distances = sq[:, None] + sq[None, :] - 2 * gram
+    smaller = np.minimum(sq[:, None], sq[None, :])
+    # Float screens the pairs; integers decide the ones near the threshold.
+    lhs = distances.astype(np.float64) * 1e12
+    rhs = smaller.astype(np.float64) * float(tolerance_ppm) ** 2
+    close = np.triu(lhs <= rhs * (1 + 1e-9), k=1)
+    pairs = []
+    for i, j in zip(*np.nonzero(close), strict=True):
+        d2, m2 = int(distances[i, j]), int(smaller[i, j])
+        if d2 * 10**12 <= tolerance_ppm * tolerance_ppm * m2:
+            pairs.append((int(i), int(j)))
+    return pairs
 
 
 # --- aggregators -----------------------------------------------------------------
