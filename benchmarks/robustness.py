@@ -19,14 +19,13 @@ PNG of accuracy per round with ``--plot``).
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -43,8 +42,16 @@ from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.robust import PRESETS, robust_settings
+from pot_flower.protocol.scores import ScoreVector
 from pot_flower.protocol.submission import build_submission
+from pot_flower.validator.scoring import score_batch
 from pot_flower.zk.signatures import SigningKey
+
+# The quickstart's offline data pipeline (Debian package dataset-fashion-mnist).
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1] / "examples/quickstart-pytorch")
+)
+from quickstart_pytorch.task import load_split, to_tensors
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 NORM_BOUND = 100.0
@@ -52,20 +59,11 @@ Arrays = dict[str, np.ndarray]
 
 
 # ------------------------------------------------------------------------ data
-def _idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
 def load(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    prefix = "train" if split == "train" else "t10k"
-    images = _idx(DATA_DIR / f"{prefix}-images-idx3-ubyte.gz")
-    labels = _idx(DATA_DIR / f"{prefix}-labels-idx1-ubyte.gz")
-    x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
-    return (x - 0.2860) / 0.3530, torch.from_numpy(labels.astype(np.int64))
+    """The quickstart's Fashion-MNIST split, flattened for the MLP."""
+    images, labels = load_split(split, str(DATA_DIR))
+    x, y = to_tensors(images, labels)
+    return x.flatten(1), y
 
 
 def dirichlet(
@@ -115,6 +113,8 @@ class Task:
     y: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
     parts: list[np.ndarray]
     hidden: int
     epochs: int
@@ -136,6 +136,19 @@ class Task:
                 opt.zero_grad()
                 nn.functional.cross_entropy(model(self.x[b]), y).backward()
                 opt.step()
+
+    def train_on(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int
+    ) -> None:
+        g = torch.Generator().manual_seed(seed)
+        opt = torch.optim.SGD(model.parameters(), lr=self.lr)
+        model.train()
+        order = torch.randperm(len(y), generator=g)
+        for start in range(0, len(order), self.batch):
+            b = order[start : start + self.batch]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[b]), y[b]).backward()
+            opt.step()
 
     def accuracy(self, model: nn.Module) -> float:
         model.eval()
@@ -164,21 +177,32 @@ class Rule:
 class PoTRule(Rule):
     """The committee's round execution on signed submissions."""
 
-    def __init__(self, name: str, settings: dict[str, object], fraction: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: dict[str, object],
+        fraction: float,
+        scorer: Callable[[Arrays, Arrays], float] | None = None,
+    ) -> None:
         self.name = f"pot:{name}"
         self.settings = settings
         self.fraction = fraction
+        self.scorer = scorer
         self.paid = {"byzantine": 0, "honest": 0}
+        self.by_miner: dict[int, int] = {}
         self.rejected: dict[str, int] = {}
 
     def start(self, model: Arrays, miners: int, f: int) -> None:
         settings = dict(self.settings)
         if "byzantine_fraction" not in settings and settings.get("preset") != "off":
             settings.setdefault("byzantine_fraction", self.fraction)
+        if settings.pop("scored", False):
+            settings["scored"] = True
         robust = robust_settings(**settings)  # type: ignore[arg-type]
+        self.validator = SigningKey.from_seed(b"v")
         params = Params(
             run=1,
-            validators=(SigningKey.from_seed(b"v").verify_key.raw,),
+            validators=(self.validator.verify_key.raw,),
             quorum=1,
             norm_bound_units=max_norm_units(NORM_BOUND),
             robust=robust,
@@ -205,11 +229,24 @@ class PoTRule(Rule):
             refs.append(
                 SubmissionRef(r.miner, sub.envelope_bytes, sub.signature, digest)
             )
-        batch = RoundBatch(1, state.height + 1, tuple(refs)).to_bytes()
-        outcome = execute_round(state, batch, payloads)
+        batch = RoundBatch(1, state.height + 1, tuple(refs))
+        if state.params.robust.scored:
+            assert self.scorer is not None
+            scores = score_batch(self.scorer, state.model, batch.submissions, payloads)
+            vector = ScoreVector.signed(
+                self.validator,
+                0,
+                run=1,
+                round_=batch.round,
+                digest=batch.scores_digest(),
+                scores=scores,
+            )
+            batch = replace(batch, scores=(vector,))
+        outcome = execute_round(state, batch.to_bytes(), payloads)
         for v in outcome.verdicts:
             side = "byzantine" if v.node in byzantine else "honest"
             self.paid[side] += v.reward
+            self.by_miner[v.node] = self.by_miner.get(v.node, 0) + v.reward
             if v.reason is not None:
                 key = f"{side}:{v.reason.value}"
                 self.rejected[key] = self.rejected.get(key, 0) + 1
@@ -293,17 +330,44 @@ def flower_rules(fraction: float) -> list[Rule]:
 
 POT_RULES: dict[str, dict[str, object]] = {
     **{preset: {"preset": preset} for preset in PRESETS},
+    "adaptive-clip": {"pre_aggregators": "adaptive-clip"},
     "median": {"aggregator": "median"},
     "trimmed-mean": {"aggregator": "trimmed-mean"},
     "multi-krum": {"aggregator": "multi-krum"},
     "geometric-median": {"aggregator": "geometric-median"},
     "centered-clipping": {"aggregator": "centered-clipping"},
     "nnm+trimmed-mean": {"aggregator": "trimmed-mean", "pre_aggregators": "nnm"},
+    "recommended+scores": {"preset": "recommended", "scored": True},
 }
 
 
-def pot_rules(names: Sequence[str], fraction: float) -> list[Rule]:
-    return [PoTRule(n, POT_RULES[n], fraction) for n in names]
+def reference_scorer(task: Task) -> Callable[[Arrays, Arrays], float]:
+    """FLTrust's trust score: cosine with an update trained on validation data.
+
+    What a validator holding ``task``'s validation split computes; the reference
+    update is trained once per base model.
+    """
+    cache: dict[bytes, np.ndarray] = {}
+    model = make_model(0, task.hidden)
+
+    def score(base: Arrays, returned: Arrays) -> float:
+        base_flat = flat(base)
+        key = hashlib.sha256(base_flat.tobytes()).digest()
+        if key not in cache:
+            set_arrays(model, base)
+            task.train_on(model, task.x_val, task.y_val, seed=1)
+            cache.clear()
+            cache[key] = flat(get_arrays(model)) - base_flat
+        ref = cache[key]
+        u = flat(returned) - base_flat
+        return float(u @ ref / (np.linalg.norm(u) * np.linalg.norm(ref) + 1e-12))
+
+    return score
+
+
+def pot_rules(names: Sequence[str], fraction: float, task: Task) -> list[Rule]:
+    scorer = reference_scorer(task)
+    return [PoTRule(n, POT_RULES[n], fraction, scorer) for n in names]
 
 
 # ---------------------------------------------------------------------- a cell
@@ -364,12 +428,57 @@ def run_cell(
     return cell
 
 
+def shifted_minority(
+    y: np.ndarray, miners: int, seed: int, classes: tuple[int, ...] = (8, 9)
+) -> list[np.ndarray]:
+    """IID partitions for all but the last miner, which holds only ``classes``."""
+    rng = np.random.default_rng(seed)
+    size = len(y) // miners
+    rare = rng.permutation(np.flatnonzero(np.isin(y, classes)))[:size]
+    rest = rng.permutation(np.setdiff1d(np.arange(len(y)), rare))
+    parts = [np.sort(rest[i * size : (i + 1) * size]) for i in range(miners - 1)]
+    return [*parts, np.sort(rare)]
+
+
+def minority_fairness(
+    task: Task, sizes: Sequence[int], rules: list[str], args
+) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """ACFA's test: one honest miner from a shifted distribution, no attack.
+
+    Its share of the miners' pool over the run, against its fair share 1/n.
+    """
+    rows = []
+    for n in sizes:
+        parts = shifted_minority(task.y.numpy(), n, args.seed)
+        sub = Task(**{**task.__dict__, "parts": parts})
+        for name in rules:
+            rule = PoTRule(name, POT_RULES[name], 0.3, reference_scorer(sub))
+            cell = run_cell(sub, rule, None, 0, args.rounds, args.seed)
+            total = sum(rule.by_miner.values())
+            share = rule.by_miner.get(n - 1, 0) / total if total else 0.0
+            rows.append(
+                {
+                    "miners": n,
+                    "rule": rule.name,
+                    "fair-share-kept": share * n,
+                    "accuracy": cell.accuracy[-1],
+                }
+            )
+            print(
+                f"minority n={n:3d} {rule.name:24s} keeps {share * n:6.1%} of its fair "
+                f"share (accuracy {cell.accuracy[-1]:.4f})",
+                flush=True,
+            )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--miners", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--train-examples", type=int, default=20_000)
+    ap.add_argument("--validation-examples", type=int, default=1_000)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--lr", type=float, default=0.05)
@@ -383,22 +492,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--json-out", type=Path, default=Path("benchmarks/results/robustness.json")
     )
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument(
+        "--minority",
+        default="",
+        help="miner counts for the shifted-minority fairness test (e.g. 10,20,40)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
     x, y = load("train")
     x_test, y_test = load("test")
-    pick = np.random.default_rng(args.seed).permutation(len(y))[: args.train_examples]
+    order = np.random.default_rng(args.seed).permutation(len(y))
+    pick, held = order[: args.train_examples], order[args.train_examples :]
+    # Validators' validation data: held-out training examples, never a miner's.
+    x_val, y_val = (
+        x[held[: args.validation_examples]],
+        y[held[: args.validation_examples]],
+    )
     x, y = x[pick], y[pick]
     parts = dirichlet(y.numpy(), args.miners, args.alpha, args.seed)
     task = Task(
-        x, y, x_test, y_test, parts, args.hidden, args.epochs, args.lr, args.batch
+        x,
+        y,
+        x_test,
+        y_test,
+        x_val,
+        y_val,
+        parts,
+        args.hidden,
+        args.epochs,
+        args.lr,
+        args.batch,
     )
     attacks = [SUITE[a] for a in args.attacks.split(",") if a]
     fractions = [float(v) for v in args.fractions.split(",") if v]
 
     def rules_for(fraction: float) -> list[Rule]:
-        rules = pot_rules([n for n in args.pot.split(",") if n], fraction)
+        rules = pot_rules([n for n in args.pot.split(",") if n], fraction, task)
         if args.flower != "none":
             wanted = None if args.flower == "all" else set(args.flower.split(","))
             rules += [
@@ -407,6 +537,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if wanted is None or r.name.split(":")[1] in wanted
             ]
         return rules
+
+    if args.minority:
+        sizes = [int(v) for v in args.minority.split(",")]
+        names = [n for n in args.pot.split(",") if n]
+        rows = minority_fairness(task, sizes, names, args)
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps({"minority": rows}, indent=1))
+        return 0
 
     cells: list[Cell] = []
 

@@ -1,7 +1,15 @@
 """Client side: Flower mods and wrappers that turn any ClientApp into a PoT miner."""
 
+from pot_flower.clients.attack import DEMO_ATTACKS, demo_attack_mod
 from pot_flower.clients.keystore import Keystore
 from pot_flower.clients.pot_mod import pot_mod
 from pot_flower.clients.wrap import PoTClientApp, with_pot
 
-__all__ = ["Keystore", "PoTClientApp", "pot_mod", "with_pot"]
+__all__ = [
+    "DEMO_ATTACKS",
+    "Keystore",
+    "PoTClientApp",
+    "demo_attack_mod",
+    "pot_mod",
+    "with_pot",
+]

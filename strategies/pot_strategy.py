@@ -38,7 +38,7 @@ from pot_flower.protocol.model import (
 )
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.records import (
-    KEYSTORE_KEY,
+    CLIENT_KEYS,
     SUBMISSION_RECORD,
     TICKET_RECORD,
     SignedReply,
@@ -47,6 +47,7 @@ from pot_flower.protocol.records import (
     in_order,
 )
 from pot_flower.protocol.robust import RobustConfig, robust_settings
+from pot_flower.validator.scoring import ScoreFn, load_score_fn
 
 CommitteeFactory = Callable[[int, Arrays], Committee]
 
@@ -77,6 +78,9 @@ RUN_CONFIG_KEYS: dict[str, tuple[str, type]] = {
     "pot-bucket-size": ("bucket_size", int),
     "pot-robust-iterations": ("robust_iterations", int),
     "pot-centered-clipping-radius": ("centered_clipping_radius", float),
+    "pot-copy-tolerance": ("copy_tolerance", float),
+    "pot-score-fn": ("score_fn", str),
+    "pot-score-threshold": ("score_threshold", float),
 }
 """``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
@@ -159,6 +163,16 @@ class PoTStrategy(Strategy):
         Steps of ``geometric-median`` and ``centered-clipping``.
     centered_clipping_radius : float | None (default: None, the median distance)
         Radius of ``centered-clipping``.
+    copy_tolerance : float | None (default: None, 0.1)
+        Updates within this relative L2 distance of another are near copies; 0
+        keeps only exact copies.
+    score_fn : Callable[[Arrays, Arrays], float] | str | None (default: None)
+        Proof-of-Training scoring: ``score_fn(base_model, returned_model)`` run by
+        every validator on its own validation data (or ``"module:function"``).
+        The committee's median score excludes updates below ``score_threshold``
+        (``low-score``) and sets rewards. Embedded committee only, for now.
+    score_threshold : float (default: 0.0)
+        Agreed scores below it exclude the update.
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
     committee_file : str | Path | None (default: None)
@@ -205,6 +219,9 @@ class PoTStrategy(Strategy):
         bucket_size: int | None = None,
         robust_iterations: int | None = None,
         centered_clipping_radius: float | None = None,
+        copy_tolerance: float | None = None,
+        score_fn: ScoreFn | str | None = None,
+        score_threshold: float = 0.0,
         committee: CommitteeFactory | None = None,
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
@@ -242,6 +259,14 @@ class PoTStrategy(Strategy):
                 if not centered_clipping_radius
                 else max_norm_units(centered_clipping_radius)
             ),
+            copy_tolerance=copy_tolerance,
+            scored=score_fn is not None and score_fn != "",
+            score_threshold=score_threshold,
+        )
+        self.score_fn: ScoreFn | None = (
+            load_score_fn(score_fn)
+            if isinstance(score_fn, str) and score_fn
+            else score_fn or None
         )
         self.robust.check(min_train_nodes)
         self._set_committee(
@@ -308,7 +333,7 @@ class PoTStrategy(Strategy):
         """Settings from ``[tool.flwr.app.config]`` kebab-case keys (see README)."""
         # A mistyped PoT key would silently keep its default: refuse it.
         keys = RUN_CONFIG_KEYS
-        valid = sorted([*(k for k in keys if k.startswith("pot-")), KEYSTORE_KEY])
+        valid = sorted([*(k for k in keys if k.startswith("pot-")), *CLIENT_KEYS])
         unknown = sorted(
             k for k in run_config if k.startswith("pot-") and k not in valid
         )
@@ -418,6 +443,7 @@ class PoTStrategy(Strategy):
             emission=self.emission,
             validator_fee_ppm=self.validator_fee_ppm,
             robust=self.robust,
+            score_fn=self.score_fn,
         )
 
     def _remote(self, run_id: int, model: Arrays) -> Committee:

@@ -45,7 +45,12 @@ from pot_flower.protocol.envelope import round_nonce
 from pot_flower.protocol.execution import NOT_REGISTERING
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.reasons import Reason
-from pot_flower.protocol.rewards import fee_pool, largest_remainder, miner_shares
+from pot_flower.protocol.rewards import (
+    fee_pool,
+    largest_remainder,
+    miner_shares,
+    reward_basis,
+)
 from pot_flower.validator.ledger import MODELS_DIR, resolve
 
 
@@ -251,8 +256,10 @@ class _Auditor:
         report = self.report
         fee = fee_pool(params.emission, params.validator_fee_ppm)
         accepted: list[SubmissionRecord] = list(block.accepted)
+        scored = params.robust.scored
         expected = miner_shares(
-            params.emission - fee, [s.quality_ppm for s in accepted]
+            params.emission - fee,
+            [reward_basis(s.quality_ppm, s.score, scored) for s in accepted],
         )
         if [s.reward for s in accepted] != expected:
             raise BadBlock(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from pot_flower.committee.base import (
@@ -27,8 +28,10 @@ from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import Arrays, encode_arrays
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.robust import RobustConfig
+from pot_flower.protocol.scores import ScoreVector
 from pot_flower.validator.application import PoTApplication, Signer, parse_result
 from pot_flower.validator.ledger import Ledger
+from pot_flower.validator.scoring import ScoreFn, score_batch
 from pot_flower.zk.signatures import SigningKey
 
 
@@ -47,6 +50,10 @@ class EmbeddedCommittee(CertifiedHead):
         Committee size n; tolerates f = (n - 1) // 3 faulty validators.
     norm_bound_units, registration, allowed_miners, emission, validator_fee_ppm, robust
         See :class:`~pot_flower.protocol.params.Params`.
+    score_fn : Callable[[Arrays, Arrays], float] | None
+        The task owner's score function (required when ``robust.scored``). The
+        validators share this process and this machine, so the batch is scored
+        once and every validator signs that vector.
 
     """
 
@@ -63,6 +70,7 @@ class EmbeddedCommittee(CertifiedHead):
         emission: int = 1_000_000,
         validator_fee_ppm: int = 100_000,
         robust: RobustConfig | None = None,
+        score_fn: ScoreFn | None = None,
     ) -> None:
         self.directory = Path(directory)
         seed = os.urandom(32)  # fresh committee keys per chain
@@ -81,6 +89,9 @@ class EmbeddedCommittee(CertifiedHead):
             validator_fee_ppm=validator_fee_ppm,
             robust=robust or RobustConfig(),
         )
+        if self._params.robust.scored and score_fn is None:
+            raise CommitteeError("a scored chain needs a score function")
+        self._score_fn = score_fn
         self.payloads: dict[bytes, bytes] = {}
         body, state = genesis(self._params, model)
         self.validators: list[Signer] = []
@@ -112,6 +123,8 @@ class EmbeddedCommittee(CertifiedHead):
         self.payloads.update(payloads)
         height = self.ticket().round
         batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
+        if self._params.robust.scored:
+            batch = replace(batch, scores=self._scores(batch, payloads))
         self._pbft.submit(COORDINATOR, batch.to_bytes())
         self._pbft.run()
         completed = self._pbft.completed[COORDINATOR]
@@ -128,6 +141,26 @@ class EmbeddedCommittee(CertifiedHead):
         source = next(v for v in self.validators if v.app.state.head == digest)
         block = parse_round(source.app.last_body or b"")
         return CertifiedRound(height, digest, block, self._last, source.app.state.model)
+
+    def _scores(
+        self, batch: RoundBatch, payloads: Mapping[bytes, bytes]
+    ) -> tuple[ScoreVector, ...]:
+        """Every validator's signed score vector of ``batch``."""
+        assert self._score_fn is not None
+        model = self.validators[0].app.state.model
+        scores = score_batch(self._score_fn, model, batch.submissions, payloads)
+        digest = batch.scores_digest()
+        return tuple(
+            ScoreVector.signed(
+                v.key,
+                v.index,
+                run=batch.run,
+                round_=batch.round,
+                digest=digest,
+                scores=scores,
+            )
+            for v in self.validators
+        )
 
     def _certify(self, height: int, digest: bytes) -> Certificate:
         votes = {}

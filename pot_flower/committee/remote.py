@@ -95,6 +95,11 @@ class RemoteCommittee(CertifiedHead):
             validator_fee_ppm=validator_fee_ppm,
             robust=robust or RobustConfig(),
         )
+        if self._params.robust.scored:
+            raise CommitteeError(
+                "scored chains need every validator to run the score function; "
+                "remote validators do not load one yet (use the embedded committee)"
+            )
         self._height = -1
         self._head_hash = b""
         self._model: Arrays = {}

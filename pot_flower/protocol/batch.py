@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.certificate import Certificate
 from pot_flower.protocol.params import integer
+from pot_flower.protocol.scores import ScoreVector, submissions_digest
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class RoundBatch:
     round: int
     submissions: tuple[SubmissionRef, ...]
     previous_certificate: Certificate | None = None
+    scores: tuple[ScoreVector, ...] = ()
+    """Validators' signed score vectors (scoring chains need a quorum of them)."""
 
     def to_bytes(self) -> bytes:
         return encode(
@@ -46,6 +49,7 @@ class RoundBatch:
                 ),
                 "round": self.round,
                 "run": self.run,
+                "scores": [v.to_value() for v in self.scores],
                 "submissions": [s.to_value() for s in self.submissions],
             }
         )
@@ -59,9 +63,10 @@ class RoundBatch:
         if not (
             isinstance(value, dict)
             and set(value)
-            == {"kind", "previous-certificate", "round", "run", "submissions"}
+            == {"kind", "previous-certificate", "round", "run", "scores", "submissions"}
             and value["kind"] == "round"
             and isinstance(value["submissions"], list)
+            and isinstance(value["scores"], list)
         ):
             raise ValueError("not a round batch")
         subs = []
@@ -78,7 +83,14 @@ class RoundBatch:
             subs.append(SubmissionRef(item[0], item[1], item[2], item[3]))  # type: ignore[arg-type]
         cert_value = value["previous-certificate"]
         cert = None if cert_value is None else Certificate.from_value(cert_value)
-        return cls(integer(value["run"]), integer(value["round"]), tuple(subs), cert)
+        scores = tuple(ScoreVector.from_value(v) for v in value["scores"])
+        return cls(
+            integer(value["run"]), integer(value["round"]), tuple(subs), cert, scores
+        )
+
+    def scores_digest(self) -> bytes:
+        """What validators' score vectors of this batch are bound to."""
+        return submissions_digest([s.to_value() for s in self.submissions])
 
 
 class BatchError(ValueError):

@@ -49,6 +49,7 @@ PASSED = frozenset(
         Reason.DUPLICATE_SUBMISSION,
         Reason.COPIED_UPDATE,
         Reason.NEAR_COPY,
+        Reason.LOW_SCORE,
         Reason.NOT_SELECTED,
     }
 )
@@ -147,6 +148,7 @@ SUBMISSION_FIELDS = frozenset(
         "quality-ppm",
         "reason",
         "reward",
+        "score",
         "verdict",
     }
 )
@@ -170,6 +172,9 @@ class SubmissionRecord:
         Its score against the aggregate and its pay (0 unless accepted).
     clipped : bool
         Whether the robust stage scaled it down (accepted or not selected only).
+    score : int | None
+        The committee's agreed score in micro-units (scored chains; None if the
+        chain is not scored or most validators could not score it).
 
     """
 
@@ -181,6 +186,7 @@ class SubmissionRecord:
     quality_ppm: int = 0
     reward: int = 0
     clipped: bool = False
+    score: int | None = None
 
     @property
     def accepted(self) -> bool:
@@ -201,6 +207,7 @@ class SubmissionRecord:
             "quality-ppm": self.quality_ppm,
             "reason": "" if self.reason is None else self.reason.value,
             "reward": self.reward,
+            "score": self.score,
             "verdict": ACCEPTED if self.reason is None else REJECTED,
         }
 
@@ -216,6 +223,7 @@ class SubmissionRecord:
             "quality-ppm": self.quality_ppm,
             "reward": self.reward,
             "clipped": self.clipped,
+            "score": self.score,
         }
 
     @classmethod
@@ -250,7 +258,12 @@ class SubmissionRecord:
             raise _fail(f"{what}: clipped is not a boolean")
         if clipped and reason not in ROBUST_STAGE:
             raise _fail(f"{what}: {reason} yet clipped", Problem.VERDICTS)
-        return cls(node, miner, commitment, examples, reason, quality, reward, clipped)
+        score = sub["score"]
+        if score is not None and type(score) is not int:
+            raise _fail(f"{what}: score is not an integer")
+        return cls(
+            node, miner, commitment, examples, reason, quality, reward, clipped, score
+        )
 
 
 def _verdict(sub: dict[str, Decoded]) -> Reason | None:

@@ -8,8 +8,8 @@ validators produce identical bytes on any machine. Nothing in a submission can m
 this raise; a malformed *batch* (the coordinator's fault) yields a batch error.
 
 The steps, in order: :func:`parse_batch`, :func:`check_submission` for each reply,
-:func:`register_and_dedupe`, :func:`reject_copies`, :func:`aggregate` (the robust
-stage), :func:`pay`, then the block.
+:func:`register_and_dedupe`, :func:`reject_copies`, :func:`reject_low_scores`,
+:func:`aggregate` (the robust stage), :func:`pay`, then the block.
 """
 
 from __future__ import annotations
@@ -34,10 +34,12 @@ from pot_flower.protocol.rewards import (
     largest_remainder,
     miner_shares,
     quality_ppm,
+    reward_basis,
 )
 from pot_flower.protocol.robust import RobustConfig, robust_aggregate
 from pot_flower.protocol.robust.geometry import lower_median, stack
 from pot_flower.protocol.robust.rules import copy_groups
+from pot_flower.protocol.scores import ScoreError, agreed_scores
 from pot_flower.protocol.verdicts import Verdict, check_submission
 
 SEED_DOMAIN = b"pot-flower/round-seed/v1"
@@ -81,12 +83,59 @@ def _sort_key(v: Verdict, sub: SubmissionRef) -> tuple[bytes, int, bytes, bytes]
 def check_all(
     state: ChainState, batch: RoundBatch, payloads: Mapping[bytes, bytes]
 ) -> list[Verdict]:
-    """Every submission's own verdict, in canonical order."""
-    checked = [
-        (check_submission(state, sub, payloads), sub) for sub in batch.submissions
-    ]
+    """Every submission's own verdict (with its agreed score), in canonical order."""
+    scores = agreed(state, batch)
+    checked = []
+    for sub, score in zip(batch.submissions, scores, strict=True):
+        verdict = check_submission(state, sub, payloads)
+        verdict.score = score
+        checked.append((verdict, sub))
     checked.sort(key=lambda pair: _sort_key(*pair))
     return [v for v, _ in checked]
+
+
+def agreed(state: ChainState, batch: RoundBatch) -> list[int | None]:
+    """The committee's agreed score of each submission (batch order).
+
+    On a scored chain, a batch without a quorum of valid score vectors is the
+    coordinator's fault: :class:`BatchError`, no block.
+    """
+    if not state.params.robust.scored:
+        return [None] * len(batch.submissions)
+    params = state.params
+    try:
+        return agreed_scores(
+            batch.scores,
+            params.validators,
+            params.quorum,
+            run=params.run,
+            round_=batch.round,
+            digest=batch.scores_digest(),
+            count=len(batch.submissions),
+        )
+    except ScoreError as exc:
+        raise BatchError(str(exc)) from exc
+
+
+def reject_low_scores(
+    config: RobustConfig, contributing: list[Verdict]
+) -> list[Verdict]:
+    """On a scored chain, updates scoring below the threshold leave the round.
+
+    Copy-group representatives (already rejected) that score low leave the
+    aggregate too. Returns the verdicts that stay.
+    """
+    if not config.scored:
+        return contributing
+    staying = []
+    for v in contributing:
+        if v.score is None or v.score < config.score_threshold:
+            if v.accepted:
+                v.reason = Reason.LOW_SCORE
+            v.units = v.flat = None
+        else:
+            staying.append(v)
+    return staying
 
 
 def register_and_dedupe(state: ChainState, verdicts: list[Verdict]) -> list[bytes]:
@@ -224,7 +273,9 @@ def pay(
     fee = fee_pool(params.emission, params.validator_fee_ppm)
     signers = certificate.signers if certificate is not None else []
     fee_shares = largest_remainder(fee, [1] * len(signers)) if signers else []
-    shares = miner_shares(params.emission - fee, [v.quality_ppm for v in accepted])
+    scored = params.robust.scored
+    basis = [reward_basis(v.quality_ppm, v.score, scored) for v in accepted]
+    shares = miner_shares(params.emission - fee, basis)
     for v, share in zip(accepted, shares, strict=True):
         v.reward = share
     fees = tuple(
@@ -248,6 +299,7 @@ def execute_round(
     registered = register_and_dedupe(state, verdicts)
     passed = [v for v in verdicts if v.accepted]
     contributing = reject_copies(state.params.robust, passed)
+    contributing = reject_low_scores(state.params.robust, contributing)
     new_model, new_digest, kept = aggregate(state, contributing)
     accepted = [v for v in verdicts if v.accepted]
     certificate = verified_certificate(state, batch.previous_certificate)

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     COPIED_UPDATE = "copied-update"
     NOT_SELECTED = "not-selected"
     NEAR_COPY = "near-copy"
+    LOW_SCORE = "low-score"
 
 
 REASON_TEXT = {
@@ -54,5 +55,6 @@ REASON_TEXT = {
     Reason.DUPLICATE_SUBMISSION: "the miner already submitted in this round",
     Reason.COPIED_UPDATE: "the same update was submitted by another miner",
     Reason.NEAR_COPY: "another miner's update is within the copy tolerance of it",
+    Reason.LOW_SCORE: "the committee's agreed score is below the chain's threshold",
     Reason.NOT_SELECTED: "the robust aggregator (Krum, Multi-Krum) chose other updates",
 }

@@ -22,6 +22,12 @@ SUBMISSION_RECORD = "pot"
 """ConfigRecord of a train reply: the signed envelope."""
 KEYSTORE_KEY = "pot-keystore"
 """Run-config key naming the miners' keystore directory."""
+DEMO_ATTACK_KEY = "pot-demo-attack"
+"""Run-config key: the attack the demo's Byzantine nodes run (client side)."""
+DEMO_BYZANTINE_KEY = "pot-demo-byzantine"
+"""Run-config key: how many nodes (the lowest partition ids) run the demo attack."""
+CLIENT_KEYS = (KEYSTORE_KEY, DEMO_ATTACK_KEY, DEMO_BYZANTINE_KEY)
+"""``pot-*`` run-config keys the client side reads (the strategy accepts them)."""
 
 ConfigValue = (
     int

@@ -68,6 +68,17 @@ def miner_shares(pool: int, qualities: Sequence[int]) -> list[int]:
     return largest_remainder(pool, contribution_weights(qualities))
 
 
+def reward_basis(quality_ppm: int, score: int | None, scored: bool) -> int:
+    """What a miner's contribution weight follows.
+
+    On a scored chain: the positive part of its agreed score; otherwise its
+    quality against the robust aggregate.
+    """
+    if scored:
+        return max(0, score or 0)
+    return quality_ppm
+
+
 def fee_pool(emission: int, fee_ppm: int) -> int:
     """The validators' part of one round's emission."""
     return emission * fee_ppm // PPM

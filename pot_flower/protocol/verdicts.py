@@ -30,6 +30,7 @@ class Verdict:
     quality_ppm: int = 0
     reward: int = 0
     clipped: bool = False
+    score: int | None = None  # the committee's agreed score (scored chains)
     units: IntArray | None = field(default=None, repr=False)  # flat order
     flat: FloatArray | None = field(default=None, repr=False)
 
@@ -48,6 +49,7 @@ class Verdict:
             quality_ppm=self.quality_ppm,
             reward=self.reward,
             clipped=self.clipped,
+            score=self.score,
         )
 
 

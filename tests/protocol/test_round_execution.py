@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from pot_support import RoundBuilder, chain, miner, trained
+from pot_support import VALIDATOR_KEYS, RoundBuilder, chain, miner, trained
 
 from pot_flower.encoding import decode
-from pot_flower.protocol.batch import BatchError
+from pot_flower.protocol.batch import BatchError, RoundBatch
 from pot_flower.protocol.envelope import Envelope
 from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.model import encode_arrays
@@ -15,6 +17,7 @@ from pot_flower.protocol.params import MAX_EXAMPLES
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import fee_pool
 from pot_flower.protocol.robust import Aggregator, RobustConfig
+from pot_flower.protocol.scores import ScoreVector
 
 MULTI_KRUM = RobustConfig(aggregator=Aggregator.MULTI_KRUM, byzantine_ppm=200_000)
 
@@ -27,10 +30,31 @@ def run_with(bad: callable, **chain_params: object):  # type: ignore[valid-type]
     for i in HONEST:
         builder.honest(i)
     bad(builder)
-    outcome = execute_round(builder.state, builder.batch(), builder.payloads)
+    batch = builder.batch()
+    if builder.state.params.robust.scored:  # validators score node 1009 below zero
+        batch = with_scores(batch, lambda node: -1 if node == 1009 else 100_000)
+    outcome = execute_round(builder.state, batch, builder.payloads)
     body = decode(outcome.body)
     assert isinstance(body, dict)
     return outcome, body
+
+
+def with_scores(batch_bytes: bytes, score_of: callable) -> bytes:  # type: ignore[valid-type]
+    """The batch with a quorum of validators' signed score vectors."""
+    batch = RoundBatch.from_bytes(batch_bytes)
+    scores = [score_of(s.node) for s in batch.submissions]  # type: ignore[operator]
+    vectors = tuple(
+        ScoreVector.signed(
+            VALIDATOR_KEYS[v],
+            v,
+            run=batch.run,
+            round_=batch.round,
+            digest=batch.scores_digest(),
+            scores=scores,
+        )
+        for v in range(3)
+    )
+    return replace(batch, scores=vectors).to_bytes()
 
 
 def verdict_of(outcome, node: int):  # type: ignore[no-untyped-def]
@@ -132,6 +156,9 @@ def crafted(reason: Reason):  # type: ignore[no-untyped-def]
         }
         b.add(b.sign(i, noisy), node=1009)
 
+    def low_score(b: RoundBuilder) -> None:
+        b.add(b.sign(i, trained(b.state.model, i)), node=1009)
+
     def not_selected(b: RoundBuilder) -> None:
         # Five updates tolerate one Byzantine: Multi-Krum drops the far one.
         b.honest(4)
@@ -158,6 +185,7 @@ def crafted(reason: Reason):  # type: ignore[no-untyped-def]
         Reason.DUPLICATE_SUBMISSION: duplicate,
         Reason.COPIED_UPDATE: copied,
         Reason.NEAR_COPY: near_copy,
+        Reason.LOW_SCORE: low_score,
         Reason.NOT_SELECTED: not_selected,
     }
     return table[reason]
@@ -173,6 +201,8 @@ def test_every_rejection_reason_has_a_crafted_submission(reason: Reason) -> None
         }
     if reason is Reason.NOT_SELECTED:
         params = {"robust": MULTI_KRUM}
+    if reason is Reason.LOW_SCORE:
+        params = {"robust": RobustConfig(scored=True)}
     outcome, body = run_with(crafted(reason), **params)
     rejected = [v for v in outcome.verdicts if not v.accepted]
     assert {v.reason for v in rejected} == {reason}

@@ -211,3 +211,24 @@ def test_replies_with_reordered_keys_are_accepted(tmp_path: Path) -> None:
 
     strategy, _, _ = start(tmp_path, make_plain_app(mods=[pot_mod, reorder]))
     assert [r.accepted for r in strategy.history] == [5, 5]
+
+
+def test_every_pot_key_is_listed_in_the_quickstart_config() -> None:
+    import tomllib
+
+    from pot_flower.protocol.records import CLIENT_KEYS
+    from pot_flower.strategies.pot_strategy import RUN_CONFIG_KEYS
+
+    app = Path(__file__).resolve().parents[2] / "examples/quickstart-pytorch"
+    config = tomllib.loads((app / "pyproject.toml").read_text())
+    listed = set(config["tool"]["flwr"]["app"]["config"])
+    wanted = {k for k in RUN_CONFIG_KEYS if k.startswith("pot-")} | set(CLIENT_KEYS)
+    assert wanted <= listed, sorted(wanted - listed)
+    # And the quickstart's values are accepted as they stand.
+    PoTStrategy.from_run_config(
+        {
+            k: v
+            for k, v in config["tool"]["flwr"]["app"]["config"].items()
+            if k in wanted
+        }
+    )

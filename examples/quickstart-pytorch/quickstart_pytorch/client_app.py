@@ -6,12 +6,13 @@ import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from pot_flower.clients import pot_mod
+from pot_flower.clients import demo_attack_mod, pot_mod
 from quickstart_pytorch.task import Net, evaluate, load_partition, train
 
 torch.set_num_threads(1)  # simulated clients share the machine's cores
 
-app = ClientApp(mods=[pot_mod])
+# demo_attack_mod does nothing unless pot-demo-attack names an attack.
+app = ClientApp(mods=[pot_mod, demo_attack_mod])
 
 
 def _data(context: Context) -> tuple[torch.Tensor, torch.Tensor]:

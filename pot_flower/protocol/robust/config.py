@@ -92,6 +92,12 @@ class RobustConfig:
         Updates closer than this (relative to the smaller norm) to another are
         rejected as near copies, both of them; 0 turns the check off (exact copies
         are always rejected).
+    scored : bool
+        Whether every batch must carry a quorum of validators' signed score
+        vectors (:mod:`pot_flower.protocol.scores`): agreed scores then exclude
+        updates below ``score_threshold`` and set rewards.
+    score_threshold : int
+        Agreed scores below this (micro-units) are ``low-score``.
 
     """
 
@@ -104,6 +110,8 @@ class RobustConfig:
     iterations: int = 8
     radius_units: int = 0
     copy_tolerance_ppm: int = 100_000
+    scored: bool = False
+    score_threshold: int = 0
 
     def __post_init__(self) -> None:
         # Normalize strings (keywords, genesis) to members; reject the unknown.
@@ -131,6 +139,10 @@ class RobustConfig:
             raise ValueError("radius out of the fixed-point range")
         if not 0 <= self.copy_tolerance_ppm <= PPM:
             raise ValueError("copy tolerance must be in [0, 1]")
+        if not isinstance(self.scored, bool):
+            raise ValueError("scored must be a boolean")
+        if not -(10**15) <= self.score_threshold <= 10**15:
+            raise ValueError("score threshold out of range")
 
     @property
     def robust(self) -> bool:
@@ -200,6 +212,8 @@ class RobustConfig:
             "iterations": self.iterations,
             "pre-aggregators": [p.value for p in self.pre_aggregators],
             "radius-units": self.radius_units,
+            "score-threshold": self.score_threshold,
+            "scored": self.scored,
         }
 
     @classmethod
@@ -221,12 +235,16 @@ class RobustConfig:
             "copy-tolerance-ppm",
             "iterations",
             "radius-units",
+            "score-threshold",
         ):
             item = value[key]
             if not isinstance(item, int) or isinstance(item, bool):
                 raise ValueError(f"{key} must be an integer")
             ints[key.replace("-", "_")] = item
+        if not isinstance(value["scored"], bool):
+            raise ValueError("scored must be a boolean")
         return cls(
+            scored=value["scored"],
             aggregator=parse_aggregator(aggregator),
             pre_aggregators=parse_pre_aggregators(",".join(pre)),  # type: ignore[arg-type]
             **ints,
@@ -256,6 +274,8 @@ def robust_settings(
     iterations: int | None = None,
     radius_units: int | None = None,
     copy_tolerance: float | None = None,
+    scored: bool | None = None,
+    score_threshold: float | None = None,
 ) -> RobustConfig:
     """A :class:`RobustConfig` from a preset and user settings (None: the preset's).
 
@@ -275,6 +295,10 @@ def robust_settings(
         if not 0 <= byzantine_fraction < 0.5:
             raise ValueError("byzantine fraction must be in [0, 0.5)")
         changes["byzantine_ppm"] = round(byzantine_fraction * PPM)
+    if scored is not None:
+        changes["scored"] = scored
+    if score_threshold is not None:
+        changes["score_threshold"] = round(score_threshold * 1_000_000)
     if copy_tolerance is not None:
         if not 0 <= copy_tolerance <= 1:
             raise ValueError("copy tolerance must be in [0, 1]")

@@ -1,0 +1,70 @@
+"""A validator's scoring role: the task owner's score function over a round's updates.
+
+The score function takes the round's base model and a miner's returned model (both
+``{name: ndarray}``) and returns a float, higher for a more useful update: for
+example the agreement of the update with an update the validator trains on its own
+validation data (FLTrust's trust score), or the validation loss it removes. What it
+returns is signed as integers (:mod:`pot_flower.protocol.scores`); the committee's
+median of those integers decides.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from pot_flower.protocol.batch import SubmissionRef
+from pot_flower.protocol.model import Arrays, ModelFormatError, decode_arrays
+from pot_flower.protocol.scores import to_micro
+
+ScoreFn = Callable[[Arrays, Arrays], float]
+log = logging.getLogger(__name__)
+
+
+def load_score_fn(path: str) -> ScoreFn:
+    """The function named ``"package.module:function"`` (``ValueError`` if not)."""
+    module_name, _, name = path.partition(":")
+    if not module_name or not name:
+        raise ValueError(f"score function {path!r} is not 'module:function'")
+    try:
+        function = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load score function {path!r}: {exc}") from exc
+    if not callable(function):
+        raise ValueError(f"score function {path!r} is not callable")
+    return function  # type: ignore[no-any-return]
+
+
+def score_one(score_fn: ScoreFn, model: Arrays, payload: bytes | None) -> int | None:
+    """One update's score in micro-units; None if it cannot be scored."""
+    if payload is None:
+        return None
+    try:
+        returned = decode_arrays(payload)
+    except ModelFormatError:
+        return None
+    if list(returned) != list(model) or any(
+        returned[k].shape != model[k].shape for k in model
+    ):
+        return None
+    try:
+        return to_micro(float(score_fn(model, returned)))
+    except Exception:  # the task owner's code: a failure scores nothing
+        log.warning("score function failed on one update", exc_info=True)
+        return None
+
+
+def score_batch(
+    score_fn: ScoreFn,
+    model: Arrays,
+    submissions: Sequence[SubmissionRef],
+    payloads: Mapping[bytes, bytes],
+) -> list[int | None]:
+    """Every submission's score, in batch order."""
+    return [
+        score_one(
+            score_fn, model, payloads.get(s.payload) if s.payload is not None else None
+        )
+        for s in submissions
+    ]
