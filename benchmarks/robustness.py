@@ -194,7 +194,10 @@ class PoTRule(Rule):
 
     def start(self, model: Arrays, miners: int, f: int) -> None:
         settings = dict(self.settings)
-        if "byzantine_fraction" not in settings and settings.get("preset") != "off":
+        if "byzantine_fraction" not in settings and settings.get("preset") not in (
+            "off",
+            "default",
+        ):
             settings.setdefault("byzantine_fraction", self.fraction)
         if settings.pop("scored", False):
             settings["scored"] = True
@@ -330,7 +333,6 @@ def flower_rules(fraction: float) -> list[Rule]:
 
 POT_RULES: dict[str, dict[str, object]] = {
     **{preset: {"preset": preset} for preset in PRESETS},
-    "adaptive-clip": {"pre_aggregators": "adaptive-clip"},
     "median": {"aggregator": "median"},
     "trimmed-mean": {"aggregator": "trimmed-mean"},
     "multi-krum": {"aggregator": "multi-krum"},

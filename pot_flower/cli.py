@@ -316,17 +316,20 @@ def _submissions_table(block: RoundBlock) -> Table:
     from rich.text import Text
 
     table = Table(title=Text(f"block {block.height}: submissions"))
-    for column in ("node", "miner", "verdict", "reason", "examples", "quality"):
+    columns = ("node", "miner", "verdict", "reason", "examples", "quality", "score")
+    for column in columns:
         table.add_column(column)
     table.add_column("reward", justify="right")
     for sub in block.submissions:
+        verdict = "accepted" if sub.accepted else "rejected"
         cells = (
             str(sub.node),
             sub.miner.hex()[:16] if sub.miner else "-",
-            "accepted" if sub.accepted else "rejected",
+            f"{verdict} (clipped)" if sub.clipped else verdict,
             str(sub.reason or ""),
             str(sub.examples),
             f"{sub.quality_ppm / 1e6:.6f}",
+            "-" if sub.score is None else f"{sub.score / 1e6:.6f}",
             str(sub.reward),
         )
         table.add_row(*(Text(c) for c in cells))

@@ -142,9 +142,10 @@ class PoTStrategy(Strategy):
         Token units minted per round.
     validator_fee_ppm : int (default: 100_000)
         Millionths of the emission paid to the previous block's certifiers.
-    robust : str (default: "off")
-        Preset of the robust stage: ``"off"`` or ``"recommended"``; the settings
-        below override what it sets.
+    robust : str (default: "default")
+        Preset of the robust stage: ``"off"`` (plain mean), ``"default"`` (mean of
+        adaptively clipped updates) or ``"recommended"`` (NNM + trimmed mean at a
+        Byzantine fraction of 0.3); the settings below override what it sets.
     aggregator : str | None (default: None, the preset's)
         ``mean``, ``median``, ``trimmed-mean``, ``krum``, ``multi-krum``,
         ``geometric-median`` or ``centered-clipping``.
@@ -210,7 +211,7 @@ class PoTStrategy(Strategy):
         allowed_miners: Iterable[bytes | str] | str | Path | None = None,
         emission: int = 1_000_000,
         validator_fee_ppm: int = 100_000,
-        robust: str = "off",
+        robust: str = "default",
         aggregator: str | None = None,
         pre_aggregators: str | Sequence[str] | None = None,
         byzantine_fraction: float | None = None,

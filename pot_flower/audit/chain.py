@@ -14,9 +14,11 @@ from pathlib import Path
 
 from pot_flower.audit.completeness import _after_last, _wal_note
 from pot_flower.audit.content import (
+    COUNTED_ONCE,
     bad_block,
     check_certificate,
     check_duplicates,
+    check_scores,
 )
 from pot_flower.audit.report import (
     AuditReport,
@@ -198,8 +200,11 @@ class _Auditor:
             raise bad_block(exc) from exc
         self._links(block, height, params)
         check_duplicates(block.submissions)
+        check_scores(block.submissions, params.robust)
         self._registrations(block, params)
-        if not block.accepted and block.model != self.chain.previous_model:
+        # A copy group enters the aggregate once (through a rejected member).
+        moved = any(s.accepted or s.reason in COUNTED_ONCE for s in block.submissions)
+        if not moved and block.model != self.chain.previous_model:
             raise BadBlock(Failure.BROKEN_LINK, "model changed with nothing accepted")
         self._rewards(block, params)
         return block

@@ -15,6 +15,7 @@ from pot_flower.audit.rows import storage_class
 from pot_flower.protocol.block import BlockFormatError, Problem, SubmissionRecord
 from pot_flower.protocol.certificate import Certificate, CertificateError
 from pot_flower.protocol.reasons import Reason
+from pot_flower.protocol.robust import RobustConfig
 
 _FAILURE = {
     Problem.CONTENT: Failure.BAD_CONTENT,
@@ -47,6 +48,26 @@ def check_certificate(data: object, height: int, digest: bytes) -> Certificate:
             Failure.BAD_CERTIFICATE, "certificate invalid: certifies another block"
         )
     return cert
+
+
+COUNTED_ONCE = frozenset({Reason.COPIED_UPDATE, Reason.NEAR_COPY})
+"""Rejections whose group still enters the aggregate once."""
+
+
+def check_scores(subs: Sequence[SubmissionRecord], config: RobustConfig) -> None:
+    """Agreed scores only on scored chains; low-score exactly below the threshold."""
+    for s in subs:
+        if not config.scored:
+            if s.score is not None or s.reason == Reason.LOW_SCORE:
+                raise BadBlock(
+                    Failure.BAD_VERDICTS, "scores on a chain without scoring"
+                )
+            continue
+        low = s.score is None or s.score < config.score_threshold
+        if s.accepted and low:
+            raise BadBlock(Failure.BAD_VERDICTS, "accepted below the score threshold")
+        if s.reason == Reason.LOW_SCORE and not low:
+            raise BadBlock(Failure.BAD_VERDICTS, "low-score above the score threshold")
 
 
 def check_duplicates(subs: Sequence[SubmissionRecord]) -> None:

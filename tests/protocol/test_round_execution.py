@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+import pot_support
 import pytest
 from pot_support import VALIDATOR_KEYS, RoundBuilder, chain, miner, trained
 
+from pot_flower.audit import audit_ledger
+from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.encoding import decode
-from pot_flower.protocol.batch import BatchError, RoundBatch
+from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
 from pot_flower.protocol.envelope import Envelope
 from pot_flower.protocol.execution import execute_round
+from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import encode_arrays
 from pot_flower.protocol.params import MAX_EXAMPLES
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import fee_pool
 from pot_flower.protocol.robust import Aggregator, RobustConfig
 from pot_flower.protocol.scores import ScoreVector
+from pot_flower.protocol.submission import build_submission
 
 MULTI_KRUM = RobustConfig(aggregator=Aggregator.MULTI_KRUM, byzantine_ppm=200_000)
 
@@ -296,3 +303,34 @@ def test_a_copied_update_counts_once_and_earns_nothing() -> None:
     assert copied.state.model_digest == alone.state.model_digest
     copies = [v for v in copied.verdicts if v.node in (1001, 1009)]
     assert all(v.reason is Reason.COPIED_UPDATE and v.reward == 0 for v in copies)
+
+
+def test_a_round_of_copies_only_still_moves_the_model_and_verifies(
+    tmp_path: Path,
+) -> None:
+    base = pot_support.model()
+    committee = EmbeddedCommittee(
+        tmp_path, run=5, model=base, norm_bound_units=max_norm_units(10.0)
+    )
+    ticket = committee.ticket()
+    refs, payloads = [], {}
+    for i, node in enumerate((100, 101)):  # miner 1 copies miner 0's update
+        sub = build_submission(
+            miner(i),
+            run=5,
+            round_=ticket.round,
+            node=node,
+            nonce=ticket.nonce,
+            received=base,
+            returned=trained(base, 0),
+            num_examples=10,
+        )
+        digest = hashlib.sha256(sub.payload).digest()
+        payloads[digest] = sub.payload
+        refs.append(SubmissionRef(node, sub.envelope_bytes, sub.signature, digest))
+    certified = committee.certify_round(refs, payloads)
+    committee.close()
+    assert certified.body.accepted == ()
+    assert certified.body.model != certified.body.base  # the copy counted once
+    report = audit_ledger(tmp_path / "validator-0")
+    assert report.ok, report.problem

@@ -253,13 +253,23 @@ class RobustConfig:
 
 PRESETS: dict[str, RobustConfig] = {
     "off": RobustConfig(),
+    "default": RobustConfig(pre_aggregators=(PreAggregator.ADAPTIVE_CLIP,)),
     "recommended": RobustConfig(
         aggregator=Aggregator.TRIMMED_MEAN,
-        pre_aggregators=(PreAggregator.ADAPTIVE_CLIP, PreAggregator.NNM),
+        pre_aggregators=(PreAggregator.NNM,),
         byzantine_ppm=300_000,
     ),
 }
-"""``pot-robust`` presets; explicit settings override what a preset sets."""
+"""``pot-robust`` presets; explicit settings override what a preset sets.
+
+``default`` (the strategy's default) is the strongest setting measured whose
+accuracy without attack stays within 0.5 % of FedAvg's: the mean of updates clipped
+to twice the round's median norm (``benchmarks/robustness.py``: 0.8233 against
+FedAvg's 0.8238; worst case under 30 % attackers 0.720, against 0.090 for ``off``).
+``recommended`` is NNM then the trimmed mean at a Byzantine fraction of 0.3: worst
+case 0.789, and attackers' pay at most 0.71 % of the pool, for 1.3 % less accuracy
+without attack. ``off`` is the plain mean (claims capped, copies set aside).
+"""
 
 
 def robust_settings(
@@ -282,9 +292,8 @@ def robust_settings(
     Raises ``ValueError`` naming the setting for anything out of range.
     """
     if preset not in PRESETS:
-        raise ValueError(
-            f"unknown robust preset {preset!r}; choose from off, recommended"
-        )
+        choices = ", ".join(PRESETS)
+        raise ValueError(f"unknown robust preset {preset!r}; choose from {choices}")
     base = PRESETS[preset]
     changes: dict[str, object] = {}
     if aggregator is not None:
