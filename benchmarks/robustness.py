@@ -636,6 +636,7 @@ def plot(cells: list[Cell], path: Path) -> None:
         ax.plot(
             range(1, len(c.accuracy) + 1),
             c.accuracy,
+            linestyle="--" if name.startswith("flwr:") else "-",
             label=f"{name} ({c.attack}@{c.fraction:.1f})",
         )
     ax.set_xlabel("round")
