@@ -118,23 +118,24 @@ def agreed(state: ChainState, batch: RoundBatch) -> list[int | None]:
 
 
 def reject_low_scores(
-    config: RobustConfig, contributing: list[Verdict]
-) -> list[Verdict]:
+    config: RobustConfig, passed: list[Verdict], keep: list[int]
+) -> list[int]:
     """On a scored chain, updates scoring below the threshold leave the round.
 
-    Copy-group representatives (already rejected) that score low leave the
-    aggregate too. Returns the verdicts that stay.
+    ``keep`` indexes ``passed``; copy-group representatives (already rejected)
+    that score low leave the aggregate too. Returns the positions that stay.
     """
     if not config.scored:
-        return contributing
+        return keep
     staying = []
-    for v in contributing:
+    for i in keep:
+        v = passed[i]
         if v.score is None or v.score < config.score_threshold:
             if v.accepted:
                 v.reason = Reason.LOW_SCORE
-            v.units = v.flat = None
+            v.flat = None
         else:
-            staying.append(v)
+            staying.append(i)
     return staying
 
 
@@ -159,20 +160,18 @@ def register_and_dedupe(state: ChainState, verdicts: list[Verdict]) -> list[byte
     return registered
 
 
-def reject_copies(config: RobustConfig, passed: list[Verdict]) -> list[Verdict]:
+def reject_copies(
+    config: RobustConfig, passed: list[Verdict], rows: IntArray
+) -> list[int]:
     """Reject identical and nearly identical updates; one of each group counts.
 
     Nobody can tell who copied whom, so no member of a group is paid; the group's
     first member (canonical order) still enters the aggregate once, so copying an
-    honest update neither removes it nor multiplies it. Returns the verdicts whose
-    updates the robust stage combines, in canonical order.
+    honest update neither removes it nor multiplies it. ``rows`` are the passed
+    updates; returns the positions the robust stage combines, in canonical order.
     """
-    if len(passed) < 2:
-        return passed
-    rows = stack([v.units for v in passed if v.units is not None])
     commitments = [v.commitment or b"" for v in passed]
     groups = copy_groups(rows, commitments, config.copy_tolerance_ppm)
-    del rows
     repeated = {c for c, k in Counter(commitments).items() if k > 1}
     left_out: set[int] = set()
     for group in groups:
@@ -182,23 +181,43 @@ def reject_copies(config: RobustConfig, passed: list[Verdict]) -> list[Verdict]:
             )
         left_out |= set(group[1:])
     for i in left_out:
-        passed[i].units = passed[i].flat = None
-    return [v for i, v in enumerate(passed) if i not in left_out]
+        passed[i].flat = None
+    return [i for i in range(len(passed)) if i not in left_out]
+
+
+def contributions(
+    state: ChainState, passed: list[Verdict]
+) -> tuple[list[Verdict], IntArray | None]:
+    """The verdicts whose updates the robust stage combines, and those updates.
+
+    The updates are stacked once (each verdict's own copy is then dropped):
+    copies are set aside, then low scores.
+    """
+    if not passed:
+        return [], None
+    rows = stack([v.units for v in passed if v.units is not None])
+    for v in passed:
+        v.units = None
+    config = state.params.robust
+    keep = reject_low_scores(config, passed, reject_copies(config, passed, rows))
+    if len(keep) < len(passed):
+        rows = rows[keep]
+    return [passed[i] for i in keep], rows if keep else None
 
 
 def aggregate(
-    state: ChainState, contributing: list[Verdict]
+    state: ChainState, contributing: list[Verdict], rows: IntArray | None
 ) -> tuple[Arrays, bytes, IntArray | None]:
     """The next model, its digest and the aggregate the chain keeps.
 
-    Runs the chain's robust stage on the contributing updates: updates a selecting
-    rule drops become ``not-selected``, clipped ones are flagged, and each update
-    still accepted is scored against the robust aggregate.
+    Runs the chain's robust stage on the contributing updates (``rows``, one per
+    verdict): updates a selecting rule drops become ``not-selected``, clipped ones
+    are flagged, and each update still accepted is scored against the robust
+    aggregate.
     """
     config = state.params.robust
-    if not contributing:
+    if not contributing or rows is None:
         return state.model, state.model_digest, state.aggregate
-    rows = stack([v.units for v in contributing if v.units is not None])
     result = robust_aggregate(
         config,
         rows,
@@ -206,14 +225,13 @@ def aggregate(
         seed=round_seed(state, contributing),
         previous=state.aggregate,
     )
-    del rows
     for i in result.clipped:
         if contributing[i].accepted:
             contributing[i].clipped = True
     for i in result.excluded:
         v = contributing[i]
         if v.accepted:
-            v.reason, v.units, v.flat = Reason.NOT_SELECTED, None, None
+            v.reason, v.flat = Reason.NOT_SELECTED, None
     agg_flat, agg_sq = as_float(result.aggregate)
     for v in contributing:
         if v.accepted and v.flat is not None:
@@ -298,9 +316,7 @@ def execute_round(
     verdicts = check_all(state, batch, payloads)
     registered = register_and_dedupe(state, verdicts)
     passed = [v for v in verdicts if v.accepted]
-    contributing = reject_copies(state.params.robust, passed)
-    contributing = reject_low_scores(state.params.robust, contributing)
-    new_model, new_digest, kept = aggregate(state, contributing)
+    new_model, new_digest, kept = aggregate(state, *contributions(state, passed))
     accepted = [v for v in verdicts if v.accepted]
     certificate = verified_certificate(state, batch.previous_certificate)
     fees, minted = pay(state, accepted, certificate)

@@ -14,6 +14,8 @@ import importlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
+
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.model import Arrays, ModelFormatError, decode_arrays
 from pot_flower.protocol.scores import to_micro
@@ -36,8 +38,16 @@ def load_score_fn(path: str) -> ScoreFn:
     return function  # type: ignore[no-any-return]
 
 
+class ScoreFailed(Exception):
+    """The task owner's score function raised on one update."""
+
+
 def score_one(score_fn: ScoreFn, model: Arrays, payload: bytes | None) -> int | None:
-    """One update's score in micro-units; None if it cannot be scored."""
+    """One update's score in micro-units; None if it cannot be scored.
+
+    Only well-formed, finite updates in the model's layout reach the score
+    function; an exception it raises becomes :class:`ScoreFailed`.
+    """
     if payload is None:
         return None
     try:
@@ -45,14 +55,16 @@ def score_one(score_fn: ScoreFn, model: Arrays, payload: bytes | None) -> int | 
     except ModelFormatError:
         return None
     if list(returned) != list(model) or any(
-        returned[k].shape != model[k].shape for k in model
+        returned[k].shape != model[k].shape
+        or returned[k].dtype != model[k].dtype
+        or (returned[k].dtype.kind == "f" and not np.isfinite(returned[k]).all())
+        for k in model
     ):
         return None
     try:
         return to_micro(float(score_fn(model, returned)))
-    except Exception:  # the task owner's code: a failure scores nothing
-        log.warning("score function failed on one update", exc_info=True)
-        return None
+    except Exception as exc:  # the task owner's code, on a miner's bytes
+        raise ScoreFailed(repr(exc)[:200]) from exc
 
 
 def score_batch(
@@ -61,10 +73,25 @@ def score_batch(
     submissions: Sequence[SubmissionRef],
     payloads: Mapping[bytes, bytes],
 ) -> list[int | None]:
-    """Every submission's score, in batch order."""
-    return [
-        score_one(
-            score_fn, model, payloads.get(s.payload) if s.payload is not None else None
+    """Every submission's score, in batch order (None where it cannot be scored).
+
+    Failures of the score function score nothing and are logged once per batch
+    (a miner's bytes must not buy a traceback each).
+    """
+    scores: list[int | None] = []
+    failures: list[str] = []
+    for s in submissions:
+        payload = payloads.get(s.payload) if s.payload is not None else None
+        try:
+            scores.append(score_one(score_fn, model, payload))
+        except ScoreFailed as exc:
+            scores.append(None)
+            failures.append(str(exc))
+    if failures:
+        log.warning(
+            "score function failed on %d of %d updates (first: %s)",
+            len(failures),
+            len(submissions),
+            failures[0],
         )
-        for s in submissions
-    ]
+    return scores

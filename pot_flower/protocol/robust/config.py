@@ -145,11 +145,6 @@ class RobustConfig:
             raise ValueError("score threshold out of range")
 
     @property
-    def robust(self) -> bool:
-        """Whether any rule other than the plain mean is on."""
-        return self.aggregator != Aggregator.MEAN or bool(self.pre_aggregators)
-
-    @property
     def keeps_aggregate(self) -> bool:
         """Whether execution needs the previous round's aggregate."""
         return self.aggregator == Aggregator.CENTERED_CLIPPING

@@ -98,13 +98,23 @@ def sketch(rows: IntArray) -> FloatArray:
     return rows.astype(np.float64)
 
 
-def sq_distances(rows: IntArray) -> IntArray:
-    """The ``(n, n)`` matrix of exact squared distances between sketched rows."""
+def sketch_gram(rows: IntArray) -> IntArray:
+    """The exact Gram matrix of the sketched rows (every partial sum < 2**52)."""
     s = sketch(rows)
-    gram = (s @ s.T).astype(np.int64)  # exact: every partial sum < 2**52
+    gram: IntArray = (s @ s.T).astype(np.int64)
+    return gram
+
+
+def gram_distances(gram: IntArray) -> IntArray:
+    """Squared distances ``|a|**2 + |b|**2 - 2 a.b`` from a Gram matrix."""
     diag = np.diagonal(gram)
     out: IntArray = diag[:, None] + diag[None, :] - 2 * gram
     return out
+
+
+def sq_distances(rows: IntArray) -> IntArray:
+    """The ``(n, n)`` matrix of exact squared distances between sketched rows."""
+    return gram_distances(sketch_gram(rows))
 
 
 def nearest(distances: IntArray, count: int) -> IntArray:

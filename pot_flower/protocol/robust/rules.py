@@ -18,12 +18,13 @@ import numpy as np
 from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.robust.geometry import (
     clip,
+    gram_distances,
     lower_median,
     mean_rows,
     nearest,
     norm_floor,
     rounded_div,
-    sketch,
+    sketch_gram,
     sq_distances,
     sq_norm,
 )
@@ -138,10 +139,9 @@ def _near_pairs(rows: IntArray, tolerance_ppm: int) -> list[tuple[int, int]]:
     n = rows.shape[0]
     if tolerance_ppm == 0 or n < 2:
         return []
-    s = sketch(rows)
-    gram = (s @ s.T).astype(np.int64)
+    gram = sketch_gram(rows)
     sq = np.diagonal(gram)
-    distances = sq[:, None] + sq[None, :] - 2 * gram
+    distances = gram_distances(gram)
     smaller = np.minimum(sq[:, None], sq[None, :])
     # Float screens the pairs; integers decide the ones near the threshold.
     lhs = distances.astype(np.float64) * 1e12
