@@ -81,6 +81,7 @@ RUN_CONFIG_KEYS: dict[str, tuple[str, type]] = {
     "pot-copy-tolerance": ("copy_tolerance", float),
     "pot-score-fn": ("score_fn", str),
     "pot-score-threshold": ("score_threshold", float),
+    "pot-reputation-rate": ("reputation_rate", float),
 }
 """``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
@@ -174,6 +175,9 @@ class PoTStrategy(Strategy):
         (``low-score``) and sets rewards. Embedded committee only, for now.
     score_threshold : float (default: 0.0)
         Agreed scores below it exclude the update.
+    reputation_rate : float | None (default: None, 0.1)
+        How fast a miner's reputation follows its standing per judged round;
+        rewards scale with reputation squared. 0 pays by each round alone.
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
     committee_file : str | Path | None (default: None)
@@ -223,6 +227,7 @@ class PoTStrategy(Strategy):
         copy_tolerance: float | None = None,
         score_fn: ScoreFn | str | None = None,
         score_threshold: float = 0.0,
+        reputation_rate: float | None = None,
         committee: CommitteeFactory | None = None,
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
@@ -263,6 +268,7 @@ class PoTStrategy(Strategy):
             copy_tolerance=copy_tolerance,
             scored=score_fn is not None and score_fn != "",
             score_threshold=score_threshold,
+            reputation_rate=reputation_rate,
         )
         self.score_fn: ScoreFn | None = (
             load_score_fn(score_fn)

@@ -47,12 +47,8 @@ from pot_flower.protocol.envelope import round_nonce
 from pot_flower.protocol.execution import NOT_REGISTERING
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.reasons import Reason
-from pot_flower.protocol.rewards import (
-    fee_pool,
-    largest_remainder,
-    miner_shares,
-    reward_basis,
-)
+from pot_flower.protocol.rewards import fee_pool, largest_remainder
+from pot_flower.protocol.settlement import settle
 from pot_flower.validator.ledger import MODELS_DIR, resolve
 
 
@@ -65,6 +61,7 @@ class _Chain:
     previous_model: bytes = b""
     previous_signers: list[int] = field(default_factory=list)
     miners: set[bytes] = field(default_factory=set)
+    reputation: dict[bytes, int] = field(default_factory=dict)
     models_seen: set[bytes] = field(default_factory=set)
 
 
@@ -261,15 +258,16 @@ class _Auditor:
         report = self.report
         fee = fee_pool(params.emission, params.validator_fee_ppm)
         accepted: list[SubmissionRecord] = list(block.accepted)
-        scored = params.robust.scored
-        expected = miner_shares(
-            params.emission - fee,
-            [reward_basis(s.quality_ppm, s.score, scored) for s in accepted],
-        )
-        if [s.reward for s in accepted] != expected:
+        settled = settle(params, self.chain.reputation, block.submissions)
+        if [s.reputation_ppm for s in block.submissions] != settled.reputations:
+            raise BadBlock(
+                Failure.BAD_REWARDS, "reputations do not follow from the verdicts"
+            )
+        if [s.reward for s in block.submissions] != settled.rewards:
             raise BadBlock(
                 Failure.BAD_REWARDS, "miner rewards do not follow from the scores"
             )
+        self.chain.reputation = settled.reputation
         signers = [f.validator for f in block.validator_fees]
         shares = [f.amount for f in block.validator_fees]
         if signers and signers != self.chain.previous_signers:
@@ -281,7 +279,7 @@ class _Auditor:
             raise BadBlock(
                 Failure.BAD_REWARDS, "validator fees do not split the fee pool"
             )
-        minted = sum(expected) + sum(shares)
+        minted = sum(settled.rewards) + sum(shares)
         if block.minted != minted:
             raise BadBlock(
                 Failure.BAD_REWARDS, f"minted {block.minted} but paid out {minted}"

@@ -55,6 +55,17 @@ PASSED = frozenset(
 )
 # Reached the robust stage: may have been clipped there.
 ROBUST_STAGE = frozenset({None, Reason.NOT_SELECTED})
+# Judged on the miner's own signed update for this round: its reputation moves
+# (a replay or a relay's fault cannot cause these, so no one can lower another's).
+JUDGED = frozenset(
+    {
+        None,
+        Reason.NOT_SELECTED,
+        Reason.LOW_SCORE,
+        Reason.NORM_ABOVE_BOUND,
+        Reason.NON_FINITE,
+    }
+)
 _REASONS = {r.value: r for r in Reason}
 
 
@@ -147,6 +158,7 @@ SUBMISSION_FIELDS = frozenset(
         "node",
         "quality-ppm",
         "reason",
+        "reputation-ppm",
         "reward",
         "score",
         "verdict",
@@ -175,6 +187,9 @@ class SubmissionRecord:
     score : int | None
         The committee's agreed score in micro-units (scored chains; None if the
         chain is not scored or most validators could not score it).
+    reputation_ppm : int
+        The miner's reputation after this round (the one its reward used), for
+        the first judged submission of each miner (see ``JUDGED``); 0 otherwise.
 
     """
 
@@ -187,6 +202,7 @@ class SubmissionRecord:
     reward: int = 0
     clipped: bool = False
     score: int | None = None
+    reputation_ppm: int = 0
 
     @property
     def accepted(self) -> bool:
@@ -206,6 +222,7 @@ class SubmissionRecord:
             "node": self.node,
             "quality-ppm": self.quality_ppm,
             "reason": "" if self.reason is None else self.reason.value,
+            "reputation-ppm": self.reputation_ppm,
             "reward": self.reward,
             "score": self.score,
             "verdict": ACCEPTED if self.reason is None else REJECTED,
@@ -224,6 +241,7 @@ class SubmissionRecord:
             "reward": self.reward,
             "clipped": self.clipped,
             "score": self.score,
+            "reputation-ppm": self.reputation_ppm,
         }
 
     @classmethod
@@ -261,8 +279,22 @@ class SubmissionRecord:
         score = sub["score"]
         if score is not None and type(score) is not int:
             raise _fail(f"{what}: score is not an integer")
+        reputation = _int(sub, "reputation-ppm")
+        if not 0 <= reputation <= PPM:
+            raise _fail(f"{what}: reputation-ppm {reputation} not 0..1e6")
+        if reputation and reason not in JUDGED:
+            raise _fail(f"{what}: {reason} yet a reputation", Problem.VERDICTS)
         return cls(
-            node, miner, commitment, examples, reason, quality, reward, clipped, score
+            node,
+            miner,
+            commitment,
+            examples,
+            reason,
+            quality,
+            reward,
+            clipped,
+            score,
+            reputation,
         )
 
 

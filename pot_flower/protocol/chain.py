@@ -37,6 +37,8 @@ class ChainState:
     miners: set[bytes] = field(default_factory=set)
     aggregate: IntArray | None = None
     """The last round's aggregate (flat units), kept where a rule needs it."""
+    reputation: dict[bytes, int] = field(default_factory=dict)
+    """Registered miners' reputations in ppm (1..1e6; a miner at 0 is absent)."""
 
     @cached_property
     def layout(self) -> Layout:
@@ -57,6 +59,7 @@ class ChainState:
                 "miners": sorted(self.miners),
                 "model": encode_arrays(self.model),
                 "params": self.params.to_value(),
+                "reputation": [[k, v] for k, v in sorted(self.reputation.items())],
             }
         )
 
@@ -75,21 +78,44 @@ class ChainState:
             size = sum(a.size for a in model.values())
             if not isinstance(aggregate, bytes) or len(aggregate) not in (0, 8 * size):
                 raise ValueError("aggregate must be empty or the model's int64 units")
+            miners = set(bytes_list(value["miners"]))
             return cls(
                 params=Params.from_value(value["params"]),
                 height=integer(value["height"]),
                 head=head,
                 model={k: v.copy() for k, v in model.items()},
                 model_digest=hashlib.sha256(model_bytes).digest(),
-                miners=set(bytes_list(value["miners"])),
+                miners=miners,
                 aggregate=(
                     np.frombuffer(aggregate, dtype="<i8").astype(np.int64)
                     if aggregate
                     else None
                 ),
+                reputation=_reputation(value["reputation"], miners),
             )
         except (DecodeError, ModelFormatError, KeyError) as exc:
             raise ValueError(f"bad chain state: {exc}") from exc
+
+
+def _reputation(value: object, miners: set[bytes]) -> dict[bytes, int]:
+    """Sorted ``[miner, ppm]`` pairs of registered miners, each ppm in 1..1e6."""
+    if not isinstance(value, list):
+        raise ValueError("reputation must be a list")
+    pairs: dict[bytes, int] = {}
+    last = b""
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2):
+            raise ValueError("a reputation entry must be a [miner, ppm] pair")
+        miner, ppm = item
+        if not isinstance(miner, bytes) or miner not in miners:
+            raise ValueError("reputation of an unregistered miner")
+        if type(ppm) is not int or not 0 < ppm <= 1_000_000:
+            raise ValueError("a reputation must be an integer in 1..1e6")
+        if pairs and miner <= last:
+            raise ValueError("reputation entries must be sorted and unique")
+        pairs[miner] = ppm
+        last = miner
+    return pairs
 
 
 def genesis(params: Params, model: Arrays) -> tuple[bytes, ChainState]:

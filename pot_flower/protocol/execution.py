@@ -29,17 +29,12 @@ from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.model import Arrays, model_digest
 from pot_flower.protocol.params import MAX_SUBMISSIONS
 from pot_flower.protocol.reasons import Reason
-from pot_flower.protocol.rewards import (
-    fee_pool,
-    largest_remainder,
-    miner_shares,
-    quality_ppm,
-    reward_basis,
-)
+from pot_flower.protocol.rewards import fee_pool, largest_remainder, quality_ppm
 from pot_flower.protocol.robust import RobustConfig, robust_aggregate
 from pot_flower.protocol.robust.geometry import lower_median, stack
 from pot_flower.protocol.robust.rules import copy_groups
 from pot_flower.protocol.scores import ScoreError, agreed_scores
+from pot_flower.protocol.settlement import settle
 from pot_flower.protocol.verdicts import Verdict, check_submission
 
 SEED_DOMAIN = b"pot-flower/round-seed/v1"
@@ -284,22 +279,26 @@ def verified_certificate(
 
 
 def pay(
-    state: ChainState, accepted: list[Verdict], certificate: Certificate | None
-) -> tuple[tuple[ValidatorFee, ...], int]:
-    """Set each accepted miner's reward; the validators' fees and the total minted."""
+    state: ChainState, verdicts: list[Verdict], certificate: Certificate | None
+) -> tuple[tuple[ValidatorFee, ...], int, dict[bytes, int]]:
+    """Settle the round: rewards and reputations on the verdicts.
+
+    Returns the validators' fees, the total minted and the chain's reputations
+    after the round.
+    """
     params = state.params
     fee = fee_pool(params.emission, params.validator_fee_ppm)
     signers = certificate.signers if certificate is not None else []
     fee_shares = largest_remainder(fee, [1] * len(signers)) if signers else []
-    scored = params.robust.scored
-    basis = [reward_basis(v.quality_ppm, v.score, scored) for v in accepted]
-    shares = miner_shares(params.emission - fee, basis)
-    for v, share in zip(accepted, shares, strict=True):
-        v.reward = share
+    settled = settle(params, state.reputation, verdicts)
+    for v, reward, reputation in zip(
+        verdicts, settled.rewards, settled.reputations, strict=True
+    ):
+        v.reward, v.reputation_ppm = reward, reputation
     fees = tuple(
         ValidatorFee(i, share) for i, share in zip(signers, fee_shares, strict=True)
     )
-    return fees, sum(shares) + sum(fee_shares)
+    return fees, sum(settled.rewards) + sum(fee_shares), settled.reputation
 
 
 def execute_round(
@@ -317,9 +316,8 @@ def execute_round(
     registered = register_and_dedupe(state, verdicts)
     passed = [v for v in verdicts if v.accepted]
     new_model, new_digest, kept = aggregate(state, *contributions(state, passed))
-    accepted = [v for v in verdicts if v.accepted]
     certificate = verified_certificate(state, batch.previous_certificate)
-    fees, minted = pay(state, accepted, certificate)
+    fees, minted, reputation = pay(state, verdicts, certificate)
     block = RoundBlock(
         height=state.height + 1,
         run=state.params.run,
@@ -344,5 +342,6 @@ def execute_round(
         model_digest=new_digest,
         miners=state.miners | set(registered),
         aggregate=kept,
+        reputation=reputation,
     )
     return RoundOutcome(body, digest, next_state, tuple(verdicts), certificate)

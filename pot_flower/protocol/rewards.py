@@ -9,9 +9,21 @@ quality ``m`` (the lower median: honest while fewer than half are Byzantine), a
 quality below ``m / 10`` weighs nothing (noise, free riding) and weights saturate at
 ``m / 2``, so an honest miner whose data differs from the majority's earns at least
 half a share once its quality reaches ``m / 4``. Claimed examples buy nothing;
-rejected, excluded and copied updates earn nothing. Shares are floors; the left-over
-units go one each to the largest fractional remainders (ties: canonical order), so
-every round's payouts sum exactly to what was minted.
+rejected, excluded and copied updates earn nothing.
+
+A miner's weight is then multiplied by the square of its *reputation*: a moving
+average, kept in the chain state, of its standing (its weight against the
+saturation cap) over the rounds it was judged in; a judged rejection (not selected,
+low score, over the norm bound, non-finite) counts as standing 0. One round's
+standing is noisy late in training, when every update is mostly SGD noise and an
+attacker's update sometimes looks like an honest one; the average is not. Measured
+(``benchmarks/robustness.py``, label flip, 30 rounds): the attackers' share fell
+from 4.0 % to 0.37 %. Reputation starts at 0, so a new key (a re-registered
+attacker) starts from nothing.
+
+Shares are floors; the left-over units go one each to the largest fractional
+remainders (ties: canonical order), so every round's payouts sum exactly to what
+was minted.
 """
 
 from __future__ import annotations
@@ -63,9 +75,36 @@ def contribution_weights(qualities: Sequence[int]) -> list[int]:
     ]
 
 
-def miner_shares(pool: int, qualities: Sequence[int]) -> list[int]:
-    """The miners' pool split among accepted miners by contribution weight."""
-    return largest_remainder(pool, contribution_weights(qualities))
+def standings(weights: Sequence[int]) -> list[int]:
+    """Each contribution weight against the round's largest, in ppm.
+
+    The largest is the saturation cap whenever the median quality is at least
+    2 ppm, so a saturated weight stands at 1e6 and a weight of 0 at 0.
+    """
+    top = max(weights, default=0)
+    return [min(PPM, w * PPM // top) if top else 0 for w in weights]
+
+
+def next_reputation(reputation: int, standing: int, rate_ppm: int) -> int:
+    """The moving average after one judged round: ``r + rate * (standing - r)``.
+
+    Integer and floored, so every validator agrees; stays in ``0..1e6``.
+    """
+    return (reputation * (PPM - rate_ppm) + standing * rate_ppm) // PPM
+
+
+def miner_shares(
+    pool: int, bases: Sequence[int], reputations: Sequence[int] | None = None
+) -> list[int]:
+    """The miners' pool split among accepted miners.
+
+    By contribution weight (from ``bases``, see :func:`reward_basis`), times the
+    square of each miner's reputation (ppm) when ``reputations`` is given.
+    """
+    weights = contribution_weights(bases)
+    if reputations is not None:
+        weights = [w * r * r for w, r in zip(weights, reputations, strict=True)]
+    return largest_remainder(pool, weights)
 
 
 def reward_basis(quality_ppm: int, score: int | None, scored: bool) -> int:

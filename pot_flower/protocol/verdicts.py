@@ -31,6 +31,7 @@ class Verdict:
     reward: int = 0
     clipped: bool = False
     score: int | None = None  # the committee's agreed score (scored chains)
+    reputation_ppm: int = 0  # after this round, if judged (see block.JUDGED)
     units: IntArray | None = field(default=None, repr=False)  # flat order
     flat: FloatArray | None = field(default=None, repr=False)
 
@@ -50,6 +51,7 @@ class Verdict:
             reward=self.reward,
             clipped=self.clipped,
             score=self.score,
+            reputation_ppm=self.reputation_ppm,
         )
 
 

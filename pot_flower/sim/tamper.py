@@ -667,7 +667,14 @@ def insider_kinds(genuine: Genuine) -> list[TamperKind]:
         for key in sub_fields:
             path: Path_ = ("submissions", index, key)
             cases.append((target, path, "delete", DELETE))
-        for key in ("examples", "quality-ppm", "reward", "verdict", "reason"):
+        for key in (
+            "examples",
+            "quality-ppm",
+            "reputation-ppm",
+            "reward",
+            "verdict",
+            "reason",
+        ):
             path = ("submissions", index, key)
             cases += [(target, path, label, v) for label, v in _wrong_types(sub[key])]
     a = ("submissions", accepted)
@@ -679,6 +686,14 @@ def insider_kinds(genuine: Genuine) -> list[TamperKind]:
         (target, (*a, "examples"), "above-max", MAX_EXAMPLES + 1),
         (target, (*a, "quality-ppm"), "negative", -1),
         (target, (*a, "quality-ppm"), "above-max", PPM + 1),
+        (target, (*a, "reputation-ppm"), "above-max", PPM + 1),
+        (
+            target,
+            (*a, "reputation-ppm"),
+            "plus-one",
+            _int_at(body, (*a, "reputation-ppm")) + 1,
+        ),
+        (target, (*r, "reputation-ppm"), "reputed", 1),
         (target, (*a, "reward"), "negative", -1),
         (target, (*a, "reward"), "plus-one", _int_at(body, (*a, "reward")) + 1),
         (target, (*a, "verdict"), "rejected", "rejected"),
@@ -711,6 +726,7 @@ def insider_kinds(genuine: Genuine) -> list[TamperKind]:
         (0, ("params", "registration"), "unknown", "closed"),
         (0, ("params", "allowed-miners"), "unsorted", [b"\x02" * 32, b"\x01" * 32]),
         (0, ("params", "run"), "wrong-type-str", str(RUN)),
+        (0, ("params", "robust", "reputation-rate-ppm"), "above-max", PPM + 1),
     ]
     kinds = []
     for height, path, label, new in cases:

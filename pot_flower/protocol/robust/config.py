@@ -98,6 +98,10 @@ class RobustConfig:
         updates below ``score_threshold`` and set rewards.
     score_threshold : int
         Agreed scores below this (micro-units) are ``low-score``.
+    reputation_rate_ppm : int
+        How fast a miner's reputation follows its standing, in millionths per
+        judged round (:mod:`pot_flower.protocol.rewards`); 0 turns reputation off
+        (pay follows each round's weights alone).
 
     """
 
@@ -112,6 +116,7 @@ class RobustConfig:
     copy_tolerance_ppm: int = 100_000
     scored: bool = False
     score_threshold: int = 0
+    reputation_rate_ppm: int = 100_000
 
     def __post_init__(self) -> None:
         # Normalize strings (keywords, genesis) to members; reject the unknown.
@@ -143,6 +148,8 @@ class RobustConfig:
             raise ValueError("scored must be a boolean")
         if not -(10**15) <= self.score_threshold <= 10**15:
             raise ValueError("score threshold out of range")
+        if not 0 <= self.reputation_rate_ppm <= PPM:
+            raise ValueError("reputation rate must be in [0, 1]")
 
     @property
     def keeps_aggregate(self) -> bool:
@@ -207,6 +214,7 @@ class RobustConfig:
             "iterations": self.iterations,
             "pre-aggregators": [p.value for p in self.pre_aggregators],
             "radius-units": self.radius_units,
+            "reputation-rate-ppm": self.reputation_rate_ppm,
             "score-threshold": self.score_threshold,
             "scored": self.scored,
         }
@@ -230,6 +238,7 @@ class RobustConfig:
             "copy-tolerance-ppm",
             "iterations",
             "radius-units",
+            "reputation-rate-ppm",
             "score-threshold",
         ):
             item = value[key]
@@ -281,6 +290,7 @@ def robust_settings(
     copy_tolerance: float | None = None,
     scored: bool | None = None,
     score_threshold: float | None = None,
+    reputation_rate: float | None = None,
 ) -> RobustConfig:
     """A :class:`RobustConfig` from a preset and user settings (None: the preset's).
 
@@ -307,6 +317,10 @@ def robust_settings(
         if not 0 <= copy_tolerance <= 1:
             raise ValueError("copy tolerance must be in [0, 1]")
         changes["copy_tolerance_ppm"] = round(copy_tolerance * PPM)
+    if reputation_rate is not None:
+        if not 0 <= reputation_rate <= 1:
+            raise ValueError("reputation rate must be in [0, 1]")
+        changes["reputation_rate_ppm"] = round(reputation_rate * PPM)
     if adaptive_clip_multiple is not None:
         changes["adaptive_clip_ppm"] = round(adaptive_clip_multiple * PPM)
     for name, value in (
