@@ -574,6 +574,13 @@ def committee_init(
     insecure: Annotated[
         bool, typer.Option(help="No TLS (only for isolated test networks).")
     ] = False,
+    score_fn: Annotated[
+        str | None,
+        typer.Option(
+            "--score-fn",
+            help="Proof-of-Training scoring: 'module:function' every validator loads.",
+        ),
+    ] = None,
 ) -> None:
     """Create keys, a committee CA with certificates, and committee.toml.
 
@@ -584,7 +591,9 @@ def committee_init(
     from pot_flower.ops.local import prepare
 
     hosts = [h.strip() for h in validators.split(",") if h.strip()]
-    path = prepare(len(hosts), directory, tls=not insecure, hosts=hosts)
+    path = prepare(
+        len(hosts), directory, tls=not insecure, hosts=hosts, score_fn=score_fn
+    )
     typer.echo(str(path))
 
 
@@ -597,6 +606,13 @@ def committee_up(
     tls: Annotated[
         bool, typer.Option(help="Mutual TLS on loopback too (off by default here).")
     ] = False,
+    score_fn: Annotated[
+        str | None,
+        typer.Option(
+            "--score-fn",
+            help="Proof-of-Training scoring: 'module:function' every validator loads.",
+        ),
+    ] = None,
 ) -> None:
     """Start N validator processes on loopback (development); Ctrl-C stops them.
 
@@ -604,7 +620,7 @@ def committee_up(
     """
     from pot_flower.ops.local import run_local_committee
 
-    raise typer.Exit(run_local_committee(local, directory, tls=tls))
+    raise typer.Exit(run_local_committee(local, directory, tls=tls, score_fn=score_fn))
 
 
 def main() -> None:

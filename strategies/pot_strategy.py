@@ -7,7 +7,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from logging import INFO, WARNING
 from pathlib import Path
 from typing import Any
@@ -172,7 +172,9 @@ class PoTStrategy(Strategy):
         Proof-of-Training scoring: ``score_fn(base_model, returned_model)`` run by
         every validator on its own validation data (or ``"module:function"``).
         The committee's median score excludes updates below ``score_threshold``
-        (``low-score``) and sets rewards. Embedded committee only, for now.
+        (``low-score``) and sets rewards. With a committee file, the validators
+        load the file's ``[scoring] score-fn`` on their own hosts; this must then
+        be that name (or unset).
     score_threshold : float (default: 0.0)
         Agreed scores below it exclude the update.
     reputation_rate : float | None (default: None, 0.1)
@@ -270,8 +272,16 @@ class PoTStrategy(Strategy):
             score_threshold=score_threshold,
             reputation_rate=reputation_rate,
         )
+        self._score_fn_name = score_fn if isinstance(score_fn, str) else None
+        if committee_file not in (None, "") and callable(score_fn):
+            raise ValueError(
+                "remote validators run the committee file's [scoring] score-fn; "
+                "give its 'module:function' name, not a function object"
+            )
         self.score_fn: ScoreFn | None = (
-            load_score_fn(score_fn)
+            None  # remote: each validator loads it on its own host
+            if committee_file not in (None, "")
+            else load_score_fn(score_fn)
             if isinstance(score_fn, str) and score_fn
             else score_fn or None
         )
@@ -459,6 +469,15 @@ class PoTStrategy(Strategy):
 
         assert self.committee_file is not None
         committee = load_committee(self.committee_file)
+        wanted = self._score_fn_name or None
+        if wanted is not None and wanted != committee.score_fn:
+            raise ValueError(
+                f"pot-score-fn is {wanted!r} but the validators of "
+                f"{self.committee_file} score with {committee.score_fn!r} "
+                "([scoring] score-fn of the committee file)"
+            )
+        # The committee file decides: its validators score every run, or none.
+        self.robust = replace(self.robust, scored=committee.score_fn is not None)
         key_path = self.coordinator_key or committee.directory / "coordinator.key"
         return RemoteCommittee(
             committee.config,

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -27,7 +28,7 @@ from pot_flower.committee.base import (
     CommitteeError,
 )
 from pot_flower.consensus.config import CommitteeConfig
-from pot_flower.encoding import decode, encode
+from pot_flower.encoding import DecodeError, decode, encode
 from pot_flower.protocol.batch import RoundBatch, SubmissionRef
 from pot_flower.protocol.block import BlockFormatError, RoundBlock, parse_block
 from pot_flower.protocol.certificate import (
@@ -40,6 +41,7 @@ from pot_flower.protocol.certificate import (
 from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.robust import RobustConfig
+from pot_flower.protocol.scores import ScoreVector
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
 from pot_flower.transport.gateway import Gateway
@@ -55,6 +57,13 @@ from pot_flower.zk.signatures import SigningKey
 UPLOAD_DEADLINE_S = 120.0
 STRAGGLER_GRACE_S = 0.25
 """Longest wait, after a quorum voted, for the other validators' votes."""
+
+
+def _score_vector(data: bytes) -> ScoreVector | None:
+    try:
+        return ScoreVector.from_value(decode(data))
+    except (DecodeError, ValueError):
+        return None
 
 
 class RemoteCommittee(CertifiedHead):
@@ -95,11 +104,6 @@ class RemoteCommittee(CertifiedHead):
             validator_fee_ppm=validator_fee_ppm,
             robust=robust or RobustConfig(),
         )
-        if self._params.robust.scored:
-            raise CommitteeError(
-                "scored chains need every validator to run the score function; "
-                "remote validators do not load one yet (use the embedded committee)"
-            )
         self._height = -1
         self._head_hash = b""
         self._model: Arrays = {}
@@ -117,6 +121,8 @@ class RemoteCommittee(CertifiedHead):
         receipts = self._make_available(payloads, named, round_=self._height + 1)
         height = self._height + 1
         batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
+        if self._params.robust.scored:
+            batch = replace(batch, scores=self._gather_scores(batch))
         _, digest = self._order(available_request(batch.to_bytes(), receipts), height)
         self._last = self._certify(height, digest)
         assert self._body is not None  # set by _certify
@@ -291,6 +297,66 @@ class RemoteCommittee(CertifiedHead):
                 )
             time.sleep(pause)
             pause = min(2 * pause, 2.0)
+
+    def _gather_scores(self, batch: RoundBatch) -> tuple[ScoreVector, ...]:
+        """A quorum of validators' signed score vectors of ``batch``.
+
+        Each validator scores with the task owner's function on its own data
+        once it has executed the previous round and holds the payloads; those
+        not there yet are asked again until the deadline.
+        """
+        request = pot_pb2.ScoreRequest(run=batch.run, batch=batch.to_bytes())
+        digest, count = batch.scores_digest(), len(batch.submissions)
+        vectors: dict[int, ScoreVector] = {}
+        problems: dict[int, str] = {}
+        deadline = time.monotonic() + self.timeout
+        pause = 0.05
+        while True:
+            lacking = [rid for rid in self._stubs if rid not in vectors]
+            jobs = {
+                self._pool.submit(
+                    self._stubs[r].Score, request, timeout=self.timeout
+                ): r
+                for r in lacking
+            }
+            for job in futures.as_completed(jobs):
+                rid = jobs[job]
+                try:
+                    reply = job.result()
+                except grpc.RpcError as exc:
+                    problems[rid] = f"{exc.code().name}: {exc.details()}"
+                    continue
+                if not reply.vector:
+                    problems[rid] = reply.pending or "no vector"
+                    continue
+                vector = _score_vector(reply.vector)
+                key = self.config.replicas[rid].raw
+                if (
+                    vector is None
+                    or vector.validator != rid
+                    or not vector.verifies(
+                        key,
+                        run=batch.run,
+                        round_=batch.round,
+                        digest=digest,
+                        count=count,
+                    )
+                ):
+                    problems[rid] = "a score vector that does not verify"
+                    continue
+                vectors[rid] = vector
+            if len(vectors) >= self.config.quorum:
+                return tuple(vectors[r] for r in sorted(vectors))
+            if time.monotonic() + pause > deadline:
+                shown = "; ".join(
+                    f"validator {r}: {p}" for r, p in sorted(problems.items())
+                )
+                raise CommitteeError(
+                    f"{len(vectors)} validators scored round {batch.round}, quorum is "
+                    f"{self.config.quorum} ({shown})"
+                )
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)
 
     def _certify(self, height: int, digest: bytes) -> Certificate:
         """Votes from validators until a quorum; the block and model it names.

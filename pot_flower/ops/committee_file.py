@@ -23,6 +23,12 @@ coordinator allowed to submit requests::
     [limits]                         # optional resource bounds of every validator
     payload-quota-mb = 16384         # (kebab-case fields of transport.limits.Limits)
 
+    [scoring]                        # optional: Proof-of-Training scoring
+    score-fn = "my_app.task:score"   # installed on every validator host
+
+With ``[scoring]``, every validator loads the task owner's score function at start
+(and refuses to start without it), and runs of this committee are scored chains.
+
 Key files hold one raw 32-byte Ed25519 private key (mode 0600). Names for TLS files
 are ``validator-<id>`` and the coordinator's id.
 """
@@ -62,6 +68,7 @@ class CommitteeFile:
     addresses: dict[int, str]
     tls_dir: Path | None  # None: plaintext (development on loopback only)
     limits: Limits = field(default_factory=Limits)
+    score_fn: str | None = None  # "module:function" every validator loads
 
     @property
     def directory(self) -> Path:
@@ -178,8 +185,28 @@ def load_committee(path: Path) -> CommitteeFile:
     except ValueError as exc:
         raise CommitteeFileError(f"{path}: {exc}") from exc
     return CommitteeFile(
-        Path(path), config, {i: by_id[i][0] for i in by_id}, tls_dir, limits
+        Path(path),
+        config,
+        {i: by_id[i][0] for i in by_id},
+        tls_dir,
+        limits,
+        _score_fn(path, data.get("scoring", {})),
     )
+
+
+def _score_fn(path: Path, table: object) -> str | None:
+    """``[scoring] score-fn``: a ``"module:function"`` name, or None."""
+    if not isinstance(table, dict) or set(table) - {"score-fn"}:
+        raise CommitteeFileError(f"{path}: [scoring] holds only score-fn")
+    name = table.get("score-fn")
+    if name is None:
+        return None
+    module, _, function = str(name).partition(":")
+    if not isinstance(name, str) or not module or not function:
+        raise CommitteeFileError(
+            f"{path}: [scoring] score-fn must be 'module:function', not {name!r}"
+        )
+    return name
 
 
 def _tuning_value(key: str, value: object) -> int | bool:
@@ -194,6 +221,10 @@ def _tuning_value(key: str, value: object) -> int | bool:
     return value
 
 
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _toml_value(value: int | bool) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
@@ -204,6 +235,7 @@ def render_committee(
     tuning: dict[str, int | bool] | None = None,
     *,
     tls: bool = True,
+    score_fn: str | None = None,
 ) -> str:
     """The TOML text of a committee file."""
     lines = ["# pot-flower committee file", "[committee]"]
@@ -211,6 +243,8 @@ def render_committee(
     lines += ["", "[transport]", f"tls = {'true' if tls else 'false'}"]
     if tls:
         lines.append('tls-dir = "tls"')
+    if score_fn:
+        lines += ["", "[scoring]", f"score-fn = {_toml_string(score_fn)}"]
     for i, (address, key) in enumerate(validators):
         lines += [
             "",

@@ -37,6 +37,7 @@ from pot_flower.transport.node import ValidatorNode
 from pot_flower.validator.chains import Chains, named_payloads
 from pot_flower.validator.payloads import PayloadStore, Retention
 from pot_flower.validator.replica_store import RecordStore
+from pot_flower.validator.scoring import Scorer, load_score_fn
 from pot_flower.zk.signatures import SigningKey
 
 EXIT_CONFIG = 2
@@ -69,6 +70,7 @@ class _Identity:
     key: SigningKey
     server_credentials: grpc.ServerCredentials | None
     channel_credentials: grpc.ChannelCredentials | None
+    scorer: Scorer | None = None
 
 
 def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) -> int:
@@ -115,13 +117,17 @@ def _identity(
         log.error("key %s is not validator %d of %s", key_path, vid, committee_path)
         return EXIT_CONFIG
     try:
+        scorer = None
+        if committee.score_fn is not None:  # the task owner's, on this host
+            scorer = Scorer(load_score_fn(committee.score_fn))
         return _Identity(
             committee,
             key,
             committee.server_credentials(vid),
             committee.channel_credentials(f"validator-{vid}"),
+            scorer,
         )
-    except CommitteeFileError as exc:
+    except (CommitteeFileError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return EXIT_CONFIG
 
@@ -146,6 +152,7 @@ def _start_node(
         config.quorum,
         payloads,
         retention=retention,
+        scorer=identity.scorer,
     )
     try:
         node = ValidatorNode(

@@ -42,12 +42,14 @@ def prepare(
     tls: bool = False,
     hosts: list[str] | None = None,
     tuning: dict[str, int | bool] | None = None,
+    score_fn: str | None = None,
 ) -> Path:
     """Create keys and the committee file for n validators (unless present).
 
     ``hosts`` (``host:port`` each) default to free loopback ports; with ``tls`` a
     committee CA and certificates for every validator and the coordinator are made;
-    ``tuning`` overrides [committee] settings of the local defaults.
+    ``tuning`` overrides [committee] settings of the local defaults; ``score_fn``
+    (``"module:function"``) makes the committee score every update.
     """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / COMMITTEE_FILE
@@ -55,6 +57,8 @@ def prepare(
         committee = load_committee(path)
         if committee.config.n != n:
             raise SystemExit(f"{path} has {committee.config.n} validators, not {n}")
+        if score_fn is not None and committee.score_fn != score_fn:
+            raise SystemExit(f"{path} names score function {committee.score_fn!r}")
         return path
     addresses = hosts or [f"127.0.0.1:{free_port()}" for _ in range(n)]
     validators = []
@@ -81,7 +85,11 @@ def prepare(
     }
     path.write_text(
         render_committee(
-            validators, {COORDINATOR: coordinator.verify_key}, settings, tls=tls
+            validators,
+            {COORDINATOR: coordinator.verify_key},
+            settings,
+            tls=tls,
+            score_fn=score_fn,
         )
     )
     return path
@@ -165,9 +173,11 @@ def running(path: Path) -> Iterator[dict[int, subprocess.Popen[bytes]]]:
         stop_all(processes)
 
 
-def run_local_committee(n: int, directory: Path, *, tls: bool = False) -> int:
+def run_local_committee(
+    n: int, directory: Path, *, tls: bool = False, score_fn: str | None = None
+) -> int:
     """Prepare, start, wait for health, then serve until interrupted."""
-    path = prepare(n, directory, tls=tls)
+    path = prepare(n, directory, tls=tls, score_fn=score_fn)
     read_key(directory / f"{COORDINATOR}.key")  # fail early if it is unreadable
     processes = start(path)
     stopping = stop_requested()

@@ -122,6 +122,7 @@ RPC_SHAPES = {
     "Submit": "unary",
     "Health": "unary",
     "Holds": "unary",
+    "Score": "unary",
     "GetBlock": "unary",
     "Certify": "unary",
     "Link": "stream-in",
@@ -172,6 +173,8 @@ def _request(method: str, rng: random.Random, corpus: list[bytes]) -> bytes:
         count = rng.choice([0, 1, 5, 100])
         digests = [rng.randbytes(rng.choice([32, 32, 7])) for _ in range(count)]
         message = pot_pb2.HoldsRequest(digests=digests)
+    elif method == "Score":
+        message = pot_pb2.ScoreRequest(run=_u64(rng), batch=blob)
     elif method == "GetBlock":
         message = pot_pb2.BlockRequest(
             run=_u64(rng), height=_u64(rng), with_model=rng.random() < 0.5

@@ -92,6 +92,22 @@ class HoldsReply(_message.Message):
     missing: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, receipt: _Optional[bytes] = ..., missing: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
+class ScoreRequest(_message.Message):
+    __slots__ = ("run", "batch")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    run: int
+    batch: bytes
+    def __init__(self, run: _Optional[int] = ..., batch: _Optional[bytes] = ...) -> None: ...
+
+class ScoreReply(_message.Message):
+    __slots__ = ("vector", "pending")
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    vector: bytes
+    pending: str
+    def __init__(self, vector: _Optional[bytes] = ..., pending: _Optional[str] = ...) -> None: ...
+
 class BlockRequest(_message.Message):
     __slots__ = ("run", "height", "with_model")
     RUN_FIELD_NUMBER: _ClassVar[int]

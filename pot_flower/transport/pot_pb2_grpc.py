@@ -74,6 +74,11 @@ class ValidatorStub(object):
                 request_serializer=pot__flower_dot_transport_dot_pot__pb2.HoldsRequest.SerializeToString,
                 response_deserializer=pot__flower_dot_transport_dot_pot__pb2.HoldsReply.FromString,
                 _registered_method=True)
+        self.Score = channel.unary_unary(
+                '/pot.v1.Validator/Score',
+                request_serializer=pot__flower_dot_transport_dot_pot__pb2.ScoreRequest.SerializeToString,
+                response_deserializer=pot__flower_dot_transport_dot_pot__pb2.ScoreReply.FromString,
+                _registered_method=True)
         self.GetBlock = channel.unary_unary(
                 '/pot.v1.Validator/GetBlock',
                 request_serializer=pot__flower_dot_transport_dot_pot__pb2.BlockRequest.SerializeToString,
@@ -143,6 +148,13 @@ class ValidatorServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Score(self, request, context):
+        """This validator's signed score vector of a round's batch (scored chains).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetBlock(self, request, context):
         """A block this validator executed, with its vote (and the model it names).
         """
@@ -199,6 +211,11 @@ def add_ValidatorServicer_to_server(servicer, server):
                     servicer.Holds,
                     request_deserializer=pot__flower_dot_transport_dot_pot__pb2.HoldsRequest.FromString,
                     response_serializer=pot__flower_dot_transport_dot_pot__pb2.HoldsReply.SerializeToString,
+            ),
+            'Score': grpc.unary_unary_rpc_method_handler(
+                    servicer.Score,
+                    request_deserializer=pot__flower_dot_transport_dot_pot__pb2.ScoreRequest.FromString,
+                    response_serializer=pot__flower_dot_transport_dot_pot__pb2.ScoreReply.SerializeToString,
             ),
             'GetBlock': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBlock,
@@ -427,6 +444,33 @@ class Validator(object):
             '/pot.v1.Validator/Holds',
             pot__flower_dot_transport_dot_pot__pb2.HoldsRequest.SerializeToString,
             pot__flower_dot_transport_dot_pot__pb2.HoldsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Score(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pot.v1.Validator/Score',
+            pot__flower_dot_transport_dot_pot__pb2.ScoreRequest.SerializeToString,
+            pot__flower_dot_transport_dot_pot__pb2.ScoreReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,13 +36,15 @@ from google.protobuf.message import DecodeError as ProtoDecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from pot_flower.consensus.messages import MessageError, decode_message
-from pot_flower.encoding import DecodeError, decode
+from pot_flower.encoding import DecodeError, decode, encode
 from pot_flower.protocol.certificate import Certificate, CertificateError, sign_block
+from pot_flower.protocol.scores import ScoreVector
 from pot_flower.transport import pot_pb2
 from pot_flower.transport.channels import server_options
 from pot_flower.transport.limits import Limits, shown
 from pot_flower.transport.uploads import past_round_problem, upload_problem
 from pot_flower.validator.availability import sign_receipt
+from pot_flower.validator.chains import ScoringPending, ScoringRefused
 from pot_flower.validator.payloads import PayloadError
 from pot_flower.validator.reads import LATEST, read_block
 
@@ -225,6 +227,7 @@ class ValidatorServer:
             "Submit": self._inbox("submit"),
             "Health": self._health,
             "Holds": self._holds,
+            "Score": self._score,
             "GetBlock": self._get_block,
             "Certify": self._certify,
         }
@@ -629,6 +632,41 @@ class ValidatorServer:
         if service.retention is not None:
             service.retention.promised(digests)
         return pot_pb2.HoldsReply(receipt=sign_receipt(self.node.key, digests))
+
+    async def _score(self, raw: bytes, context: Context) -> pot_pb2.ScoreReply:
+        service = await self._service(context)
+        request = parse(pot_pb2.ScoreRequest, raw)
+        identity = caller_identity(context)
+        if identity is not None and identity.startswith("validator-"):
+            await self._refuse(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                "score",
+                "only coordinators ask for scores",
+            )
+        # One batch at a time: the task owner's function need not be thread-safe,
+        # and each update is scored once per base model (cached), however asked.
+        async with self._slot("scoring", 1, context):
+            try:
+                batch, scores = await asyncio.to_thread(
+                    service.score, request.run, request.batch
+                )
+            except ScoringPending as exc:
+                return pot_pb2.ScoreReply(pending=str(exc))
+            except ScoringRefused as exc:
+                await self._refuse(
+                    context, grpc.StatusCode.FAILED_PRECONDITION, "score", str(exc)
+                )
+                raise  # not reached: the refusal aborts the call
+        vector = ScoreVector.signed(
+            self.node.key,
+            self.node.id,
+            run=batch.run,
+            round_=batch.round,
+            digest=batch.scores_digest(),
+            scores=scores,
+        )
+        return pot_pb2.ScoreReply(vector=encode(vector.to_value()))
 
     # ----------------------------------------------------------------- ledger
     async def _get_block(self, raw: bytes, context: Context) -> pot_pb2.BlockReply:

@@ -42,6 +42,7 @@ from pot_flower.validator.availability import (
 from pot_flower.validator.catchup import BlockSource
 from pot_flower.validator.ledger import Ledger
 from pot_flower.validator.payloads import PayloadStore, Retention
+from pot_flower.validator.scoring import Scorer
 
 Fetch = Callable[[bytes], bytes | None]
 log = logging.getLogger("pot.validator")
@@ -151,6 +152,14 @@ def named_payloads(operation: bytes) -> list[bytes]:
     return canonical_digests(s.payload for s in batch.submissions if s.payload)
 
 
+class ScoringRefused(ValueError):
+    """A score request this validator will never answer (a caller's error)."""
+
+
+class ScoringPending(Exception):
+    """A score request this validator cannot answer yet (ask again)."""
+
+
 class Chains:
     """The replicated application of a validator daemon (many chains).
 
@@ -174,6 +183,9 @@ class Chains:
         Peers' ledger blocks, for catching up after state transfer.
     patience_s : float (default: 30)
         How long a step waits for peers before it gives up (to be retried).
+    scorer : Scorer | None
+        The task owner's score function, named by the committee file (scored
+        chains); None if the committee scores nothing.
 
     """
 
@@ -189,8 +201,10 @@ class Chains:
         retention: Retention | None = None,
         blocks: BlockSource | None = None,
         patience_s: float = 30.0,
+        scorer: Scorer | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.scorer = scorer
         self.validators = validators
         self.quorum = quorum
         self.payloads = payloads
@@ -232,6 +246,46 @@ class Chains:
             stopping=self.stopping,
             patience_s=self.patience_s,
         )
+
+    # ------------------------------------------------------------- scoring
+    def score(
+        self, run: int, batch_bytes: bytes
+    ) -> tuple[RoundBatch, list[int | None]]:
+        """Scores, by this validator, of a batch for ``run``'s next round.
+
+        Raises :class:`ScoringRefused` if it cannot score it at all, and
+        :class:`ScoringPending` if not yet (behind that round, payloads missing).
+        Scores are taken against the chain's head model, the round's base.
+        """
+        if self.scorer is None:
+            raise ScoringRefused("this committee has no score function")
+        chain = self.chains.get(run)
+        if chain is None:
+            raise ScoringPending(f"no chain for run {run} (yet)")
+        state = chain.state  # replaced, never mutated, by the replica's thread
+        if not state.params.robust.scored:
+            raise ScoringRefused(f"run {run} is not scored")
+        try:
+            batch = RoundBatch.from_bytes(batch_bytes)
+        except ValueError as exc:
+            raise ScoringRefused(f"malformed batch: {exc}") from exc
+        if batch.run != run or batch.scores:
+            raise ScoringRefused("the batch must be for this run, without scores")
+        if batch.round <= state.height:
+            raise ScoringRefused(f"round {batch.round} is executed already")
+        if batch.round > state.height + 1:
+            raise ScoringPending(
+                f"at height {state.height}, behind round {batch.round}"
+            )
+        named = canonical_digests(s.payload for s in batch.submissions if s.payload)
+        missing = [d for d in named if d not in self.payloads]
+        if missing:
+            raise ScoringPending(f"{len(missing)} payload(s) missing")
+        payloads = {d: self.payloads[d] for d in named}
+        scores = self.scorer.scores(
+            state.model, state.model_digest, batch.submissions, payloads
+        )
+        return batch, scores
 
     def collect(self, below: int) -> int:
         """Delete payloads consumed at or below sequence number ``below``."""

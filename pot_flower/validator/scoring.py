@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -31,8 +33,8 @@ def load_score_fn(path: str) -> ScoreFn:
         raise ValueError(f"score function {path!r} is not 'module:function'")
     try:
         function = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load score function {path!r}: {exc}") from exc
+    except Exception as exc:  # the task owner's module may fail as it imports
+        raise ValueError(f"cannot load score function {path!r}: {exc!r}") from exc
     if not callable(function):
         raise ValueError(f"score function {path!r} is not callable")
     return function  # type: ignore[no-any-return]
@@ -95,3 +97,59 @@ def score_batch(
             failures[0],
         )
     return scores
+
+
+CACHE_ENTRIES = 16_384
+"""Scores remembered per (base model, payload): a repeated or reshuffled batch is
+answered from memory, so a caller cannot make the score function run twice on the
+same update."""
+
+
+class Scorer:
+    """A validator daemon's score function, serialized, with a bounded memory.
+
+    The task owner's function may hold a model and is not assumed thread-safe:
+    one batch is scored at a time. Each update is scored once per base model.
+    """
+
+    def __init__(self, score_fn: ScoreFn) -> None:
+        self.score_fn = score_fn
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[bytes, bytes], int | None] = OrderedDict()
+
+    def scores(
+        self,
+        model: Arrays,
+        model_digest: bytes,
+        submissions: Sequence[SubmissionRef],
+        payloads: Mapping[bytes, bytes],
+    ) -> list[int | None]:
+        """Every submission's score in batch order, as :func:`score_batch`."""
+        with self._lock:
+            wanted = [
+                s.payload
+                for s in submissions
+                if s.payload is not None
+                and (model_digest, s.payload) not in self._cache
+            ]
+            fresh = dict(zip(wanted, self._score(model, wanted, payloads), strict=True))
+            out: list[int | None] = []
+            for s in submissions:
+                if s.payload is None:
+                    out.append(None)
+                    continue
+                key = (model_digest, s.payload)
+                if key not in self._cache:
+                    self._cache[key] = fresh[s.payload]
+                    if len(self._cache) > CACHE_ENTRIES:
+                        self._cache.popitem(last=False)
+                out.append(self._cache[key])
+            return out
+
+    def _score(
+        self, model: Arrays, digests: list[bytes], payloads: Mapping[bytes, bytes]
+    ) -> list[int | None]:
+        refs = [SubmissionRef(0, None, None, d) for d in dict.fromkeys(digests)]
+        scored = score_batch(self.score_fn, model, refs, payloads)
+        by_digest = {r.payload: v for r, v in zip(refs, scored, strict=True)}
+        return [by_digest[d] for d in digests]

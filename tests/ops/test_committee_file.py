@@ -50,3 +50,42 @@ def test_local_committees_relay_votes_unless_told_otherwise(tmp_path: Path) -> N
     assert load_committee(prepare(4, tmp_path / "a")).config.relay_votes
     path = prepare(4, tmp_path / "b", tuning={"relay-votes": False})
     assert not load_committee(path).config.relay_votes
+
+
+def scoring_file(tmp_path: Path, table: str) -> Path:
+    path = committee_file(tmp_path, "")
+    path.write_text(path.read_text() + f"\n[scoring]\n{table}\n")
+    return path
+
+
+def test_a_scoring_table_names_the_score_function(tmp_path: Path) -> None:
+    path = scoring_file(tmp_path, 'score-fn = "my_app.task:score"')
+    assert load_committee(path).score_fn == "my_app.task:score"
+    assert load_committee(committee_file(tmp_path, "")).score_fn is None
+    written = prepare(4, tmp_path / "b", score_fn='odd"name:f')
+    assert load_committee(written).score_fn == 'odd"name:f'
+
+
+@pytest.mark.parametrize(
+    "table",
+    ['score-fn = "no_colon"', 'score-fn = ":f"', "score-fn = 3", 'fn = "a:b"'],
+)
+def test_a_bad_scoring_table_is_refused(tmp_path: Path, table: str) -> None:
+    with pytest.raises(CommitteeFileError, match=r"\[scoring\]"):
+        load_committee(scoring_file(tmp_path, table))
+
+
+def test_the_strategy_follows_the_committee_files_scoring(tmp_path: Path) -> None:
+    from pot_flower.strategies import PoTStrategy
+
+    plain = prepare(4, tmp_path / "plain")
+    scored = prepare(4, tmp_path / "scored", score_fn="my_app.task:score")
+    with pytest.raises(ValueError, match="a function object"):
+        PoTStrategy(committee_file=plain, score_fn=lambda base, new: 0.0)
+    # The coordinator need not have the task owner's module: validators load it.
+    strategy = PoTStrategy(committee_file=plain, score_fn="my_app.task:score")
+    with pytest.raises(ValueError, match="score with None"):
+        strategy._remote(1, {})
+    strategy = PoTStrategy(committee_file=scored, score_fn="other:score")
+    with pytest.raises(ValueError, match=r"score with 'my_app\.task:score'"):
+        strategy._remote(1, {})
