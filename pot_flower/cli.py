@@ -563,6 +563,15 @@ def validator_health(
     raise typer.Exit(1 if failed else 0)
 
 
+ScoreFnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--score-fn",
+        help="Proof-of-Training scoring: 'module:function' every validator loads.",
+    ),
+]
+
+
 @committee.command("init")
 def committee_init(
     validators: Annotated[
@@ -574,13 +583,7 @@ def committee_init(
     insecure: Annotated[
         bool, typer.Option(help="No TLS (only for isolated test networks).")
     ] = False,
-    score_fn: Annotated[
-        str | None,
-        typer.Option(
-            "--score-fn",
-            help="Proof-of-Training scoring: 'module:function' every validator loads.",
-        ),
-    ] = None,
+    score_fn: ScoreFnOption = None,
 ) -> None:
     """Create keys, a committee CA with certificates, and committee.toml.
 
@@ -606,13 +609,7 @@ def committee_up(
     tls: Annotated[
         bool, typer.Option(help="Mutual TLS on loopback too (off by default here).")
     ] = False,
-    score_fn: Annotated[
-        str | None,
-        typer.Option(
-            "--score-fn",
-            help="Proof-of-Training scoring: 'module:function' every validator loads.",
-        ),
-    ] = None,
+    score_fn: ScoreFnOption = None,
 ) -> None:
     """Start N validator processes on loopback (development); Ctrl-C stops them.
 
