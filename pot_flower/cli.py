@@ -266,7 +266,7 @@ def ledger_show(
             "--submissions",
             "-s",
             help="Also print each round's submissions: node, miner, verdict, "
-            "reason, examples, quality, reward.",
+            "reason, examples, quality, score, reputation, reward.",
         ),
     ] = False,
 ) -> None:
@@ -316,7 +316,16 @@ def _submissions_table(block: RoundBlock) -> Table:
     from rich.text import Text
 
     table = Table(title=Text(f"block {block.height}: submissions"))
-    columns = ("node", "miner", "verdict", "reason", "examples", "quality", "score")
+    columns = (
+        "node",
+        "miner",
+        "verdict",
+        "reason",
+        "examples",
+        "quality",
+        "score",
+        "reputation",
+    )
     for column in columns:
         table.add_column(column)
     table.add_column("reward", justify="right")
@@ -330,6 +339,7 @@ def _submissions_table(block: RoundBlock) -> Table:
             str(sub.examples),
             f"{sub.quality_ppm / 1e6:.6f}",
             "-" if sub.score is None else f"{sub.score / 1e6:.6f}",
+            f"{sub.reputation_ppm / 1e6:.6f}" if sub.reputation_ppm else "-",
             str(sub.reward),
         )
         table.add_row(*(Text(c) for c in cells))

@@ -523,11 +523,19 @@ class PoTStrategy(Strategy):
         log(INFO, "\t\t├──Max update norm: %s", self.max_update_norm)
         log(INFO, "\t\t├──Registration: %s", self.registration)
         log(INFO, "\t\t├──Robust stage: %s", describe(self.robust))
+        if self.robust.scored:
+            log(
+                INFO,
+                "\t\t├──Scoring: %s (threshold %.6f)",
+                self._score_fn_name or getattr(self.score_fn, "__name__", "score_fn"),
+                self.robust.score_threshold / 1e6,
+            )
         log(
             INFO,
-            "\t\t└──Rewards: %d units/round, validator fee %d ppm",
+            "\t\t└──Rewards: %d units/round, validator fee %d ppm, reputation %.2f",
             self.emission,
             self.validator_fee_ppm,
+            self.robust.reputation_rate_ppm / 1e6,
         )
 
     # ----------------------------------------------------------------- train

@@ -18,7 +18,7 @@ low score, over the norm bound, non-finite) counts as standing 0. One round's
 standing is noisy late in training, when every update is mostly SGD noise and an
 attacker's update sometimes looks like an honest one; the average is not. Measured
 (``benchmarks/robustness.py``, label flip, 30 rounds): the attackers' share fell
-from 4.0 % to 0.37 %. Reputation starts at 0, so a new key (a re-registered
+from 4.0 % to 0.17 %. Reputation starts at 0, so a new key (a re-registered
 attacker) starts from nothing.
 
 Shares are floors; the left-over units go one each to the largest fractional

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from functools import cache
 from pathlib import Path
 
@@ -182,3 +183,45 @@ def evaluate(net: Net, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         loss = float(nn.functional.cross_entropy(logits, y))
         accuracy = float((logits.argmax(1) == y).float().mean())
     return loss, accuracy
+
+
+# ----------------------------------------------------- Proof-of-Training scoring
+SCORE_EXAMPLES = 1000
+SCORE_DATA_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+@cache
+def _validation(data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A validator's own labelled data (for the demo: the test set's last 1,000)."""
+    x, y = load_test("auto", data_dir)
+    return x[-SCORE_EXAMPLES:], y[-SCORE_EXAMPLES:]
+
+
+_references: dict[bytes, np.ndarray] = {}
+
+
+def _flat(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.asarray(v, np.float64).ravel() for v in arrays.values()])
+
+
+def score(base: dict[str, np.ndarray], returned: dict[str, np.ndarray]) -> float:
+    """FLTrust's trust score: the cosine of an update with one trained on own data.
+
+    Validators run it (``pot-score-fn = "quickstart_pytorch.task:score"``): the
+    reference update is one local epoch from ``base`` on the validator's data
+    (``$POT_SCORE_DATA_DIR``), trained once per base model. An update that
+    works against it (a sign flip, flipped labels) scores below zero.
+    """
+    key = _flat(base).tobytes()
+    if key not in _references:
+        x, y = _validation(os.environ.get("POT_SCORE_DATA_DIR", SCORE_DATA_DIR))
+        net = Net()
+        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in base.items()})
+        train(net, x, y, epochs=1, batch_size=32, lr=0.05, seed=0)
+        trained = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+        _references.clear()  # one base model per round
+        _references[key] = _flat(trained) - _flat(base)
+    reference = _references[key]
+    update = _flat(returned) - _flat(base)
+    norms = float(np.linalg.norm(update) * np.linalg.norm(reference))
+    return float(update @ reference / norms) if norms > 0 else 0.0
