@@ -303,6 +303,24 @@ class FlowerRule(Rule):
         return {k: arrays[k].numpy().astype(model[k].dtype) for k in model}
 
 
+class HonestOnly(FlowerRule):
+    """Reference: Flower's FedAvg on the honest replies alone (it knows who lies).
+
+    No robust rule can beat what the honest miners' data reach by themselves; the
+    gap to FedAvg without attack is the attackers' share of the data.
+    """
+
+    def __init__(self) -> None:
+        from flwr.serverapp.strategy import FedAvg
+
+        super().__init__("FedAvg", lambda n, f: FedAvg())
+        self.name = "ref:FedAvg-honest-only"
+
+    def round(self, model: Arrays, replies: list[Reply], byzantine: set[int]) -> Arrays:
+        honest = [r for r in replies if r.miner not in byzantine]
+        return super().round(model, honest, byzantine)
+
+
 def flower_rules(fraction: float) -> list[Rule]:
     import logging
 
@@ -489,6 +507,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--attacks", default=",".join(SUITE))
     ap.add_argument("--pot", default=",".join(POT_RULES))
     ap.add_argument("--flower", default="all", help="'all', 'none' or names")
+    ap.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run FedAvg on the honest replies alone (an upper bound)",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
         "--json-out", type=Path, default=Path("benchmarks/results/robustness.json")
@@ -538,6 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for r in flower_rules(fraction)
                 if wanted is None or r.name.split(":")[1] in wanted
             ]
+        if args.reference and fraction > 0:
+            rules.append(HonestOnly())
         return rules
 
     if args.minority:

@@ -147,7 +147,8 @@ class EmbeddedCommittee(CertifiedHead):
     ) -> tuple[ScoreVector, ...]:
         """Every validator's signed score vector of ``batch``."""
         assert self._score_fn is not None
-        model = self.validators[0].app.state.model
+        # A copy: the task owner's function must not be able to change the chain's.
+        model = {k: v.copy() for k, v in self.validators[0].app.state.model.items()}
         scores = score_batch(self._score_fn, model, batch.submissions, payloads)
         digest = batch.scores_digest()
         return tuple(

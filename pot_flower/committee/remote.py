@@ -302,61 +302,74 @@ class RemoteCommittee(CertifiedHead):
         """A quorum of validators' signed score vectors of ``batch``.
 
         Each validator scores with the task owner's function on its own data
-        once it has executed the previous round and holds the payloads; those
-        not there yet are asked again until the deadline.
+        once it has executed the previous round and holds the payloads. Returns
+        as soon as a quorum verifies: a validator that holds the call delays
+        nobody; one not there yet ("pending") or refusing is asked again, with
+        backoff, until the deadline.
         """
         request = pot_pb2.ScoreRequest(run=batch.run, batch=batch.to_bytes())
         digest, count = batch.scores_digest(), len(batch.submissions)
         vectors: dict[int, ScoreVector] = {}
         problems: dict[int, str] = {}
         deadline = time.monotonic() + self.timeout
-        pause = 0.05
-        while True:
-            lacking = [rid for rid in self._stubs if rid not in vectors]
-            jobs = {
-                self._pool.submit(
-                    self._stubs[r].Score, request, timeout=self.timeout
-                ): r
-                for r in lacking
-            }
-            for job in futures.as_completed(jobs):
-                rid = jobs[job]
-                try:
-                    reply = job.result()
-                except grpc.RpcError as exc:
-                    problems[rid] = f"{exc.code().name}: {exc.details()}"
-                    continue
-                if not reply.vector:
-                    problems[rid] = reply.pending or "no vector"
-                    continue
-                vector = _score_vector(reply.vector)
-                key = self.config.replicas[rid].raw
-                if (
-                    vector is None
-                    or vector.validator != rid
-                    or not vector.verifies(
-                        key,
-                        run=batch.run,
-                        round_=batch.round,
-                        digest=digest,
-                        count=count,
-                    )
-                ):
-                    problems[rid] = "a score vector that does not verify"
-                    continue
-                vectors[rid] = vector
-            if len(vectors) >= self.config.quorum:
-                return tuple(vectors[r] for r in sorted(vectors))
-            if time.monotonic() + pause > deadline:
+        backoff = dict.fromkeys(self._stubs, 0.05)
+        due = dict.fromkeys(self._stubs, 0.0)  # when to ask each again
+        inflight: dict[futures.Future[Any], int] = {}
+        while len(vectors) < self.config.quorum:
+            now = time.monotonic()
+            if now >= deadline:
                 shown = "; ".join(
                     f"validator {r}: {p}" for r, p in sorted(problems.items())
                 )
                 raise CommitteeError(
-                    f"{len(vectors)} validators scored round {batch.round}, quorum is "
-                    f"{self.config.quorum} ({shown})"
+                    f"{len(vectors)} validators scored round {batch.round}, quorum "
+                    f"is {self.config.quorum} ({shown or 'no answers'})"
                 )
-            time.sleep(pause)
-            pause = min(2 * pause, 1.0)
+            for rid in [r for r, t in due.items() if t <= now]:
+                del due[rid]
+                call = self._stubs[rid].Score
+                inflight[self._pool.submit(call, request, timeout=deadline - now)] = rid
+            wake = min([deadline, *due.values()]) - now
+            done, _ = futures.wait(
+                inflight, timeout=max(wake, 0.01), return_when=futures.FIRST_COMPLETED
+            )
+            for job in done:
+                rid = inflight.pop(job)
+                vector, problem = self._score_reply(job, rid, batch, digest, count)
+                if vector is not None:
+                    vectors[rid] = vector
+                    continue
+                problems[rid] = problem
+                due[rid] = time.monotonic() + backoff[rid]
+                backoff[rid] = min(2 * backoff[rid], 1.0)
+        return tuple(vectors[r] for r in sorted(vectors))
+
+    def _score_reply(
+        self,
+        job: futures.Future[Any],
+        rid: int,
+        batch: RoundBatch,
+        digest: bytes,
+        count: int,
+    ) -> tuple[ScoreVector | None, str]:
+        """Validator ``rid``'s verified vector, or why there is none."""
+        try:
+            reply = job.result()
+        except grpc.RpcError as exc:
+            return None, f"{exc.code().name}: {exc.details()}"
+        if not reply.vector:
+            return None, reply.pending or "no vector"
+        vector = _score_vector(reply.vector)
+        key = self.config.replicas[rid].raw
+        if (
+            vector is None
+            or vector.validator != rid
+            or not vector.verifies(
+                key, run=batch.run, round_=batch.round, digest=digest, count=count
+            )
+        ):
+            return None, "a score vector that does not verify"
+        return vector, ""
 
     def _certify(self, height: int, digest: bytes) -> Certificate:
         """Votes from validators until a quorum; the block and model it names.

@@ -55,17 +55,12 @@ PASSED = frozenset(
 )
 # Reached the robust stage: may have been clipped there.
 ROBUST_STAGE = frozenset({None, Reason.NOT_SELECTED})
-# Judged on the miner's own signed update for this round: its reputation moves
-# (a replay or a relay's fault cannot cause these, so no one can lower another's).
-JUDGED = frozenset(
-    {
-        None,
-        Reason.NOT_SELECTED,
-        Reason.LOW_SCORE,
-        Reason.NORM_ABOVE_BOUND,
-        Reason.NON_FINITE,
-    }
-)
+# Judged on the miner's own signed update for this round, after its arrays matched
+# the signed commitment: its reputation moves. A replay, a relay's fault or a
+# payload swapped under a genuine signature (rejected before the commitment check,
+# e.g. non-finite or over the norm bound) cannot cause these: no one can lower
+# another's reputation.
+JUDGED = frozenset({None, Reason.NOT_SELECTED, Reason.LOW_SCORE})
 _REASONS = {r.value: r for r in Reason}
 
 

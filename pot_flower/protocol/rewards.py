@@ -14,7 +14,7 @@ rejected, excluded and copied updates earn nothing.
 A miner's weight is then multiplied by the square of its *reputation*: a moving
 average, kept in the chain state, of its standing (its weight against the
 saturation cap) over the rounds it was judged in; a judged rejection (not selected,
-low score, over the norm bound, non-finite) counts as standing 0. One round's
+low score) counts as standing 0. One round's
 standing is noisy late in training, when every update is mostly SGD noise and an
 attacker's update sometimes looks like an honest one; the average is not. Measured
 (``benchmarks/robustness.py``, label flip, 30 rounds): the attackers' share fell

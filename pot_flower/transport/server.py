@@ -161,6 +161,10 @@ class ValidatorServer:
         self._links: list[_Stream] = []
         self._subscribers: dict[str, list[_Stream]] = {}
         self.busy: dict[str, int] = {}  # calls in progress, by kind of slot
+        # Scoring runs on a thread of its own, one batch at a time; a call that is
+        # cut off leaves its batch running, and the slot stays taken until it ends.
+        self._score_pool = futures.ThreadPoolExecutor(1, "pot-score")
+        self._scoring: asyncio.Future[Any] | None = None
         self.closing = False
         self.refused: dict[str, int] = {}
 
@@ -202,6 +206,7 @@ class ValidatorServer:
                 clean = False
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=3)
+        self._score_pool.shutdown(wait=False, cancel_futures=True)
         return clean and not self._thread.is_alive()
 
     # ----------------------------------------------------- replies (actor side)
@@ -644,20 +649,26 @@ class ValidatorServer:
                 "score",
                 "only coordinators ask for scores",
             )
-        # One batch at a time: the task owner's function need not be thread-safe,
-        # and each update is scored once per base model (cached), however asked.
-        async with self._slot("scoring", 1, context):
-            try:
-                batch, scores = await asyncio.to_thread(
-                    service.score, request.run, request.batch
-                )
-            except ScoringPending as exc:
-                return pot_pb2.ScoreReply(pending=str(exc))
-            except ScoringRefused as exc:
-                await self._refuse(
-                    context, grpc.StatusCode.FAILED_PRECONDITION, "score", str(exc)
-                )
-                raise  # not reached: the refusal aborts the call
+        if self._scoring is not None and not self._scoring.done():
+            await self._refuse(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "scoring",
+                "a batch is being scored",
+            )
+        loop = asyncio.get_running_loop()
+        self._scoring = loop.run_in_executor(
+            self._score_pool, service.score, request.run, request.batch
+        )
+        try:
+            batch, scores = await asyncio.shield(self._scoring)
+        except ScoringPending as exc:
+            return pot_pb2.ScoreReply(pending=str(exc))
+        except ScoringRefused as exc:
+            await self._refuse(
+                context, grpc.StatusCode.FAILED_PRECONDITION, "score", str(exc)
+            )
+            raise  # not reached: the refusal aborts the call
         vector = ScoreVector.signed(
             self.node.key,
             self.node.id,

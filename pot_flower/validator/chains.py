@@ -31,7 +31,7 @@ from pot_flower.patience import Unavailable, wait_for
 from pot_flower.protocol.batch import RoundBatch
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_arrays
-from pot_flower.protocol.params import Params
+from pot_flower.protocol.params import MAX_SUBMISSIONS, Params
 from pot_flower.protocol.robust import RobustConfig
 from pot_flower.validator.application import PoTApplication
 from pot_flower.validator.availability import (
@@ -278,12 +278,21 @@ class Chains:
                 f"at height {state.height}, behind round {batch.round}"
             )
         named = canonical_digests(s.payload for s in batch.submissions if s.payload)
+        too_many = len(batch.submissions) > MAX_SUBMISSIONS
+        if too_many or any(len(d) != 32 for d in named):
+            raise ScoringRefused("too many submissions or a malformed payload digest")
         missing = [d for d in named if d not in self.payloads]
         if missing:
             raise ScoringPending(f"{len(missing)} payload(s) missing")
-        payloads = {d: self.payloads[d] for d in named}
+
+        def read(digest: bytes) -> bytes | None:
+            try:
+                return self.payloads[digest]
+            except KeyError:  # collected meanwhile: that update cannot be scored
+                return None
+
         scores = self.scorer.scores(
-            state.model, state.model_digest, batch.submissions, payloads
+            state.model, state.model_digest, batch.submissions, read
         )
         return batch, scores
 

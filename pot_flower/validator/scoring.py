@@ -100,16 +100,18 @@ def score_batch(
 
 
 CACHE_ENTRIES = 16_384
-"""Scores remembered per (base model, payload): a repeated or reshuffled batch is
-answered from memory, so a caller cannot make the score function run twice on the
-same update."""
+"""Scores remembered per (base model, payload), least recently used first out: a
+repeated or reshuffled batch is answered from memory, so a caller cannot make the
+score function run twice on the same update."""
 
 
 class Scorer:
     """A validator daemon's score function, serialized, with a bounded memory.
 
     The task owner's function may hold a model and is not assumed thread-safe:
-    one batch is scored at a time. Each update is scored once per base model.
+    one batch is scored at a time. Each update is scored once per base model; a
+    failure of the function is not remembered (the next request tries again).
+    The function gets a copy of the base model, so it cannot change the chain's.
     """
 
     def __init__(self, score_fn: ScoreFn) -> None:
@@ -122,34 +124,49 @@ class Scorer:
         model: Arrays,
         model_digest: bytes,
         submissions: Sequence[SubmissionRef],
-        payloads: Mapping[bytes, bytes],
+        read: Callable[[bytes], bytes | None],
     ) -> list[int | None]:
-        """Every submission's score in batch order, as :func:`score_batch`."""
+        """Every submission's score in batch order (None: cannot be scored).
+
+        ``read`` returns a payload's bytes (None if this validator lacks it); it
+        is called only for updates not scored yet.
+        """
         with self._lock:
-            wanted = [
-                s.payload
-                for s in submissions
-                if s.payload is not None
-                and (model_digest, s.payload) not in self._cache
-            ]
-            fresh = dict(zip(wanted, self._score(model, wanted, payloads), strict=True))
-            out: list[int | None] = []
+            known: dict[bytes, int | None] = {}
             for s in submissions:
-                if s.payload is None:
-                    out.append(None)
-                    continue
-                key = (model_digest, s.payload)
-                if key not in self._cache:
-                    self._cache[key] = fresh[s.payload]
+                key = (model_digest, s.payload or b"")
+                if s.payload is not None and key in self._cache:
+                    self._cache.move_to_end(key)
+                    known[s.payload] = self._cache[key]
+            fresh = [
+                d
+                for d in dict.fromkeys(s.payload for s in submissions if s.payload)
+                if d not in known
+            ]
+            if fresh:
+                base = {k: v.copy() for k, v in model.items()}
+                failures: list[str] = []
+                for digest in fresh:
+                    data = read(digest)
+                    if data is None:  # not here (any more): nothing to remember
+                        known[digest] = None
+                        continue
+                    try:
+                        known[digest] = score_one(self.score_fn, base, data)
+                    except ScoreFailed as exc:
+                        known[digest] = None
+                        failures.append(str(exc))
+                        continue
+                    self._cache[(model_digest, digest)] = known[digest]
                     if len(self._cache) > CACHE_ENTRIES:
                         self._cache.popitem(last=False)
-                out.append(self._cache[key])
-            return out
-
-    def _score(
-        self, model: Arrays, digests: list[bytes], payloads: Mapping[bytes, bytes]
-    ) -> list[int | None]:
-        refs = [SubmissionRef(0, None, None, d) for d in dict.fromkeys(digests)]
-        scored = score_batch(self.score_fn, model, refs, payloads)
-        by_digest = {r.payload: v for r, v in zip(refs, scored, strict=True)}
-        return [by_digest[d] for d in digests]
+                if failures:
+                    log.warning(
+                        "score function failed on %d of %d updates (first: %s)",
+                        len(failures),
+                        len(fresh),
+                        failures[0],
+                    )
+            return [
+                None if s.payload is None else known[s.payload] for s in submissions
+            ]

@@ -8,7 +8,10 @@ takes the per-update median, so one lying validator cannot move a verdict.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Iterator
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from pot_flower.audit import audit_ledger
 from pot_flower.committee.base import CommitteeError
 from pot_flower.committee.remote import RemoteCommittee
 from pot_flower.consensus.config import CommitteeConfig
-from pot_flower.encoding import decode
+from pot_flower.encoding import decode, encode
 from pot_flower.ops.superlink import free_port
 from pot_flower.protocol.batch import RoundBatch, SubmissionRef
 from pot_flower.protocol.fixedpoint import max_norm_units
@@ -300,5 +303,137 @@ def test_without_a_quorum_of_scorers_the_round_fails_with_the_reasons(
             committee.certify_round(refs, payloads)
         committee.close()
     finally:
+        for node in nodes:
+            node.stop(grace=0.1)
+
+
+# ------------------------------------------------ found in review: liveness
+class _Deadline(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def details(self) -> str:
+        return "deadline"
+
+
+class _Stub:
+    """A validator's Score RPC: answers, holds the call, or is behind once."""
+
+    def __init__(self, rid: int, behaviour: str = "answer") -> None:
+        self.rid, self.behaviour, self.calls = rid, behaviour, 0
+
+    def Score(self, request: pot_pb2.ScoreRequest, timeout: float) -> object:
+        self.calls += 1
+        batch = RoundBatch.from_bytes(request.batch)
+        if self.behaviour == "hold":
+            time.sleep(timeout)  # a Byzantine validator holding the call
+            raise _Deadline()
+        if self.behaviour == "behind" and self.calls == 1:
+            return pot_pb2.ScoreReply(pending="at height 0, behind round 1")
+        vector = ScoreVector.signed(
+            KEYS[self.rid],
+            self.rid,
+            run=batch.run,
+            round_=batch.round,
+            digest=batch.scores_digest(),
+            scores=[1] * len(batch.submissions),
+        )
+        return pot_pb2.ScoreReply(vector=encode(vector.to_value()))
+
+
+def _gatherer(stubs: dict[int, _Stub], timeout: float) -> RemoteCommittee:
+    remote = RemoteCommittee.__new__(RemoteCommittee)  # no chain: just the RPCs
+    remote.config = CommitteeConfig(
+        replicas=tuple(k.verify_key for k in KEYS),
+        clients={"coordinator": COORDINATOR.verify_key},
+    )
+    remote.timeout = timeout
+    remote._stubs = stubs  # type: ignore[assignment]
+    remote._pool = futures.ThreadPoolExecutor(8)
+    return remote
+
+
+@pytest.mark.parametrize("lagging", [False, True])
+def test_a_validator_holding_the_call_delays_no_scored_round(lagging: bool) -> None:
+    stubs = {i: _Stub(i) for i in range(3)} | {3: _Stub(3, "hold")}
+    if lagging:
+        stubs[2] = _Stub(2, "behind")  # an honest validator one round behind
+    remote = _gatherer(stubs, timeout=5.0)
+    started = time.monotonic()
+    vectors = remote._gather_scores(
+        RoundBatch(5, 1, (SubmissionRef(1, None, None, None),))
+    )
+    assert [v.validator for v in vectors] == [0, 1, 2]
+    assert time.monotonic() - started < 2.0
+    remote._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def test_cut_off_score_calls_do_not_pile_up_behind_the_scorer(tmp_path: Path) -> None:
+    """A slow score function: calls cut off by their deadline keep the slot taken."""
+    inside = [0, 0]  # now, peak
+    lock = threading.Lock()
+
+    def slow(base: Arrays, returned: Arrays) -> float:
+        with lock:
+            inside[0] += 1
+            inside[1] = max(inside)
+        time.sleep(1.0)
+        with lock:
+            inside[0] -= 1
+        return 0.5
+
+    config = CommitteeConfig(
+        replicas=tuple(k.verify_key for k in KEYS),
+        clients={"coordinator": COORDINATOR.verify_key},
+    )
+    addresses = {i: f"127.0.0.1:{free_port()}" for i in range(N)}
+    nodes = []
+    for i in range(N):
+        home = tmp_path / f"v{i}"
+        service = Chains(
+            home / "chains",
+            tuple(k.verify_key.raw for k in KEYS),
+            config.quorum,
+            PayloadStore(home / "payloads"),
+            scorer=Scorer(slow if i == 0 else honest_score),
+        )
+        node = ValidatorNode(
+            config,
+            i,
+            KEYS[i],
+            service,
+            addresses,
+            store=RecordStore(home / "consensus.sqlite"),
+            service=service,
+        )
+        node.start()
+        nodes.append(node)
+    committee = committee_for(config, addresses)
+    channel = open_channel(addresses[0])
+    stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
+    try:
+        refs, payloads = round_of(committee, {0: 0.001, 1: 0.002, 2: 0.003})
+        committee._make_available(
+            payloads, [r.payload for r in refs if r.payload], round_=1
+        )
+        batch = RoundBatch(9, 1, tuple(refs), committee._last)
+        request = pot_pb2.ScoreRequest(run=9, batch=batch.to_bytes())
+        codes = []
+        for _ in range(8):
+            with pytest.raises(grpc.RpcError) as cut:
+                stub.Score(request, timeout=0.3)
+            codes.append(cut.value.code())
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+        started = time.monotonic()
+        digest = refs[0].payload
+        assert digest is not None
+        stub.Holds(pot_pb2.HoldsRequest(digests=[digest]), timeout=10)
+        assert time.monotonic() - started < 1.0  # other work is not starved
+        time.sleep(3.5)  # the batch in progress ends; it was scored once at a time
+        assert inside[1] == 1
+        assert stub.Score(request, timeout=10).vector  # and remembered
+    finally:
+        channel.close()
+        committee.close()
         for node in nodes:
             node.stop(grace=0.1)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pot_support import RoundBuilder, chain
+from pot_support import RoundBuilder, chain, trained
 
 from pot_flower.encoding import decode, encode
 from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.execution import execute_round
+from pot_flower.protocol.model import encode_arrays
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import (
     PPM,
@@ -97,17 +99,15 @@ def test_a_miner_that_looks_honest_once_earns_by_its_record_not_that_round() -> 
 def test_judged_rejections_lower_reputation_and_others_leave_it() -> None:
     first = [Record(k) for k in KEYS[:4]]
     start = rounds_of([first])[0].reputation
-    for reason in (
-        Reason.NOT_SELECTED,
-        Reason.LOW_SCORE,
-        Reason.NORM_ABOVE_BOUND,
-        Reason.NON_FINITE,
-    ):
+    for reason in (Reason.NOT_SELECTED, Reason.LOW_SCORE):
         s = settle(PARAMS, start, [*first[:3], Record(KEYS[3], reason, 0)])
         assert s.reputation[KEYS[3]] == next_reputation(start[KEYS[3]], 0, 100_000)
         assert s.rewards[3] == 0
-    # A replay of its old submission, a relay's lost payload, a copy: not its doing.
+    # A replay of its old submission, a relay's lost or swapped payload, a copy:
+    # not its doing.
     for reason in (
+        Reason.NON_FINITE,
+        Reason.NORM_ABOVE_BOUND,
         Reason.WRONG_ROUND,
         Reason.WRONG_NONCE,
         Reason.WRONG_NODE,
@@ -187,3 +187,31 @@ def test_a_state_with_bad_reputations_is_refused(entries: object) -> None:
     value["reputation"] = entries  # type: ignore[assignment]
     with pytest.raises(ValueError, match=r"reputation|bad chain state"):
         ChainState.from_bytes(encode(value))
+
+
+@pytest.mark.parametrize("swap", ["non-finite", "norm-above-bound"])
+def test_a_relay_swapping_arrays_under_a_genuine_signature_cannot_lower_it(
+    swap: str,
+) -> None:
+    """Found in review: the arrays are checked before the commitment is."""
+    state = chain()
+    for _ in range(3):
+        b = RoundBuilder(state)
+        for i in range(4):
+            b.honest(i)
+        state = execute_round(b.state, b.batch(), b.payloads).state
+    b = RoundBuilder(state)
+    for i in range(3):
+        b.honest(i)
+    victim = b.sign(3, trained(state.model, 3))
+    if swap == "non-finite":
+        bad = {k: v.copy() for k, v in trained(state.model, 3).items()}
+        bad["fc.bias"][0] = np.nan
+    else:
+        bad = trained(state.model, 3, scale=100.0)
+    b.add(victim, node=1003, payload=encode_arrays(bad))
+    out = execute_round(b.state, b.batch(), b.payloads)
+    v = next(v for v in out.verdicts if v.node == 1003)
+    assert v.reason is not None and v.reason.value == swap
+    assert v.miner is not None
+    assert out.state.reputation[v.miner] == state.reputation[v.miner]

@@ -7,10 +7,12 @@ import logging
 
 import numpy as np
 import pytest
+from pot_support import chain, model, trained
 
 from pot_flower.protocol.batch import SubmissionRef
-from pot_flower.protocol.model import encode_arrays
-from pot_flower.validator.scoring import load_score_fn, score_batch
+from pot_flower.protocol.model import Arrays, encode_arrays, model_digest
+from pot_flower.validator import scoring
+from pot_flower.validator.scoring import Scorer, load_score_fn, score_batch
 
 MODEL = {"w": np.zeros(4, np.float32)}
 
@@ -61,3 +63,59 @@ def test_score_function_paths_are_checked() -> None:
     for bad in ("math", "no_such_module:f", "math:no_such_function", "math:pi"):
         with pytest.raises(ValueError, match="score function"):
             load_score_fn(bad)
+
+
+# ------------------------------------------------- a daemon's Scorer (review)
+def _payloads(base: Arrays, count: int) -> tuple[list[bytes], dict[bytes, bytes]]:
+    stored = {}
+    for i in range(count):
+        data = encode_arrays(trained(base, i))
+        stored[hashlib.sha256(data).digest()] = data
+    return list(stored), stored
+
+
+def test_the_scorer_remembers_scores_and_survives_eviction_mid_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scoring, "CACHE_ENTRIES", 2)
+    base = model()
+    digests, stored = _payloads(base, 4)
+    calls: list[int] = []
+
+    def fn(b: dict, r: dict) -> float:  # type: ignore[type-arg]
+        calls.append(1)
+        return 0.5
+
+    scorer = Scorer(fn)
+    refs = [SubmissionRef(1, None, None, d) for d in digests]
+    assert scorer.scores(base, b"B" * 32, refs[:2], stored.get) == [500_000] * 2
+    # New updates first, a remembered one last: the cache overflows mid-batch.
+    assert (
+        scorer.scores(base, b"B" * 32, [refs[2], refs[0]], stored.get) == [500_000] * 2
+    )
+    assert len(calls) == 3  # refs[0] came from memory
+    # Another base model: scored again.
+    scorer.scores(base, b"C" * 32, [refs[0]], stored.get)
+    assert len(calls) == 4
+
+
+def test_the_scorer_neither_remembers_failures_nor_lets_the_function_touch_state() -> (
+    None
+):
+
+    state = chain()
+    digests, stored = _payloads(state.model, 1)
+    failing = [True]
+
+    def careless(base: dict, returned: dict) -> float:  # type: ignore[type-arg]
+        base["fc.bias"] += 1.0  # e.g. a torch.from_numpy view trained in place
+        if failing[0]:
+            raise RuntimeError("validation data not mounted yet")
+        return 0.25
+
+    scorer = Scorer(careless)
+    refs = [SubmissionRef(1, None, None, digests[0])]
+    assert scorer.scores(state.model, state.model_digest, refs, stored.get) == [None]
+    failing[0] = False
+    assert scorer.scores(state.model, state.model_digest, refs, stored.get) == [250_000]
+    assert model_digest(state.model) == state.model_digest
