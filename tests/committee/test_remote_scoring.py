@@ -67,18 +67,15 @@ class Counter:
         return honest_score(base, returned)
 
 
-@pytest.fixture
-def validators(
-    tmp_path: Path,
-) -> Iterator[tuple[CommitteeConfig, dict[int, str], list[Counter]]]:
-    """Validators 0-2 score honestly (counting calls), validator 3 lies."""
+def start_validators(
+    tmp_path: Path, scorers: list[Scorer | None]
+) -> tuple[CommitteeConfig, dict[int, str], list[ValidatorNode]]:
+    """N validator services on loopback, validator i scoring with ``scorers[i]``."""
     config = CommitteeConfig(
         replicas=tuple(k.verify_key for k in KEYS),
         clients={"coordinator": COORDINATOR.verify_key},
     )
     addresses = {i: f"127.0.0.1:{free_port()}" for i in range(N)}
-    counters = [Counter() for _ in range(3)]
-    functions = [*counters, lying_score]
     nodes = []
     for i in range(N):
         home = tmp_path / f"v{i}"
@@ -87,7 +84,7 @@ def validators(
             tuple(k.verify_key.raw for k in KEYS),
             config.quorum,
             PayloadStore(home / "payloads"),
-            scorer=Scorer(functions[i]),
+            scorer=scorers[i],
         )
         node = ValidatorNode(
             config,
@@ -100,6 +97,19 @@ def validators(
         )
         node.start()
         nodes.append(node)
+    return config, addresses, nodes
+
+
+@pytest.fixture
+def validators(
+    tmp_path: Path,
+) -> Iterator[tuple[CommitteeConfig, dict[int, str], list[Counter]]]:
+    """Validators 0-2 score honestly (counting calls), validator 3 lies."""
+    counters = [Counter() for _ in range(3)]
+    functions = [*counters, lying_score]
+    config, addresses, nodes = start_validators(
+        tmp_path, [Scorer(functions[i]) for i in range(N)]
+    )
     yield config, addresses, counters
     for node in nodes:
         node.stop(grace=0.1)
@@ -260,32 +270,9 @@ def test_without_a_quorum_of_scorers_the_round_fails_with_the_reasons(
     tmp_path: Path,
 ) -> None:
     """Validators without a score function refuse; the coordinator says why."""
-    config = CommitteeConfig(
-        replicas=tuple(k.verify_key for k in KEYS),
-        clients={"coordinator": COORDINATOR.verify_key},
+    config, addresses, nodes = start_validators(
+        tmp_path, [Scorer(honest_score) if i == 0 else None for i in range(N)]
     )
-    addresses = {i: f"127.0.0.1:{free_port()}" for i in range(N)}
-    nodes = []
-    for i in range(N):
-        home = tmp_path / f"v{i}"
-        service = Chains(
-            home / "chains",
-            tuple(k.verify_key.raw for k in KEYS),
-            config.quorum,
-            PayloadStore(home / "payloads"),
-            scorer=Scorer(honest_score) if i == 0 else None,
-        )
-        node = ValidatorNode(
-            config,
-            i,
-            KEYS[i],
-            service,
-            addresses,
-            store=RecordStore(home / "consensus.sqlite"),
-            service=service,
-        )
-        node.start()
-        nodes.append(node)
     try:
         committee = RemoteCommittee(
             config,
@@ -382,32 +369,9 @@ def test_cut_off_score_calls_do_not_pile_up_behind_the_scorer(tmp_path: Path) ->
             inside[0] -= 1
         return 0.5
 
-    config = CommitteeConfig(
-        replicas=tuple(k.verify_key for k in KEYS),
-        clients={"coordinator": COORDINATOR.verify_key},
+    config, addresses, nodes = start_validators(
+        tmp_path, [Scorer(slow if i == 0 else honest_score) for i in range(N)]
     )
-    addresses = {i: f"127.0.0.1:{free_port()}" for i in range(N)}
-    nodes = []
-    for i in range(N):
-        home = tmp_path / f"v{i}"
-        service = Chains(
-            home / "chains",
-            tuple(k.verify_key.raw for k in KEYS),
-            config.quorum,
-            PayloadStore(home / "payloads"),
-            scorer=Scorer(slow if i == 0 else honest_score),
-        )
-        node = ValidatorNode(
-            config,
-            i,
-            KEYS[i],
-            service,
-            addresses,
-            store=RecordStore(home / "consensus.sqlite"),
-            service=service,
-        )
-        node.start()
-        nodes.append(node)
     committee = committee_for(config, addresses)
     channel = open_channel(addresses[0])
     stub = pot_pb2_grpc.ValidatorStub(channel)  # type: ignore[no-untyped-call]
