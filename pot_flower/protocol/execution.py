@@ -150,7 +150,7 @@ def register_and_dedupe(state: ChainState, verdicts: list[Verdict]) -> list[byte
             registered.append(v.miner)
         if v.accepted:
             if v.miner in seen:
-                v.reason, v.units, v.flat = Reason.DUPLICATE_SUBMISSION, None, None
+                v.reason, v.flat = Reason.DUPLICATE_SUBMISSION, None
             seen.add(v.miner)
     return registered
 
@@ -185,14 +185,12 @@ def contributions(
 ) -> tuple[list[Verdict], IntArray | None]:
     """The verdicts whose updates the robust stage combines, and those updates.
 
-    The updates are stacked once (each verdict's own copy is then dropped):
-    copies are set aside, then low scores.
+    The updates are stacked once (each verdict keeps its float copy, which
+    scores it against the aggregate): copies are set aside, then low scores.
     """
     if not passed:
         return [], None
-    rows = stack([v.units for v in passed if v.units is not None])
-    for v in passed:
-        v.units = None
+    rows = stack([v.flat for v in passed if v.flat is not None])
     config = state.params.robust
     keep = reject_low_scores(config, passed, reject_copies(config, passed, rows))
     if len(keep) < len(passed):
@@ -333,7 +331,7 @@ def execute_round(
     body = block.to_bytes()
     digest = block_hash(body)
     for v in verdicts:
-        v.units = v.flat = None  # free the arrays; the block has what matters
+        v.flat = None  # free the arrays; the block has what matters
     next_state = replace(
         state,
         height=state.height + 1,

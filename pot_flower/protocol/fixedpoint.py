@@ -86,8 +86,20 @@ def _limbs(a: IntArray) -> tuple[IntArray, IntArray]:
 _CHUNK = 1 << 28  # products of limbs are < 2**32: 2**28 of them sum below 2**60
 
 
+_INT64_SAFE = 1 << 63
+
+
 def exact_dot(a: IntArray, b: IntArray) -> int:
-    """The exact integer dot product of two int64 vectors with |elements| <= 2**31."""
+    """The exact integer dot product of two int64 vectors with |elements| <= 2**31.
+
+    When ``size * max|a| * max|b| < 2**63`` no product and no partial sum can
+    leave int64, so one native integer dot is exact; otherwise 16-bit limbs.
+    """
+    if a.size and b.size:
+        top_a = max(int(a.max()), -int(a.min()))
+        top_b = max(int(b.max()), -int(b.min()))
+        if a.size * top_a * top_b < _INT64_SAFE:
+            return int(np.dot(a, b))
     total = 0
     for start in range(0, max(a.size, 1), _CHUNK):
         ah, al = _limbs(a[start : start + _CHUNK])

@@ -12,7 +12,7 @@ from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SubmissionRecord
 from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.envelope import Envelope, EnvelopeError, verify_envelope
-from pot_flower.protocol.fixedpoint import FloatArray, IntArray, norm_within
+from pot_flower.protocol.fixedpoint import FloatArray, norm_within
 from pot_flower.protocol.model import ModelFormatError, decode_arrays
 from pot_flower.protocol.params import MAX_EXAMPLES
 from pot_flower.protocol.reasons import Reason
@@ -32,8 +32,8 @@ class Verdict:
     clipped: bool = False
     score: int | None = None  # the committee's agreed score (scored chains)
     reputation_ppm: int = 0  # after this round, if judged (see block.JUDGED)
-    units: IntArray | None = field(default=None, repr=False)  # flat order
     flat: FloatArray | None = field(default=None, repr=False)
+    """The update's fixed-point units in flat order (exact integers as float64)."""
 
     @property
     def accepted(self) -> bool:
@@ -116,7 +116,8 @@ def _update_reason(
 ) -> Reason | None:
     """Whether the update is the model's layout, finite, bounded and committed to.
 
-    On success the verdict keeps the update's fixed-point units for aggregation.
+    On success the verdict keeps the update's fixed-point units for aggregation
+    (as exact float64 integers; :func:`~.geometry.stack` makes them int64 rows).
     """
     payload = payloads.get(sub.payload) if sub.payload is not None else None
     if payload is None or hashlib.sha256(payload).digest() != sub.payload:
@@ -130,10 +131,9 @@ def _update_reason(
         return Reason.NON_FINITE
     if flat is None or not norm_within(flat, state.params.norm_bound_units):
         return Reason.NORM_ABOVE_BOUND
-    units = flat.astype(np.int64)
-    if layout.commitment(units.astype(np.int32)) != envelope.commitment:
+    # Exact: every element is an integer with |x| <= norm bound <= 2**31 - 1.
+    if layout.commitment(flat.astype(np.int32)) != envelope.commitment:
         return Reason.COMMITMENT_MISMATCH
-    verdict.units = units
     verdict.flat = flat
     return None
 

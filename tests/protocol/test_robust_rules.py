@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pot_flower.protocol.robust import rules
+from pot_flower.protocol.robust import geometry, rules
 from pot_flower.protocol.robust.geometry import clip, sketch, sq_distances
 
 SMALL = 1 << 20  # elements this small need no sketch shift at these widths
@@ -71,6 +72,36 @@ def test_sketched_distances_are_exact_for_the_shifted_rows(values):
     for i in range(len(values)):
         for j in range(len(values)):
             assert got[i, j] == ref_sq_dist(shifted[i], shifted[j])
+
+
+@given(matrices(bound=1 << 32))
+def test_sq_norms_are_exact_on_both_paths(values):
+    # Small rows take the native int64 reduction, large ones the limbs.
+    got = geometry.sq_norms(as_rows(values))
+    assert got == [sum(x * x for x in r) for r in values]
+
+
+@given(matrices(max_d=40, bound=1 << 32))
+def test_the_gram_over_column_blocks_is_the_whole_sketch_product(values):
+    rows = as_rows(values)
+    s = [[int(x) for x in r] for r in sketch(rows)]
+    expected = [[sum(x * y for x, y in zip(a, b, strict=True)) for b in s] for a in s]
+    with mock.patch.object(geometry, "_GRAM_COLUMNS", 3):
+        assert geometry.sketch_gram(rows).tolist() == expected
+    assert geometry.sketch_gram(rows).tolist() == expected
+
+
+@given(matrices(bound=1 << 31), st.integers(0, 1 << 33))
+def test_clip_rows_clips_each_row_and_copies_only_when_needed(values, bound):
+    rows = as_rows(values)
+    before = rows.copy()
+    out, flags = rules.clip_rows(rows, bound)
+    for i, row in enumerate(before):
+        want, was = clip(row, bound)
+        assert flags[i] == was
+        assert np.array_equal(out[i], want)
+    assert np.array_equal(rows, before)  # the input is never modified
+    assert (out is rows) == (not any(flags))
 
 
 def test_the_sketch_keeps_every_dot_product_below_2_53_at_a_million_columns():

@@ -18,15 +18,21 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from pot_flower.protocol.fixedpoint import FloatArray, IntArray, exact_dot
 
 _WIDEST = 1 << 32  # |element| bound every function here relies on
 
 
-def stack(rows: Sequence[IntArray]) -> IntArray:
-    """The updates as one ``(n, d)`` int64 matrix (n >= 1)."""
-    return np.stack([np.asarray(r, dtype=np.int64) for r in rows])
+def stack(rows: Sequence[NDArray[np.generic]]) -> IntArray:
+    """The updates as one ``(n, d)`` int64 matrix (n >= 1).
+
+    Rows may be integer arrays or float64 arrays holding integers (the verdicts'
+    exact fixed-point updates); either is converted exactly, in one pass.
+    """
+    out: IntArray = np.stack(rows, dtype=np.int64, casting="unsafe")
+    return out
 
 
 def rounded_div(total: IntArray, count: int) -> IntArray:
@@ -46,6 +52,20 @@ def sq_norm(v: IntArray) -> int:
     return exact_dot(v, v)
 
 
+def sq_norms(rows: IntArray) -> list[int]:
+    """Every row's :func:`sq_norm`, exactly, in one pass when int64 cannot overflow.
+
+    With ``d * max|x|**2 < 2**63`` every partial sum of squares stays within int64,
+    so a native integer reduction is exact; otherwise row by row, in limbs.
+    """
+    if rows.size == 0:
+        return [0] * rows.shape[0]
+    top = max(int(rows.max()), -int(rows.min()))
+    if rows.shape[1] * top * top < 1 << 63:
+        return [int(x) for x in np.einsum("ij,ij->i", rows, rows)]
+    return [sq_norm(r) for r in rows]
+
+
 def norm_floor(sq: int) -> int:
     """``floor(sqrt(sq))``: an exact L2 norm in whole units."""
     return math.isqrt(sq)
@@ -58,16 +78,18 @@ def lower_median(values: Sequence[int]) -> int:
     return sorted(values)[(len(values) - 1) // 2]
 
 
-def clip(v: IntArray, bound: int) -> tuple[IntArray, bool]:
+def clip(v: IntArray, bound: int, sq: int | None = None) -> tuple[IntArray, bool]:
     """``v`` scaled so its L2 norm is at most ``bound``, and whether it was scaled.
 
     The factor is ``c / 2**b`` with ``c = floor(2**b * bound / |v|)`` and ``b`` as
     many bits as int64 allows for this ``v`` (at least 30); it is applied toward
     zero element by element, so the result's norm never exceeds ``bound``.
+    ``sq`` is ``sq_norm(v)`` if the caller has it.
     """
     if bound < 0:
         raise ValueError("bound must be non-negative")
-    sq = sq_norm(v)
+    if sq is None:
+        sq = sq_norm(v)
     if sq <= bound * bound:
         return v, False
     top = int(np.abs(v).max())
@@ -80,6 +102,22 @@ def clip(v: IntArray, bound: int) -> tuple[IntArray, bool]:
     return np.where(v < 0, -scaled, scaled), True
 
 
+def _sketch_shift(rows: IntArray) -> int:
+    """The bits :func:`sketch` shifts ``rows`` right by."""
+    d = int(rows.shape[1])
+    k = (52 - d.bit_length()) // 2
+    top = max(int(rows.max()), -int(rows.min())) if rows.size else 0
+    if top > _WIDEST:
+        raise ValueError("update elements exceed 2**32")
+    return max(0, top.bit_length() - k)
+
+
+def _sketched(rows: IntArray, shift: int) -> FloatArray:
+    if shift:
+        rows = (rows + (1 << (shift - 1))) >> shift
+    return rows.astype(np.float64)
+
+
 def sketch(rows: IntArray) -> FloatArray:
     """Rows shifted so that any two have an exact float64 dot product (< 2**52).
 
@@ -87,22 +125,28 @@ def sketch(rows: IntArray) -> FloatArray:
     ``k = (52 - bitlen(d)) // 2``; the shift is the fewest bits that achieve it for
     this round's largest element (halves rounded up).
     """
-    d = rows.shape[1]
-    k = (52 - d.bit_length()) // 2
-    top = int(np.abs(rows).max()) if rows.size else 0
-    if top > _WIDEST:
-        raise ValueError("update elements exceed 2**32")
-    shift = max(0, top.bit_length() - k)
-    if shift:
-        rows = (rows + (1 << (shift - 1))) >> shift
-    return rows.astype(np.float64)
+    return _sketched(rows, _sketch_shift(rows))
+
+
+_GRAM_COLUMNS = 1 << 12  # columns sketched at once by sketch_gram
 
 
 def sketch_gram(rows: IntArray) -> IntArray:
-    """The exact Gram matrix of the sketched rows (every partial sum < 2**52)."""
-    s = sketch(rows)
-    gram: IntArray = (s @ s.T).astype(np.int64)
-    return gram
+    """The exact Gram matrix of the sketched rows (every partial sum < 2**52).
+
+    Built over blocks of columns, so no sketched copy of all the rows is held:
+    each block's products and their running sums are partial sums of the same
+    exact dot products, integers below 2**52, so the result is the same as one
+    product of the whole sketch, bit for bit.
+    """
+    n, d = rows.shape
+    shift = _sketch_shift(rows)
+    gram = np.zeros((n, n), dtype=np.float64)
+    for start in range(0, d, _GRAM_COLUMNS):
+        s = _sketched(rows[:, start : start + _GRAM_COLUMNS], shift)
+        gram += s @ s.T
+    out: IntArray = gram.astype(np.int64)
+    return out
 
 
 def gram_distances(gram: IntArray) -> IntArray:

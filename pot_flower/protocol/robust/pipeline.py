@@ -10,6 +10,7 @@ import numpy as np
 from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.robust import rules
 from pot_flower.protocol.robust.config import Aggregator, PreAggregator, RobustConfig
+from pot_flower.protocol.robust.geometry import sq_norms
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,13 @@ def robust_aggregate(
     groups: list[list[int]] | None = None
     for step in config.pre_aggregators:
         if step in (PreAggregator.CLIP, PreAggregator.ADAPTIVE_CLIP):
+            sq = sq_norms(rows)  # once, for the bound and the clipping
             bound = (
                 config.clip_norm_units
                 if step == PreAggregator.CLIP
-                else rules.adaptive_bound(rows, config.adaptive_clip_ppm)
+                else rules.adaptive_bound(rows, config.adaptive_clip_ppm, sq)
             )
-            rows, flags = rules.clip_rows(rows, bound)
+            rows, flags = rules.clip_rows(rows, bound, sq)
             if groups is None:
                 clipped |= {i for i, was in enumerate(flags) if was}
         elif step == PreAggregator.NNM:

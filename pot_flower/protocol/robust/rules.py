@@ -27,6 +27,7 @@ from pot_flower.protocol.robust.geometry import (
     sketch_gram,
     sq_distances,
     sq_norm,
+    sq_norms,
 )
 
 _COLUMNS = 1 << 16  # columns sorted at once by the coordinate-wise rules
@@ -37,19 +38,38 @@ WEISZFELD_BITS = 20
 # --- pre-aggregation -------------------------------------------------------------
 
 
-def clip_rows(rows: IntArray, bound: int) -> tuple[IntArray, list[bool]]:
-    """Every row clipped to L2 norm ``bound``; which rows were clipped."""
-    out = rows.copy()
+def clip_rows(
+    rows: IntArray, bound: int, sq: Sequence[int] | None = None
+) -> tuple[IntArray, list[bool]]:
+    """Every row clipped to L2 norm ``bound``; which rows were clipped.
+
+    ``sq`` holds the rows' squared norms if the caller has them. The result is a
+    new matrix, or ``rows`` itself when no row needs clipping (never modified).
+    """
+    if bound < 0 and rows.shape[0]:
+        raise ValueError("bound must be non-negative")
+    if sq is None:
+        sq = sq_norms(rows)
+    out = rows
     clipped = []
-    for i in range(rows.shape[0]):
-        out[i], was = clip(rows[i], bound)
+    for i, norm in enumerate(sq):
+        was = norm > bound * bound
+        if was:
+            if out is rows:
+                out = rows.copy()
+            out[i], _ = clip(rows[i], bound, norm)
         clipped.append(was)
     return out, clipped
 
 
-def adaptive_bound(rows: IntArray, multiple_ppm: int) -> int:
-    """``multiple * median norm`` in units (the lower median, floored)."""
-    median = norm_floor(lower_median([sq_norm(r) for r in rows]))
+def adaptive_bound(
+    rows: IntArray, multiple_ppm: int, sq: Sequence[int] | None = None
+) -> int:
+    """``multiple * median norm`` in units (the lower median, floored).
+
+    ``sq`` holds the rows' squared norms if the caller has them.
+    """
+    median = norm_floor(lower_median(list(sq) if sq is not None else sq_norms(rows)))
     return median * multiple_ppm // 1_000_000
 
 
