@@ -63,20 +63,44 @@ def run_one(strategy: str, nodes: int, rounds: int, work: Path) -> dict[str, obj
     return result
 
 
+def pair_ratio(fedavg: dict[str, object], pot: dict[str, object]) -> float:
+    return (
+        pot["median_round_seconds_excl_first"]
+        / fedavg[  # type: ignore[operator]
+            "median_round_seconds_excl_first"
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="pairs of runs, in ABBA order (FedAvg, PoT, PoT, FedAvg, ...) so that "
+        "drift in the machine's load falls on both alike",
+    )
     parser.add_argument(
         "--json-out",
         type=Path,
         default=ROOT / "benchmarks/results/strategy_vs_fedavg.json",
     )
     args = parser.parse_args()
+    pairs: list[tuple[dict[str, object], dict[str, object]]] = []
     with tempfile.TemporaryDirectory(prefix="pot-bench-") as tmp:
-        work = Path(tmp)
-        fedavg = run_one("fedavg", args.nodes, args.rounds, work)
-        pot = run_one("pot", args.nodes, args.rounds, work)
+        for k in range(args.repeats):
+            order = ("fedavg", "pot") if k % 2 == 0 else ("pot", "fedavg")
+            runs = {}
+            for name in order:
+                work = Path(tmp) / f"{k}-{name}"
+                work.mkdir()
+                runs[name] = run_one(name, args.nodes, args.rounds, work)
+            pairs.append((runs["fedavg"], runs["pot"]))
+    fedavg, pot = pairs[0]
+    ratios = [pair_ratio(f, p) for f, p in pairs]
     summary = {
         "nodes": args.nodes,
         "rounds": args.rounds,
@@ -85,20 +109,21 @@ def main() -> None:
         "accuracy_ratio": pot["final_accuracy"] / fedavg["final_accuracy"],  # type: ignore[operator]
         "round_time_ratio": pot["mean_round_seconds_excl_first"]  # type: ignore[operator]
         / fedavg["mean_round_seconds_excl_first"],
-        "round_time_ratio_median": pot["median_round_seconds_excl_first"]  # type: ignore[operator]
-        / fedavg["median_round_seconds_excl_first"],
+        "round_time_ratio_median": pair_ratio(fedavg, pot),
+        "pairs": [{"fedavg": f, "pot": p} for f, p in pairs[1:]],
+        "round_time_ratio_median_per_pair": ratios,
+        "round_time_ratio_median_of_pairs": statistics.median(ratios),
     }
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(summary, indent=1))
-    print(
-        f"fedavg acc {fedavg['final_accuracy']:.4f} "
-        f"pot acc {pot['final_accuracy']:.4f} "
-        f"(ratio {summary['accuracy_ratio']:.4f}); round time fedavg "
-        f"{fedavg['mean_round_seconds_excl_first']:.2f}s pot "
-        f"{pot['mean_round_seconds_excl_first']:.2f}s (ratio "
-        f"{summary['round_time_ratio']:.3f}; committee "
-        f"{pot['mean_committee_seconds_excl_first']:.2f}s/round)"
-    )
+    for (f, p), ratio in zip(pairs, ratios, strict=True):
+        print(
+            f"fedavg acc {f['final_accuracy']:.4f} pot acc {p['final_accuracy']:.4f}; "
+            f"median round fedavg {f['median_round_seconds_excl_first']:.2f}s pot "
+            f"{p['median_round_seconds_excl_first']:.2f}s (ratio {ratio:.3f}; "
+            f"committee {p['mean_committee_seconds_excl_first']:.2f}s/round)"
+        )
+    print(f"median of per-pair ratios: {statistics.median(ratios):.3f}")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,28 @@ def fee_pool(emission: int, fee_ppm: int) -> int:
     return emission * fee_ppm // PPM
 
 
+NOISE_SIGMAS = 4
+"""Qualities below ``4 / sqrt(d)`` count as 0: what a random direction reaches."""
+
+
+def noise_floor_ppm(size: int) -> int:
+    """The least quality (ppm) above chance for ``size``-parameter updates.
+
+    The cosine of a random direction with a fixed one in ``d`` dimensions is about
+    normal with deviation ``1 / sqrt(d)``: below ``4 / sqrt(d)`` an update is not
+    distinguishable from noise (Gaussian attackers, under a floor relative to the
+    round's median, were paid when honest qualities were low). Returns the least
+    integer ``q`` with ``q**2 * d >= (4e6)**2``, exactly.
+    """
+    if size <= 0:
+        raise ValueError("size must be positive")
+    target = (NOISE_SIGMAS * PPM) ** 2
+    q = math.isqrt(target // size)
+    while q * q * size < target:
+        q += 1
+    return q
+
+
 def quality_ppm(update: FloatArray, aggregate: FloatArray, aggregate_sq: float) -> int:
     """``floor(1e6 * max(0, cos(update, aggregate)))``, exactly.
 

@@ -25,6 +25,7 @@ from pot_flower.protocol.rewards import (
     contribution_weights,
     miner_shares,
     next_reputation,
+    noise_floor_ppm,
     standings,
 )
 from pot_flower.protocol.robust import RobustConfig
@@ -215,3 +216,38 @@ def test_a_relay_swapping_arrays_under_a_genuine_signature_cannot_lower_it(
     assert v.reason is not None and v.reason.value == swap
     assert v.miner is not None
     assert out.state.reputation[v.miner] == state.reputation[v.miner]
+
+
+@given(st.integers(1, 10**9))
+def test_the_noise_floor_is_four_sigmas_of_a_random_direction(d: int) -> None:
+    q = noise_floor_ppm(d)
+    assert q * q * d >= (4 * PPM) ** 2 > (q - 1) * (q - 1) * d
+
+
+def test_under_the_mean_colluders_are_scored_against_the_median_not_their_mean() -> (
+    None
+):
+    """Three of ten push another direction: a third of the mean, none of the median."""
+    state = chain(robust=RobustConfig())  # the plain mean
+    builder = RoundBuilder(state)
+    rng = np.random.default_rng(5)
+
+    def update(layer: str, step: float) -> dict[str, np.ndarray]:
+        out = {}
+        for name, v in state.model.items():
+            if v.dtype.kind != "f":
+                out[name] = v
+                continue
+            noise = rng.normal(0, 0.003, v.shape).astype(v.dtype)
+            out[name] = (v + noise + (step if name == layer else 0)).astype(v.dtype)
+        return out
+
+    for i in range(7):
+        builder.add(builder.sign(i, update("fc.weight", 0.01)), node=1000 + i)
+    for i in range(7, 10):
+        builder.add(builder.sign(i, update("conv.weight", 0.02)), node=1000 + i)
+    out = execute_round(builder.state, builder.batch(), builder.payloads)
+    pay = {v.node - 1000: v.reward for v in out.verdicts}
+    assert all(v.accepted for v in out.verdicts)
+    assert all(pay[i] > 0 for i in range(7))
+    assert all(pay[i] == 0 for i in range(7, 10))
