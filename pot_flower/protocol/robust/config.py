@@ -271,7 +271,7 @@ accuracy without attack stays within 0.5 % of FedAvg's: the mean of updates clip
 to twice the round's median norm (``benchmarks/robustness.py``: 0.8233 against
 FedAvg's 0.8238; worst case under 30 % attackers 0.720, against 0.090 for ``off``).
 ``recommended`` is NNM then the trimmed mean at a Byzantine fraction of 0.3: worst
-case 0.789, and attackers' pay at most 0.71 % of the pool, for 1.3 % less accuracy
+case 0.789, and attackers' pay at most 0.013 % of the pool, for 1.3 % less accuracy
 without attack. ``off`` is the plain mean (claims capped, copies set aside).
 """
 
