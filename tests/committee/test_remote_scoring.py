@@ -116,7 +116,10 @@ def validators(
 
 
 def committee_for(
-    config: CommitteeConfig, addresses: dict[int, str], robust: RobustConfig = SCORED
+    config: CommitteeConfig,
+    addresses: dict[int, str],
+    robust: RobustConfig = SCORED,
+    timeout: float = 20.0,
 ) -> RemoteCommittee:
     return RemoteCommittee(
         config,
@@ -127,7 +130,7 @@ def committee_for(
         model=pot_support.model(),
         norm_bound_units=max_norm_units(10.0),
         robust=robust,
-        timeout=20.0,
+        timeout=timeout,
     )
 
 
@@ -274,17 +277,7 @@ def test_without_a_quorum_of_scorers_the_round_fails_with_the_reasons(
         tmp_path, [Scorer(honest_score) if i == 0 else None for i in range(N)]
     )
     try:
-        committee = RemoteCommittee(
-            config,
-            addresses,
-            "coordinator",
-            COORDINATOR,
-            run=9,
-            model=pot_support.model(),
-            norm_bound_units=max_norm_units(10.0),
-            robust=SCORED,
-            timeout=2.0,
-        )
+        committee = committee_for(config, addresses, timeout=2.0)
         refs, payloads = round_of(committee, {0: 0.001})
         with pytest.raises(CommitteeError, match="no score function"):
             committee.certify_round(refs, payloads)
