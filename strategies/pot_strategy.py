@@ -82,6 +82,7 @@ RUN_CONFIG_KEYS: dict[str, tuple[str, type]] = {
     "pot-score-fn": ("score_fn", str),
     "pot-score-threshold": ("score_threshold", float),
     "pot-reputation-rate": ("reputation_rate", float),
+    "pot-server-momentum": ("server_momentum", float),
 }
 """``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
@@ -180,6 +181,11 @@ class PoTStrategy(Strategy):
     reputation_rate : float | None (default: None, 0.1)
         How fast a miner's reputation follows its standing per judged round;
         rewards scale with reputation squared. 0 pays by each round alone.
+    server_momentum : float | None (default: None, the preset's)
+        The model moves by the committee's aggregate plus this share of the
+        previous move (FedAvgM's server momentum, in exact integer arithmetic,
+        kept in the chain state); in [0, 0.99]. ``default`` and ``recommended``
+        set 0.4, ``off`` 0.
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
     committee_file : str | Path | None (default: None)
@@ -230,6 +236,7 @@ class PoTStrategy(Strategy):
         score_fn: ScoreFn | str | None = None,
         score_threshold: float = 0.0,
         reputation_rate: float | None = None,
+        server_momentum: float | None = None,
         committee: CommitteeFactory | None = None,
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
@@ -271,6 +278,7 @@ class PoTStrategy(Strategy):
             scored=score_fn is not None and score_fn != "",
             score_threshold=score_threshold,
             reputation_rate=reputation_rate,
+            server_momentum=server_momentum,
         )
         self._score_fn_name = score_fn if isinstance(score_fn, str) else None
         if committee_file not in (None, "") and callable(score_fn):
@@ -842,4 +850,6 @@ def describe(config: RobustConfig) -> str:
     """One line naming the robust stage (for the run's summary)."""
     steps = [p.value for p in config.pre_aggregators] + [config.aggregator.value]
     fraction = config.byzantine_ppm / 1e6
-    return f"{' -> '.join(steps)} (Byzantine fraction {fraction:g})"
+    momentum = config.momentum_ppm / 1e6
+    extra = f", server momentum {momentum:g}" if momentum else ""
+    return f"{' -> '.join(steps)} (Byzantine fraction {fraction:g}{extra})"

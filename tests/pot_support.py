@@ -48,12 +48,20 @@ def miner(i: int) -> SigningKey:
 
 
 def trained(base: Arrays, seed: int, scale: float = 0.01) -> Arrays:
+    """An honest-looking update: a direction all miners share, plus its own noise.
+
+    Shared, as SGD steps on one task are: against the median of the *other*
+    updates (what pay is measured against under the mean) pure noise is chance.
+    """
     rng = np.random.default_rng(1000 + seed)
+    shared = np.random.default_rng(999)
     out: Arrays = {}
     for name, array in base.items():
         if array.dtype.kind == "f":
-            noise = rng.standard_normal(array.shape).astype(array.dtype) * scale
-            out[name] = (array + noise).astype(array.dtype)
+            step = shared.standard_normal(array.shape) + rng.standard_normal(
+                array.shape
+            )
+            out[name] = (array + step * (scale / np.sqrt(2))).astype(array.dtype)
         else:
             out[name] = array + 1
     return out

@@ -7,8 +7,12 @@ the cosine similarity of the miner's update to the round's *robust* aggregate,
 clipped to [0, 1] and expressed in millionths. Relative to the round's median
 quality ``m`` (the lower median: honest while fewer than half are Byzantine), a
 quality below ``m / 10`` weighs nothing (noise, free riding) and weights saturate at
-``m / 2``, so an honest miner whose data differs from the majority's earns at least
-half a share once its quality reaches ``m / 4``. Claimed examples buy nothing;
+``m``, so every miner at least as good as the median miner earns the same. (Not at
+``m / 2``, as before: label flippers, whose updates late in a run partly point
+where the honest ones do, reached half the median in some rounds and took 1.4 % of
+the pool with server momentum; at ``m`` 0.32 %. An honest minority with other data
+is invisible to cosines either way: its quality falls to 0 within a few rounds, and
+only agreed scores pay it.) Claimed examples buy nothing;
 rejected, excluded and copied updates earn nothing.
 
 A miner's weight is then multiplied by the square of its *reputation*: a moving
@@ -59,8 +63,6 @@ def largest_remainder(pool: int, weights: Sequence[int]) -> list[int]:
 
 FLOOR_DIVISOR = 10
 """Qualities below ``median / 10`` weigh nothing."""
-SATURATION_DIVISOR = 2
-"""Weights saturate at ``median / 2``."""
 
 
 def contribution_weights(qualities: Sequence[int]) -> list[int]:
@@ -68,9 +70,8 @@ def contribution_weights(qualities: Sequence[int]) -> list[int]:
     if not qualities:
         return []
     median = sorted(qualities)[(len(qualities) - 1) // 2]
-    cap = median // SATURATION_DIVISOR
     return [
-        0 if q * FLOOR_DIVISOR < median else min(q, cap) if cap else q
+        0 if q * FLOOR_DIVISOR < median else min(q, median) if median else q
         for q in qualities
     ]
 
@@ -78,8 +79,8 @@ def contribution_weights(qualities: Sequence[int]) -> list[int]:
 def standings(weights: Sequence[int]) -> list[int]:
     """Each contribution weight against the round's largest, in ppm.
 
-    The largest is the saturation cap whenever the median quality is at least
-    2 ppm, so a saturated weight stands at 1e6 and a weight of 0 at 0.
+    The largest is the median quality (the saturation cap) whenever that is
+    positive, so a saturated weight stands at 1e6 and a weight of 0 at 0.
     """
     top = max(weights, default=0)
     return [min(PPM, w * PPM // top) if top else 0 for w in weights]

@@ -58,6 +58,7 @@ from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
 from pot_flower.protocol.params import MAX_EXAMPLES
 from pot_flower.protocol.rewards import PPM
+from pot_flower.protocol.robust.config import MAX_MOMENTUM_PPM
 from pot_flower.protocol.submission import build_submission
 from pot_flower.validator.ledger import LEDGER_FILE, MODELS_DIR, Ledger
 from pot_flower.zk.signatures import SigningKey
@@ -727,6 +728,7 @@ def insider_kinds(genuine: Genuine) -> list[TamperKind]:
         (0, ("params", "allowed-miners"), "unsorted", [b"\x02" * 32, b"\x01" * 32]),
         (0, ("params", "run"), "wrong-type-str", str(RUN)),
         (0, ("params", "robust", "reputation-rate-ppm"), "above-max", PPM + 1),
+        (0, ("params", "robust", "momentum-ppm"), "above-max", MAX_MOMENTUM_PPM + 1),
     ]
     kinds = []
     for height, path, label, new in cases:

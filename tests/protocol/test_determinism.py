@@ -11,21 +11,26 @@ from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.robust import (
+    PRESETS,
     Aggregator,
     PreAggregator,
     RobustConfig,
 )
 
 # Every aggregator alone, and every pre-aggregator in front of one.
-RULES = [RobustConfig(aggregator=a, byzantine_ppm=200_000) for a in Aggregator] + [
-    RobustConfig(
-        aggregator=Aggregator.MULTI_KRUM,
-        pre_aggregators=(p,),
-        byzantine_ppm=200_000,
-        clip_norm_units=max_norm_units(0.05),
-    )
-    for p in PreAggregator
-]
+RULES = (
+    [RobustConfig(aggregator=a, byzantine_ppm=200_000) for a in Aggregator]
+    + [
+        RobustConfig(
+            aggregator=Aggregator.MULTI_KRUM,
+            pre_aggregators=(p,),
+            byzantine_ppm=200_000,
+            clip_norm_units=max_norm_units(0.05),
+        )
+        for p in PreAggregator
+    ]
+    + [PRESETS["default"], PRESETS["recommended"]]
+)  # with server momentum
 
 
 def _execute(

@@ -251,3 +251,32 @@ def test_under_the_mean_colluders_are_scored_against_the_median_not_their_mean()
     assert all(v.accepted for v in out.verdicts)
     assert all(pay[i] > 0 for i in range(7))
     assert all(pay[i] == 0 for i in range(7, 10))
+
+
+def test_under_the_mean_independent_noise_is_not_scored_against_itself() -> None:
+    """Three of ten send noise larger than the honest updates: they earn nothing.
+
+    Each noise vector drags the median of all towards itself in every coordinate;
+    against the median of the others its cosine is chance (~1/sqrt(d)).
+    """
+    state = chain(robust=RobustConfig())
+    builder = RoundBuilder(state)
+    rng = np.random.default_rng(7)
+
+    def update(step: float, noise: float) -> dict[str, np.ndarray]:
+        return {
+            name: (v + step + rng.normal(0, noise, v.shape)).astype(v.dtype)
+            if v.dtype.kind == "f"
+            else v
+            for name, v in state.model.items()
+        }
+
+    for i in range(7):
+        builder.add(builder.sign(i, update(0.006, 0.01)), node=1000 + i)
+    for i in range(7, 10):
+        builder.add(builder.sign(i, update(0.0, 0.08)), node=1000 + i)
+    out = execute_round(builder.state, builder.batch(), builder.payloads)
+    by_node = {v.node - 1000: v for v in out.verdicts}
+    assert all(v.accepted for v in out.verdicts)
+    assert all(by_node[i].reward > 0 for i in range(7))
+    assert all(by_node[i].quality_ppm == 0 for i in range(7, 10))

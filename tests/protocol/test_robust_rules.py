@@ -120,6 +120,22 @@ def test_median_is_the_middle_value_per_coordinate(values):
         assert got[c] == (column[(n - 1) // 2] + column[n // 2]) // 2
 
 
+@given(matrices(bound=50).filter(lambda v: len(v) >= 2))
+def test_leave_one_out_medians_are_the_medians_of_the_others(values):
+    rows = as_rows(values)
+    stats = rules.leave_one_out_stats(rows)
+    assert stats.shape[0] <= 3
+    for i in range(len(values)):
+        others = np.delete(rows, i, axis=0)
+        got = rules.leave_one_out_median(stats, len(values), rows[i])
+        assert np.array_equal(got, rules.median(others))
+
+
+def test_a_leave_one_out_median_needs_two_rows():
+    with pytest.raises(ValueError, match="two updates"):
+        rules.leave_one_out_stats(as_rows([[1, 2]]))
+
+
 @given(matrices(), st.integers(0, 4))
 def test_trimmed_mean_drops_f_from_each_side(values, f):
     n = len(values)
