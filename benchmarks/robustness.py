@@ -42,6 +42,7 @@ from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.robust import PRESETS, robust_settings
+from pot_flower.protocol.robust.config import SERVER_MOMENTUM_PPM
 from pot_flower.protocol.scores import ScoreVector
 from pot_flower.protocol.submission import build_submission
 from pot_flower.validator.scoring import score_batch
@@ -297,6 +298,9 @@ class FlowerRule(Rule):
                 }
             )
             messages.append(Message(content, reply_to=out))
+        if hasattr(self.strategy, "current_arrays"):  # FedAvgM: its base model
+            base = ArrayRecord({k: Array(v) for k, v in model.items()})
+            self.strategy.current_arrays = base
         arrays, _ = self.strategy.aggregate_train(1, messages)  # type: ignore[attr-defined]
         if arrays is None:  # e.g. Bulyan below n >= 4f + 3: the model stays
             return model
@@ -328,6 +332,7 @@ def flower_rules(fraction: float) -> list[Rule]:
     from flwr.serverapp.strategy import (
         Bulyan,
         FedAvg,
+        FedAvgM,
         FedMedian,
         FedTrimmedAvg,
         Krum,
@@ -338,6 +343,12 @@ def flower_rules(fraction: float) -> list[Rule]:
     beta = max(fraction, 0.1)
     return [
         FlowerRule("FedAvg", lambda n, f: FedAvg()),
+        # Server momentum alone, at the beta PoT's presets use: what momentum
+        # buys without a robust rule.
+        FlowerRule(
+            "FedAvgM",
+            lambda n, f: FedAvgM(server_momentum=SERVER_MOMENTUM_PPM / 1e6),
+        ),
         FlowerRule("FedMedian", lambda n, f: FedMedian()),
         FlowerRule("FedTrimmedAvg", lambda n, f: FedTrimmedAvg(beta=beta)),
         FlowerRule("Krum", lambda n, f: Krum(num_malicious_nodes=f)),
