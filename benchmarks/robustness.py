@@ -41,6 +41,8 @@ from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.params import Params
+from pot_flower.protocol.privacy.accountant import spent
+from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.robust import PRESETS, robust_settings
 from pot_flower.protocol.robust.config import SERVER_MOMENTUM_PPM
 from pot_flower.protocol.scores import ScoreVector
@@ -56,6 +58,7 @@ from quickstart_pytorch.task import load_split, to_tensors
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 NORM_BOUND = 100.0
+NOISE_KEY = hashlib.sha256(b"benchmark noise key").digest()  # DP chains only
 Arrays = dict[str, np.ndarray]
 
 
@@ -184,9 +187,12 @@ class PoTRule(Rule):
         settings: dict[str, object],
         fraction: float,
         scorer: Callable[[Arrays, Arrays], float] | None = None,
+        privacy: PrivacyConfig | None = None,
     ) -> None:
         self.name = f"pot:{name}"
         self.settings = settings
+        self.privacy = privacy or PrivacyConfig()
+        self.committee_seconds: list[float] = []
         self.fraction = fraction
         self.scorer = scorer
         self.paid = {"byzantine": 0, "honest": 0}
@@ -210,6 +216,7 @@ class PoTRule(Rule):
             quorum=1,
             norm_bound_units=max_norm_units(NORM_BOUND),
             robust=robust,
+            privacy=self.privacy,
         )
         _, self.state = genesis(params, model)
         self.keys = [SigningKey.from_seed(b"miner-%d" % i) for i in range(miners)]
@@ -233,7 +240,8 @@ class PoTRule(Rule):
             refs.append(
                 SubmissionRef(r.miner, sub.envelope_bytes, sub.signature, digest)
             )
-        batch = RoundBatch(1, state.height + 1, tuple(refs))
+        claim = spent(self.privacy, state.height + 1) if self.privacy.on else None
+        batch = RoundBatch(1, state.height + 1, tuple(refs), privacy=claim)
         if state.params.robust.scored:
             assert self.scorer is not None
             scores = score_batch(self.scorer, state.model, batch.submissions, payloads)
@@ -246,7 +254,9 @@ class PoTRule(Rule):
                 scores=scores,
             )
             batch = replace(batch, scores=(vector,))
-        outcome = execute_round(state, batch.to_bytes(), payloads)
+        started = time.perf_counter()
+        outcome = execute_round(state, batch.to_bytes(), payloads, noise_key=NOISE_KEY)
+        self.committee_seconds.append(time.perf_counter() - started)
         for v in outcome.verdicts:
             side = "byzantine" if v.node in byzantine else "honest"
             self.paid[side] += v.reward

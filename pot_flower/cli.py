@@ -298,10 +298,14 @@ def ledger_show(
     ):
         table.add_column(column)
     ordered = sorted_rows(rows)
-    for row in ordered:
-        s = summarize(row)
+    summaries = [summarize(row) for row in ordered]
+    private = any(s.epsilon for s in summaries)
+    if private:
+        table.add_column("epsilon (sampled)")
+    for s in summaries:
         cells = (s.height, s.hash, s.model, s.accepted, s.rejected, s.reasons)
-        table.add_row(*(Text(c) for c in (*cells, s.minted, s.signers)))
+        extra = (s.epsilon,) if private else ()
+        table.add_row(*(Text(c) for c in (*cells, s.minted, s.signers, *extra)))
     console = Console()
     console.print(table)
     if not submissions:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from logging import INFO, WARNING
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,9 @@ from pot_flower.protocol.model import (
     ModelFormatError,
     encode_arrays,
 )
+from pot_flower.protocol.params import check_private_robust
+from pot_flower.protocol.privacy.accountant import Spent, budget_rounds
+from pot_flower.protocol.privacy.config import PrivacyConfig, privacy_settings
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.records import (
     CLIENT_KEYS,
@@ -83,6 +88,11 @@ RUN_CONFIG_KEYS: dict[str, tuple[str, type]] = {
     "pot-score-threshold": ("score_threshold", float),
     "pot-reputation-rate": ("reputation_rate", float),
     "pot-server-momentum": ("server_momentum", float),
+    "pot-dp": ("dp", str),
+    "pot-dp-noise-multiplier": ("dp_noise_multiplier", float),
+    "pot-dp-clip-norm": ("dp_clip_norm", float),
+    "pot-dp-delta": ("dp_delta", float),
+    "pot-dp-target-epsilon": ("dp_target_epsilon", float),
 }
 """``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
@@ -186,6 +196,22 @@ class PoTStrategy(Strategy):
         previous move (FedAvgM's server momentum, in exact integer arithmetic,
         kept in the chain state); in [0, 0.99]. ``default`` and ``recommended``
         set 0.4, ``off`` 0.
+    dp : str (default: "off")
+        ``central``: the committee runs DP-FedAvg (clip, sum, discrete Gaussian
+        noise, divide by the expected participants) and records the privacy
+        spent in every block. Training nodes are then Poisson-sampled with
+        probability ``fraction_train`` (secret coins, no minimum), and the robust
+        stage is the plain mean (with ``default``'s server momentum): the rules
+        that DP's sensitivity bound survives.
+    dp_noise_multiplier : float (default: 1.0)
+        The noise's sigma over the clip norm, in (0, 8] (rounded to 1/2048).
+    dp_clip_norm : float (default: 1.0)
+        Every update is clipped to this L2 norm before it is summed.
+    dp_delta : float (default: 1e-5)
+        The delta of the epsilon the ledger records.
+    dp_target_epsilon : float | None (default: None)
+        The budget: the run stops before a round would spend more (against a
+        reader of the ledger; see the README's privacy section).
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
     committee_file : str | Path | None (default: None)
@@ -237,6 +263,11 @@ class PoTStrategy(Strategy):
         score_threshold: float = 0.0,
         reputation_rate: float | None = None,
         server_momentum: float | None = None,
+        dp: str = "off",
+        dp_noise_multiplier: float = 1.0,
+        dp_clip_norm: float = 1.0,
+        dp_delta: float = 1e-5,
+        dp_target_epsilon: float | None = None,
         committee: CommitteeFactory | None = None,
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
@@ -293,7 +324,27 @@ class PoTStrategy(Strategy):
             if isinstance(score_fn, str) and score_fn
             else score_fn or None
         )
-        self.robust.check(min_train_nodes)
+        self._dp = partial(
+            privacy_settings,
+            dp=dp,
+            noise_multiplier=dp_noise_multiplier,
+            clip_norm=dp_clip_norm,
+            delta=dp_delta,
+            target_epsilon=dp_target_epsilon or None,
+        )
+        # Checked now (expected participants are fixed at start, from the nodes).
+        self.privacy = self._dp(sampling_rate=fraction_train or 1)
+        if self.privacy.on:
+            if not 0 < fraction_train <= 1:
+                raise ValueError("central DP samples with fraction_train in (0, 1]")
+            if robust == "default" and pre_aggregators is None:
+                # DP composes with the mean only; keep default's momentum.
+                self.robust = replace(self.robust, pre_aggregators=())
+            if copy_tolerance is None:
+                self.robust = replace(self.robust, copy_tolerance_ppm=0)
+            check_private_robust(self.robust)
+        else:
+            self.robust.check(min_train_nodes)
         self._set_committee(
             committee, committee_file, coordinator_key, coordinator_id, resume_run
         )
@@ -411,6 +462,8 @@ class PoTStrategy(Strategy):
         """
         run_id = self.resume_run or grid.run.run_id
         model = arrays_of(initial_arrays)
+        if self.privacy.on:
+            self.privacy = self._privacy_for(grid)
         factory = self._committee_factory or (
             self._remote if self.committee_file is not None else self._embedded
         )
@@ -430,6 +483,7 @@ class PoTStrategy(Strategy):
                 {k: Array(v) for k, v in self.committee.model.items()}
             )
             num_rounds = max(0, num_rounds - self._offset)
+        num_rounds = self._within_budget(num_rounds)
         wrapped = None
         if evaluate_fn is not None:
             user_fn = evaluate_fn
@@ -469,7 +523,43 @@ class PoTStrategy(Strategy):
             validator_fee_ppm=self.validator_fee_ppm,
             robust=self.robust,
             score_fn=self.score_fn,
+            privacy=self.privacy,
         )
+
+    def _privacy_for(self, grid: Grid) -> PrivacyConfig:
+        """The chain's DP parameters: the divisor fixed from the nodes at start."""
+        nodes = self._wait_for_nodes(grid, self.min_available_nodes)
+        expected = max(1, round(self.fraction_train * len(nodes)))
+        log(
+            INFO,
+            "Central DP: %d nodes connected, each sampled with probability %g: "
+            "the noised sum is divided by %d",
+            len(nodes),
+            self.fraction_train,
+            expected,
+        )
+        return self._dp(
+            sampling_rate=self.fraction_train, expected_participants=expected
+        )
+
+    def _within_budget(self, num_rounds: int) -> int:
+        """``num_rounds``, or fewer where the privacy budget runs out first."""
+        if not self.privacy.on or not self.privacy.target_epsilon_micro:
+            return num_rounds
+        last = budget_rounds(self.privacy, self._offset + num_rounds)
+        allowed = max(0, last - self._offset)
+        if allowed < num_rounds:
+            log(
+                WARNING,
+                "Privacy budget: epsilon %.6f (delta %g) allows %d rounds; the run "
+                "stops after round %d of %d",
+                self.privacy.target_epsilon_micro / 1e6,
+                self.privacy.delta_value,
+                last,
+                self._offset + allowed,
+                self._offset + num_rounds,
+            )
+        return allowed
 
     def _remote(self, run_id: int, model: Arrays) -> Committee:
         from pot_flower.committee.remote import RemoteCommittee
@@ -486,6 +576,12 @@ class PoTStrategy(Strategy):
             )
         # The committee file decides: its validators score every run, or none.
         self.robust = replace(self.robust, scored=committee.score_fn is not None)
+        if self.privacy.on and committee.noise_key_digest is None:
+            raise ValueError(
+                f"central DP needs the committee's noise key on every validator, "
+                f"and {self.committee_file} names none ([privacy] noise-key-sha256; "
+                "pot committee init writes one)"
+            )
         key_path = self.coordinator_key or committee.directory / "coordinator.key"
         return RemoteCommittee(
             committee.config,
@@ -502,6 +598,7 @@ class PoTStrategy(Strategy):
             robust=self.robust,
             channel_credentials=committee.channel_credentials(self.coordinator_id),
             resume=self.resume_run is not None,
+            privacy=self.privacy,
         )
 
     def summary(self) -> None:
@@ -531,6 +628,17 @@ class PoTStrategy(Strategy):
         log(INFO, "\t\t├──Max update norm: %s", self.max_update_norm)
         log(INFO, "\t\t├──Registration: %s", self.registration)
         log(INFO, "\t\t├──Robust stage: %s", describe(self.robust))
+        if self.privacy.on:
+            log(
+                INFO,
+                "\t\t├──Central DP: noise multiplier %g, clip norm %g, delta %g%s",
+                self.privacy.noise_multiplier,
+                self.privacy.clip_norm_units / (1 << 20),
+                self.privacy.delta_value,
+                f", target epsilon {self.privacy.target_epsilon_micro / 1e6:g}"
+                if self.privacy.target_epsilon_micro
+                else "",
+            )
         if self.robust.scored:
             log(
                 INFO,
@@ -552,22 +660,37 @@ class PoTStrategy(Strategy):
             raise RuntimeError("PoTStrategy.start() opens the committee first")
         return self.committee
 
+    def _wait_for_nodes(self, grid: Grid, count: int) -> list[int]:
+        nodes = sorted(grid.get_node_ids())
+        while len(nodes) < count:
+            log(
+                INFO,
+                "Waiting for nodes to connect: %d connected (minimum required: %d).",
+                len(nodes),
+                count,
+            )
+            time.sleep(1)
+            nodes = sorted(grid.get_node_ids())
+        return nodes
+
     def _sample(
         self, grid: Grid, fraction: float, minimum: int, seed: bytes
     ) -> list[int]:
         nodes = sorted(grid.get_node_ids())
         wanted = max(int(len(nodes) * fraction), minimum)
-        while len(nodes) < max(self.min_available_nodes, wanted):
-            log(
-                INFO,
-                "Waiting for nodes to connect: %d connected (minimum required: %d).",
-                len(nodes),
-                max(self.min_available_nodes, wanted),
-            )
-            time.sleep(1)
-            nodes = sorted(grid.get_node_ids())
+        nodes = self._wait_for_nodes(grid, max(self.min_available_nodes, wanted))
         # Seeded from the certified chain: the coordinator cannot pick its favourites.
         return random.Random(seed).sample(nodes, wanted)
+
+    def _poisson_sample(self, grid: Grid) -> list[int]:
+        """Each node independently with probability ``fraction_train`` (DP).
+
+        Secret coins, not the chain's seed: amplification by sampling holds only
+        against whoever cannot tell who was sampled.
+        """
+        nodes = self._wait_for_nodes(grid, self.min_available_nodes)
+        coins = secrets.SystemRandom()
+        return [n for n in nodes if coins.random() < self.fraction_train]
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -600,11 +723,14 @@ class PoTStrategy(Strategy):
                 f"Flower round {server_round} (+{self._offset} resumed) but the "
                 f"chain expects {ticket.round}"
             )
-        nodes = self._sample(
-            grid, self.fraction_train, self.min_train_nodes, ticket.previous_block
-        )
-        # A sample too small for the robust rules' f would weaken them silently.
-        self.robust.check(len(nodes))
+        if self.privacy.on:
+            nodes = self._poisson_sample(grid)
+        else:
+            nodes = self._sample(
+                grid, self.fraction_train, self.min_train_nodes, ticket.previous_block
+            )
+            # A sample too small for the robust rules' f would weaken them silently.
+            self.robust.check(len(nodes))
         pot = ConfigRecord(
             TicketRecord(
                 committee.params.run, ticket.round, ticket.nonce, ticket.base_digest
@@ -679,10 +805,11 @@ class PoTStrategy(Strategy):
         report = self._report(certified, failures, time.perf_counter() - started)
         self.history.append(report)
         reasons = ", ".join(f"{k} x{v}" for k, v in sorted(report.reasons.items()))
+        privacy = certified.body.privacy
         log(
             INFO,
             "PoT round %d: block %s certified by %d validators: %d accepted, "
-            "%d rejected%s; %d units minted",
+            "%d rejected%s; %d units minted%s",
             server_round,
             certified.block.hex()[:16],
             len(certified.certificate.signatures),
@@ -690,6 +817,7 @@ class PoTStrategy(Strategy):
             report.rejected,
             f" ({reasons})" if reasons else "",
             report.minted,
+            _privacy_note(privacy),
         )
         model = ArrayRecord({k: Array(v) for k, v in certified.model.items()})
         metrics = MetricRecord(
@@ -844,6 +972,13 @@ def _load_miners(value: Iterable[bytes | str] | str | Path | None) -> tuple[byte
             raise ValueError(f"miner key must be 32 bytes, got {len(raw)}")
         keys.append(raw)
     return tuple(sorted(set(keys)))
+
+
+def _privacy_note(privacy: Spent | None) -> str:
+    """The privacy part of a round's log line ("" without DP)."""
+    if privacy is None:
+        return ""
+    return f"; epsilon {privacy.epsilon:.4f} (sampled {privacy.epsilon_sampled:.4f})"
 
 
 def describe(config: RobustConfig) -> str:

@@ -18,6 +18,7 @@ from pot_flower.audit.content import (
     bad_block,
     check_certificate,
     check_duplicates,
+    check_privacy,
     check_scores,
 )
 from pot_flower.audit.report import (
@@ -198,9 +199,13 @@ class _Auditor:
         self._links(block, height, params)
         check_duplicates(block.submissions)
         check_scores(block.submissions, params.robust)
+        check_privacy(block, params)
         self._registrations(block, params)
-        # A copy group enters the aggregate once (through a rejected member).
-        moved = any(s.accepted or s.reason in COUNTED_ONCE for s in block.submissions)
+        # A copy group enters the aggregate once (through a rejected member); DP
+        # noise moves the model every round.
+        moved = params.privacy.on or any(
+            s.accepted or s.reason in COUNTED_ONCE for s in block.submissions
+        )
         if not moved and block.model != self.chain.previous_model:
             raise BadBlock(Failure.BROKEN_LINK, "model changed with nothing accepted")
         self._rewards(block, params)

@@ -12,8 +12,15 @@ from collections.abc import Sequence
 
 from pot_flower.audit.report import BadBlock, Failure
 from pot_flower.audit.rows import storage_class
-from pot_flower.protocol.block import BlockFormatError, Problem, SubmissionRecord
+from pot_flower.protocol.block import (
+    BlockFormatError,
+    Problem,
+    RoundBlock,
+    SubmissionRecord,
+)
 from pot_flower.protocol.certificate import Certificate, CertificateError
+from pot_flower.protocol.params import Params
+from pot_flower.protocol.privacy.accountant import spent, within_tolerance
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.robust import RobustConfig
 
@@ -68,6 +75,35 @@ def check_scores(subs: Sequence[SubmissionRecord], config: RobustConfig) -> None
             raise BadBlock(Failure.BAD_VERDICTS, "accepted below the score threshold")
         if s.reason == Reason.LOW_SCORE and not low:
             raise BadBlock(Failure.BAD_VERDICTS, "low-score above the score threshold")
+
+
+def check_privacy(block: RoundBlock, params: Params) -> None:
+    """A DP chain's block records what the accountant says it spent, or more.
+
+    Recomputed from genesis's parameters with the same accountant the committee
+    uses; a claim short of it by more than one rounding fails, so no block can
+    make the budget look less spent than it is.
+    """
+    config = params.privacy
+    if not config.on:
+        if block.privacy is not None:
+            raise BadBlock(Failure.BAD_PRIVACY, "privacy spent on a chain without DP")
+        return
+    claim = block.privacy
+    if claim is None:
+        raise BadBlock(Failure.BAD_PRIVACY, "a DP round records no privacy spent")
+    own = spent(config, block.height)
+    if not within_tolerance(claim, own):
+        raise BadBlock(
+            Failure.BAD_PRIVACY,
+            f"records epsilon {claim.epsilon:.6f} (sampled "
+            f"{claim.epsilon_sampled:.6f}) after {claim.rounds} rounds; the "
+            f"accountant gives {own.epsilon:.6f} ({own.epsilon_sampled:.6f}) "
+            f"after {own.rounds}",
+        )
+    target = config.target_epsilon_micro
+    if target and claim.epsilon_micro > target:
+        raise BadBlock(Failure.BAD_PRIVACY, "a round past the privacy budget")
 
 
 def check_duplicates(subs: Sequence[SubmissionRecord]) -> None:

@@ -36,6 +36,7 @@ class Failure(StrEnum):
     BROKEN_LINK = "broken-link"  # height, previous, base, nonce or run link
     BAD_VERDICTS = "bad-verdicts"  # verdicts, order, duplicates, registrations
     BAD_REWARDS = "bad-rewards"  # rewards, fees or minted do not recompute
+    BAD_PRIVACY = "bad-privacy"  # privacy spent missing, misplaced or understated
     MODEL_MISSING = "model-missing"
     MODEL_CORRUPT = "model-corrupt"
     BEYOND_EXPECTED = "beyond-expected"  # blocks after the pinned height

@@ -130,6 +130,8 @@ class RowSummary:
     reasons: str
     minted: str
     signers: str
+    epsilon: str = ""
+    """Privacy spent so far, "epsilon (sampled)"; "" on chains without DP."""
 
 
 def _short(value: object) -> str:
@@ -172,6 +174,11 @@ def summarize(row: RawRow) -> RowSummary:
         ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())),
         str(block.minted),
         signers,
+        (
+            f"{block.privacy.epsilon:.4f} ({block.privacy.epsilon_sampled:.4f})"
+            if block.privacy is not None
+            else ""
+        ),
     )
 
 

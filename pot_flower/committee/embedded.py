@@ -27,6 +27,9 @@ from pot_flower.protocol.certificate import Certificate, assemble_certificate
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import Arrays, encode_arrays
 from pot_flower.protocol.params import Params
+from pot_flower.protocol.privacy.accountant import spent
+from pot_flower.protocol.privacy.config import PrivacyConfig
+from pot_flower.protocol.privacy.mechanism import NOISE_KEY_SIZE
 from pot_flower.protocol.robust import RobustConfig
 from pot_flower.protocol.scores import ScoreVector
 from pot_flower.validator.application import PoTApplication, Signer, parse_result
@@ -54,6 +57,11 @@ class EmbeddedCommittee(CertifiedHead):
         The task owner's score function (required when ``robust.scored``). The
         validators share this process and this machine, so the batch is scored
         once and every validator signs that vector.
+    privacy : PrivacyConfig | None
+        Central DP (see :class:`~pot_flower.protocol.params.Params`). The noise
+        key is drawn fresh per chain and held in memory only: the validators live
+        in the coordinator's process, so this protects the model's users, not
+        against the coordinator (a remote committee does that).
 
     """
 
@@ -71,6 +79,7 @@ class EmbeddedCommittee(CertifiedHead):
         validator_fee_ppm: int = 100_000,
         robust: RobustConfig | None = None,
         score_fn: ScoreFn | None = None,
+        privacy: PrivacyConfig | None = None,
     ) -> None:
         self.directory = Path(directory)
         seed = os.urandom(32)  # fresh committee keys per chain
@@ -88,7 +97,9 @@ class EmbeddedCommittee(CertifiedHead):
             emission=emission,
             validator_fee_ppm=validator_fee_ppm,
             robust=robust or RobustConfig(),
+            privacy=privacy or PrivacyConfig(),
         )
+        noise_key = os.urandom(NOISE_KEY_SIZE)
         if self._params.robust.scored and score_fn is None:
             raise CommitteeError("a scored chain needs a score function")
         self._score_fn = score_fn
@@ -101,7 +112,9 @@ class EmbeddedCommittee(CertifiedHead):
                 raise CommitteeError(f"{ledger.directory} already holds a chain")
             ledger.store_model(state.model_digest, encode_arrays(state.model))
             ledger.append(0, state.head, body)
-            app = PoTApplication(_copy(state), self.payloads, ledger)
+            app = PoTApplication(
+                _copy(state), self.payloads, ledger, noise_key=noise_key
+            )
             self.validators.append(Signer(i, key, app))
         apps = iter([v.app for v in self.validators])
         self._pbft = MemoryDriver(
@@ -125,6 +138,8 @@ class EmbeddedCommittee(CertifiedHead):
         batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
         if self._params.robust.scored:
             batch = replace(batch, scores=self._scores(batch, payloads))
+        if self._params.privacy.on:
+            batch = replace(batch, privacy=spent(self._params.privacy, height))
         self._pbft.submit(COORDINATOR, batch.to_bytes())
         self._pbft.run()
         completed = self._pbft.completed[COORDINATOR]

@@ -40,6 +40,8 @@ from pot_flower.protocol.certificate import (
 )
 from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
 from pot_flower.protocol.params import Params
+from pot_flower.protocol.privacy.accountant import spent
+from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.robust import RobustConfig
 from pot_flower.protocol.scores import ScoreVector
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
@@ -87,6 +89,7 @@ class RemoteCommittee(CertifiedHead):
         channel_credentials: grpc.ChannelCredentials | None = None,
         timeout: float = 120.0,
         resume: bool = False,
+        privacy: PrivacyConfig | None = None,
     ) -> None:
         self.config = config
         self.timeout = timeout
@@ -103,6 +106,7 @@ class RemoteCommittee(CertifiedHead):
             emission=emission,
             validator_fee_ppm=validator_fee_ppm,
             robust=robust or RobustConfig(),
+            privacy=privacy or PrivacyConfig(),
         )
         self._height = -1
         self._head_hash = b""
@@ -123,6 +127,8 @@ class RemoteCommittee(CertifiedHead):
         batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
         if self._params.robust.scored:
             batch = replace(batch, scores=self._gather_scores(batch))
+        if self._params.privacy.on:
+            batch = replace(batch, privacy=spent(self._params.privacy, height))
         _, digest = self._order(available_request(batch.to_bytes(), receipts), height)
         self._last = self._certify(height, digest)
         assert self._body is not None  # set by _certify
@@ -176,6 +182,7 @@ class RemoteCommittee(CertifiedHead):
             p.emission,
             p.validator_fee_ppm,
             p.robust,
+            p.privacy,
         )
         height, digest = self._order(available_request(request.to_bytes(), receipts), 0)
         return self._certify(height, digest)

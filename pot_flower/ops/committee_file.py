@@ -26,8 +26,14 @@ coordinator allowed to submit requests::
     [scoring]                        # optional: Proof-of-Training scoring
     score-fn = "my_app.task:score"   # installed on every validator host
 
+    [privacy]                        # optional: the committee's DP noise key
+    noise-key-sha256 = "<64 hex digits>"
+
 With ``[scoring]``, every validator loads the task owner's score function at start
 (and refuses to start without it), and runs of this committee are scored chains.
+With ``[privacy]``, every validator loads ``noise.key`` from beside the committee
+file and refuses to start unless it has that SHA-256: the secret every honest
+validator derives DP noise seeds from (never copied to the coordinator's host).
 
 Key files hold one raw 32-byte Ed25519 private key (mode 0600). Names for TLS files
 are ``validator-<id>`` and the coordinator's id.
@@ -35,6 +41,7 @@ are ``validator-<id>`` and the coordinator's id.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -69,6 +76,11 @@ class CommitteeFile:
     tls_dir: Path | None  # None: plaintext (development on loopback only)
     limits: Limits = field(default_factory=Limits)
     score_fn: str | None = None  # "module:function" every validator loads
+    noise_key_digest: bytes | None = None  # SHA-256 of the validators' noise.key
+
+    @property
+    def noise_key_path(self) -> Path:
+        return self.path.parent / NOISE_KEY_FILE
 
     @property
     def directory(self) -> Path:
@@ -113,6 +125,34 @@ def write_key(path: Path, key: SigningKey) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key.to_bytes())
+
+
+NOISE_KEY_FILE = "noise.key"
+
+
+def write_noise_key(path: Path) -> bytes:
+    """A fresh 32-byte noise key in a new file only its owner can read; its hash."""
+    key = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return hashlib.sha256(key).digest()
+
+
+def read_noise_key(path: Path, digest: bytes) -> bytes:
+    """The noise key at ``path``, checked against the committee file's digest."""
+    try:
+        key = Path(path).read_bytes()
+    except OSError as exc:
+        raise CommitteeFileError(
+            f"the committee file names a noise key but {path} cannot be read: {exc}"
+        ) from exc
+    if len(key) != 32 or hashlib.sha256(key).digest() != digest:
+        raise CommitteeFileError(
+            f"{path} is not the noise key the committee file names "
+            "([privacy] noise-key-sha256)"
+        )
+    return key
 
 
 def read_key(path: Path) -> SigningKey:
@@ -191,7 +231,26 @@ def load_committee(path: Path) -> CommitteeFile:
         tls_dir,
         limits,
         _score_fn(path, data.get("scoring", {})),
+        _noise_key_digest(path, data.get("privacy", {})),
     )
+
+
+def _noise_key_digest(path: Path, table: object) -> bytes | None:
+    """``[privacy] noise-key-sha256``: the noise key's SHA-256, or None."""
+    if not isinstance(table, dict) or set(table) - {"noise-key-sha256"}:
+        raise CommitteeFileError(f"{path}: [privacy] holds only noise-key-sha256")
+    text = table.get("noise-key-sha256")
+    if text is None:
+        return None
+    try:
+        digest = bytes.fromhex(str(text))
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise CommitteeFileError(
+            f"{path}: [privacy] noise-key-sha256 must be 64 hex digits"
+        )
+    return digest
 
 
 def _score_fn(path: Path, table: object) -> str | None:
@@ -236,6 +295,7 @@ def render_committee(
     *,
     tls: bool = True,
     score_fn: str | None = None,
+    noise_key_digest: bytes | None = None,
 ) -> str:
     """The TOML text of a committee file."""
     lines = ["# pot-flower committee file", "[committee]"]
@@ -245,6 +305,8 @@ def render_committee(
         lines.append('tls-dir = "tls"')
     if score_fn:
         lines += ["", "[scoring]", f"score-fn = {_toml_string(score_fn)}"]
+    if noise_key_digest is not None:
+        lines += ["", "[privacy]", f'noise-key-sha256 = "{noise_key_digest.hex()}"']
     for i, (address, key) in enumerate(validators):
         lines += [
             "",

@@ -30,6 +30,7 @@ from pot_flower.ops.committee_file import (
     CommitteeFileError,
     load_committee,
     read_key,
+    read_noise_key,
 )
 from pot_flower.ops.signals import StopFlag, stop_requested
 from pot_flower.patience import Interrupted
@@ -71,6 +72,7 @@ class _Identity:
     server_credentials: grpc.ServerCredentials | None
     channel_credentials: grpc.ChannelCredentials | None
     scorer: Scorer | None = None
+    noise_key: bytes | None = None
 
 
 def run_validator(committee_path: Path, vid: int, key_path: Path, data: Path) -> int:
@@ -120,12 +122,18 @@ def _identity(
         scorer = None
         if committee.score_fn is not None:  # the task owner's, on this host
             scorer = Scorer(load_score_fn(committee.score_fn))
+        noise_key = None
+        if committee.noise_key_digest is not None:
+            noise_key = read_noise_key(
+                committee.noise_key_path, committee.noise_key_digest
+            )
         return _Identity(
             committee,
             key,
             committee.server_credentials(vid),
             committee.channel_credentials(f"validator-{vid}"),
             scorer,
+            noise_key,
         )
     except (CommitteeFileError, ValueError) as exc:
         log.error("cannot start: %s", exc)
@@ -153,6 +161,7 @@ def _start_node(
         payloads,
         retention=retention,
         scorer=identity.scorer,
+        noise_key=identity.noise_key,
     )
     try:
         node = ValidatorNode(

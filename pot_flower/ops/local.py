@@ -19,10 +19,12 @@ from pathlib import Path
 import grpc
 
 from pot_flower.ops.committee_file import (
+    NOISE_KEY_FILE,
     load_committee,
     read_key,
     render_committee,
     write_key,
+    write_noise_key,
 )
 from pot_flower.ops.signals import stop_requested
 from pot_flower.ops.superlink import free_port
@@ -68,6 +70,8 @@ def prepare(
         validators.append((addresses[i], key.verify_key))
     coordinator = SigningKey.generate()
     write_key(directory / f"{COORDINATOR}.key", coordinator)
+    # The committee's DP noise key: for validator hosts only, never the coordinator's.
+    noise_digest = write_noise_key(directory / NOISE_KEY_FILE)
     if tls:
         ca_key, ca_cert = make_ca(directory / "tls")
         for i, address in enumerate(addresses):
@@ -90,6 +94,7 @@ def prepare(
             settings,
             tls=tls,
             score_fn=score_fn,
+            noise_key_digest=noise_digest,
         )
     )
     return path

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.certificate import Certificate
 from pot_flower.protocol.params import integer
+from pot_flower.protocol.privacy.accountant import Spent
 from pot_flower.protocol.scores import ScoreVector, submissions_digest
 
 
@@ -37,10 +38,18 @@ class RoundBatch:
     previous_certificate: Certificate | None = None
     scores: tuple[ScoreVector, ...] = ()
     """Validators' signed score vectors (scoring chains need a quorum of them)."""
+    privacy: Spent | None = None
+    """On a DP chain, the privacy spent once this round runs, as the coordinator
+    computed it (validators check it against their own accountant)."""
 
     def to_bytes(self) -> bytes:
         return encode(
             {
+                **(
+                    {"privacy": self.privacy.to_value()}
+                    if self.privacy is not None
+                    else {}
+                ),
                 "kind": "round",
                 "previous-certificate": (
                     None
@@ -62,7 +71,7 @@ class RoundBatch:
             raise ValueError(f"batch is not canonical: {exc}") from exc
         if not (
             isinstance(value, dict)
-            and set(value)
+            and set(value) - {"privacy"}
             == {"kind", "previous-certificate", "round", "run", "scores", "submissions"}
             and value["kind"] == "round"
             and isinstance(value["submissions"], list)
@@ -84,8 +93,14 @@ class RoundBatch:
         cert_value = value["previous-certificate"]
         cert = None if cert_value is None else Certificate.from_value(cert_value)
         scores = tuple(ScoreVector.from_value(v) for v in value["scores"])
+        privacy = Spent.from_value(value["privacy"]) if "privacy" in value else None
         return cls(
-            integer(value["run"]), integer(value["round"]), tuple(subs), cert, scores
+            integer(value["run"]),
+            integer(value["round"]),
+            tuple(subs),
+            cert,
+            scores,
+            privacy,
         )
 
     def scores_digest(self) -> bytes:

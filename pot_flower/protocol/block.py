@@ -15,6 +15,8 @@ from enum import StrEnum
 
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.params import MAX_EXAMPLES, MAX_SUBMISSIONS, Params
+from pot_flower.protocol.privacy.accountant import Spent
+from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import PPM
 from pot_flower.protocol.robust.config import RobustConfig
@@ -374,6 +376,9 @@ class RoundBlock:
         Every reply's verdict, in canonical order (miner key, node).
     validator_fees : tuple[ValidatorFee, ...]
         The previous block's certifiers and their fees.
+    privacy : Spent | None
+        On a DP chain, the privacy spent up to and including this round (the
+        ordered batch's claim, checked by every validator); absent otherwise.
 
     """
 
@@ -387,6 +392,7 @@ class RoundBlock:
     registrations: tuple[bytes, ...]
     submissions: tuple[SubmissionRecord, ...]
     validator_fees: tuple[ValidatorFee, ...]
+    privacy: Spent | None = None
 
     @property
     def accepted(self) -> tuple[SubmissionRecord, ...]:
@@ -405,6 +411,7 @@ class RoundBlock:
             "run": self.run,
             "submissions": [s.to_value() for s in self.submissions],
             "validator-fees": [[f.validator, f.amount] for f in self.validator_fees],
+            **({"privacy": self.privacy.to_value()} if self.privacy else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -427,6 +434,17 @@ class RoundBlock:
                 {"validator": f.validator, "amount": f.amount}
                 for f in self.validator_fees
             ],
+            **(
+                {
+                    "privacy": {
+                        "rounds": self.privacy.rounds,
+                        "epsilon": self.privacy.epsilon,
+                        "epsilon-sampled": self.privacy.epsilon_sampled,
+                    }
+                }
+                if self.privacy
+                else {}
+            ),
         }
 
     @classmethod
@@ -434,7 +452,14 @@ class RoundBlock:
         if _kind(value) != ROUND:
             raise _fail("is not a round block")
         body = _dict(value, "round block")
-        _exact_keys(body, _ROUND_FIELDS, "round block")
+        private = "privacy" in body
+        _exact_keys(
+            body, _ROUND_FIELDS | ({"privacy"} if private else set()), "round block"
+        )
+        try:
+            privacy = Spent.from_value(body["privacy"]) if private else None
+        except ValueError as exc:
+            raise _fail(f"privacy: {exc}") from exc
         submissions = body["submissions"]
         if not isinstance(submissions, list):
             raise _fail("submissions is not a list")
@@ -457,6 +482,7 @@ class RoundBlock:
             registrations=tuple(_bytes_list(body["registrations"], "registrations")),
             submissions=records,
             validator_fees=_fees(body["validator-fees"]),
+            privacy=privacy,
         )
 
 
@@ -577,7 +603,11 @@ class GenesisBlock:
 
 def _params(value: Decoded) -> Params:
     params = _dict(value, "genesis params")
-    _exact_keys(params, _PARAM_FIELDS, "genesis params")
+    _exact_keys(
+        params,
+        _PARAM_FIELDS | ({"privacy"} if "privacy" in params else set()),
+        "genesis params",
+    )
     validators = _bytes_list(params["validators"], "validators", KEY_SIZE)
     if not validators or len(set(validators)) != len(validators):
         raise _fail("validators are empty or repeated")
@@ -597,10 +627,21 @@ def _params(value: Decoded) -> Params:
             validators=tuple(validators),
             allowed_miners=tuple(allowed),
             robust=RobustConfig.from_value(params["robust"]),
+            privacy=_privacy(params),
             **fields,  # type: ignore[arg-type]
         )
     except ValueError as exc:
         raise _fail(f"genesis params invalid: {exc}") from exc
+
+
+def _privacy(params: dict[str, Decoded]) -> PrivacyConfig:
+    """Genesis records ``privacy`` only when it is on (one encoding per chain)."""
+    if "privacy" not in params:
+        return PrivacyConfig()
+    config = PrivacyConfig.from_value(params["privacy"])
+    if not config.on:
+        raise ValueError("privacy is recorded only when it is on")
+    return config
 
 
 def _layout(value: Decoded) -> tuple[ArraySpec, ...]:

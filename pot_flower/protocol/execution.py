@@ -19,6 +19,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from pot_flower.encoding import encode
 from pot_flower.protocol.aggregation import apply_aggregate, as_float, momentum_step
 from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
@@ -28,8 +30,11 @@ from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.model import Arrays, model_digest
 from pot_flower.protocol.params import MAX_SUBMISSIONS
+from pot_flower.protocol.privacy.accountant import Spent, spent, within_tolerance
+from pot_flower.protocol.privacy.mechanism import noise_seed, private_mean
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import (
+    PPM,
     fee_pool,
     largest_remainder,
     noise_floor_ppm,
@@ -208,6 +213,56 @@ def contributions(
     return [passed[i] for i in keep], rows if keep else None
 
 
+def private_aggregate(
+    state: ChainState, contributing: list[Verdict], rows: IntArray | None, seed: bytes
+) -> tuple[Arrays, bytes, IntArray | None]:
+    """The next model of a DP chain: the noised mean of clipped updates.
+
+    Replaces the robust stage (``Params`` admits only the plain mean with DP);
+    every round adds noise, even one where no update counts, so whether a round
+    spends privacy never depends on anyone's data. Qualities are not measured
+    (they would publish a function of each update): every accepted update stands
+    at 1e6 and the pool is shared equally. Server momentum, post-processing of
+    the noised aggregate, still applies.
+    """
+    layout = state.layout
+    size = layout.float_size
+    floats = rows[:, :size] if rows is not None else np.zeros((0, size), dtype=np.int64)
+    move = np.zeros(layout.size, dtype=np.int64)
+    move[:size] = private_mean(floats, state.params.privacy, seed, size)
+    for v in contributing:
+        if v.accepted:
+            v.quality_ppm = PPM
+    move = momentum_step(move, state.aggregate, state.params.robust.momentum_ppm, size)
+    model = apply_aggregate(state.model, layout, move)
+    kept = move if state.params.robust.keeps_aggregate else None
+    return model, model_digest(model), kept
+
+
+def privacy_claim(state: ChainState, batch: RoundBatch) -> Spent | None:
+    """The batch's privacy claim, checked: ``BatchError`` if this round may not run.
+
+    The claim must match this validator's own accountant (never below it) and stay
+    within the chain's budget; the committee refuses the round otherwise.
+    """
+    config = state.params.privacy
+    if not config.on:
+        if batch.privacy is not None:
+            raise BatchError("a privacy claim on a chain without DP")
+        return None
+    own = spent(config, batch.round)
+    claim = batch.privacy
+    if claim is None or not within_tolerance(claim, own):
+        raise BatchError(f"privacy claim {claim} does not match the accountant's {own}")
+    target = config.target_epsilon_micro
+    if target and claim.epsilon_micro > target:
+        raise BatchError(
+            f"privacy budget exhausted: round {batch.round} would bring epsilon "
+            f"to {claim.epsilon:.6f}, above the target {target / PPM:.6f}"
+        )
+    return claim
+
+
 def aggregate(
     state: ChainState, contributing: list[Verdict], rows: IntArray | None
 ) -> tuple[Arrays, bytes, IntArray | None]:
@@ -346,17 +401,29 @@ def execute_round(
     state: ChainState,
     batch_bytes: bytes,
     payloads: Mapping[bytes, bytes],
+    noise_key: bytes | None = None,
 ) -> RoundOutcome:
     """Execute one round's batch; raise :class:`BatchError` if it is not executable.
 
     ``payloads`` maps payload digests to canonical array bytes; each is re-hashed
     before use, so a wrong or missing payload only rejects its own submission.
+    ``noise_key`` is the committee's secret noise key, which a DP chain needs
+    (:mod:`pot_flower.protocol.privacy.mechanism`).
     """
     batch = parse_batch(state, batch_bytes)
+    claim = privacy_claim(state, batch)
+    if claim is not None and noise_key is None:
+        raise BatchError("a DP round needs the committee's noise key")
     verdicts = check_all(state, batch, payloads)
     registered = register_and_dedupe(state, verdicts)
     passed = [v for v in verdicts if v.accepted]
-    new_model, new_digest, kept = aggregate(state, *contributions(state, passed))
+    if claim is not None and noise_key is not None:
+        seed = noise_seed(noise_key, state.params.run, batch.round, batch_bytes)
+        new_model, new_digest, kept = private_aggregate(
+            state, *contributions(state, passed), seed
+        )
+    else:
+        new_model, new_digest, kept = aggregate(state, *contributions(state, passed))
     certificate = verified_certificate(state, batch.previous_certificate)
     fees, minted, reputation = pay(state, verdicts, certificate)
     block = RoundBlock(
@@ -370,6 +437,7 @@ def execute_round(
         registrations=tuple(registered),
         submissions=tuple(v.record() for v in verdicts),
         validator_fees=fees,
+        privacy=claim,
     )
     body = block.to_bytes()
     digest = block_hash(body)

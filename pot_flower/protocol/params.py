@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from pot_flower.encoding import Decoded
 from pot_flower.protocol.fixedpoint import MAX_UNITS
-from pot_flower.protocol.robust.config import RobustConfig
+from pot_flower.protocol.privacy.config import PrivacyConfig
+from pot_flower.protocol.robust.config import Aggregator, RobustConfig
 
 MAX_EXAMPLES = 1 << 20
 """Most examples one submission may claim (keeps the total weight below 2**31)."""
@@ -39,6 +40,9 @@ class Params:
         Share of the emission paid to the previous block's certifiers (millionths).
     robust : RobustConfig
         The robust stage: pre-aggregators, aggregator, tolerated Byzantine share.
+    privacy : PrivacyConfig
+        Central differential privacy (off by default); recorded in genesis only
+        when on, so chains without it keep their genesis bytes.
 
     """
 
@@ -51,6 +55,7 @@ class Params:
     emission: int = 1_000_000
     validator_fee_ppm: int = 100_000
     robust: RobustConfig = field(default_factory=RobustConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def __post_init__(self) -> None:
         if self.registration not in ("open", "allow-list"):
@@ -61,6 +66,8 @@ class Params:
             raise ValueError("emission and fee must be non-negative (fee <= 1e6 ppm)")
         if not 1 <= self.quorum <= len(self.validators):
             raise ValueError("quorum must be between 1 and the committee size")
+        if self.privacy.on:
+            check_private_robust(self.robust)
 
     def to_value(self) -> dict[str, Decoded]:
         return {
@@ -73,6 +80,7 @@ class Params:
             "run": self.run,
             "validator-fee-ppm": self.validator_fee_ppm,
             "validators": list(self.validators),
+            **({"privacy": self.privacy.to_value()} if self.privacy.on else {}),
         }
 
     @classmethod
@@ -90,9 +98,42 @@ class Params:
                 emission=integer(value["emission"]),
                 validator_fee_ppm=integer(value["validator-fee-ppm"]),
                 robust=RobustConfig.from_value(value["robust"]),
+                privacy=(
+                    PrivacyConfig.from_value(value["privacy"])
+                    if "privacy" in value
+                    else PrivacyConfig()
+                ),
             )
         except KeyError as exc:
             raise ValueError(f"params lack {exc}") from exc
+
+
+def check_private_robust(robust: RobustConfig) -> None:
+    """Refuse robust settings that would void central DP's sensitivity bound.
+
+    DP-FedAvg's guarantee needs each miner to move the noised sum by at most the
+    clip norm, whatever the others sent, and the ledger to publish nothing else
+    computed from single updates. The mean of clipped updates does; rules that
+    choose, mix or weigh updates by their content (median, trimmed mean, Krum,
+    NNM, adaptive clipping, near-copy detection, scores) do not, and scores and
+    qualities in the ledger would publish a function of each update. Server
+    momentum acts on the noised aggregate only: post-processing, allowed.
+    """
+    problems = []
+    if robust.aggregator != Aggregator.MEAN:
+        problems.append(f"aggregator {robust.aggregator.value!r}")
+    if robust.pre_aggregators:
+        names = ", ".join(p.value for p in robust.pre_aggregators)
+        problems.append(f"pre-aggregators {names}")
+    if robust.copy_tolerance_ppm:
+        problems.append("near-copy detection (copy tolerance above 0)")
+    if robust.scored:
+        problems.append("scores")
+    if problems:
+        raise ValueError(
+            "central DP composes with the plain mean only (clip, sum, noise); "
+            f"not with {'; '.join(problems)}: see the README's privacy section"
+        )
 
 
 def integer(value: Decoded) -> int:

@@ -41,6 +41,8 @@ class PoTApplication:
         transfer (see :mod:`pot_flower.validator.catchup`); None: no peers to ask.
     stopping : Callable[[], bool] | None
         Whether the validator is shutting down (ends a wait for peers).
+    noise_key : bytes | None
+        The committee's secret noise key (chains with central DP need it).
 
     """
 
@@ -53,8 +55,10 @@ class PoTApplication:
         blocks: BlockSource | None = None,
         stopping: Callable[[], bool] | None = None,
         patience_s: float = 30.0,
+        noise_key: bytes | None = None,
     ) -> None:
         self.state = state
+        self.noise_key = noise_key
         self.payloads = payloads
         self.ledger = ledger
         self.blocks = blocks
@@ -100,7 +104,9 @@ class PoTApplication:
 
     def execute(self, client: str, timestamp: int, operation: bytes, seq: int) -> bytes:
         try:
-            outcome = execute_round(self.state, operation, self.payloads)
+            outcome = execute_round(
+                self.state, operation, self.payloads, noise_key=self.noise_key
+            )
         except BatchError as exc:
             return encode({"error": str(exc)})
         if self.ledger is not None:

@@ -32,6 +32,7 @@ from pot_flower.protocol.batch import RoundBatch
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_arrays
 from pot_flower.protocol.params import MAX_SUBMISSIONS, Params
+from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.robust import RobustConfig
 from pot_flower.validator.application import PoTApplication
 from pot_flower.validator.availability import (
@@ -73,10 +74,12 @@ class OpenChain:
     emission: int = 1_000_000
     validator_fee_ppm: int = 100_000
     robust: RobustConfig = field(default_factory=RobustConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def to_bytes(self) -> bytes:
         return encode(
             {
+                **({"privacy": self.privacy.to_value()} if self.privacy.on else {}),
                 "robust": self.robust.to_value(),
                 "allowed-miners": list(self.allowed_miners),
                 "emission": self.emission,
@@ -105,6 +108,11 @@ class OpenChain:
         ):
             raise ValueError("malformed open-chain request")
         robust = RobustConfig.from_value(value.get("robust"))
+        privacy = (
+            PrivacyConfig.from_value(value["privacy"])
+            if "privacy" in value
+            else PrivacyConfig()
+        )
         return cls(
             fields[0],
             fields[1],
@@ -114,6 +122,7 @@ class OpenChain:
             int(value["emission"]),  # type: ignore[arg-type]
             int(value["validator-fee-ppm"]),  # type: ignore[arg-type]
             robust,
+            privacy,
         )
 
 
@@ -186,6 +195,8 @@ class Chains:
     scorer : Scorer | None
         The task owner's score function, named by the committee file (scored
         chains); None if the committee scores nothing.
+    noise_key : bytes | None
+        The committee's secret noise key (chains with central DP need it).
 
     """
 
@@ -202,9 +213,11 @@ class Chains:
         blocks: BlockSource | None = None,
         patience_s: float = 30.0,
         scorer: Scorer | None = None,
+        noise_key: bytes | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.scorer = scorer
+        self.noise_key = noise_key
         self.validators = validators
         self.quorum = quorum
         self.payloads = payloads
@@ -379,9 +392,17 @@ class Chains:
                 emission=request.emission,
                 validator_fee_ppm=request.validator_fee_ppm,
                 robust=request.robust,
+                privacy=request.privacy,
             )
         except ValueError as exc:
             return _error(str(exc))
+        if params.privacy.on and self.noise_key is None:
+            # Not refused: opening is replicated, the key is this host's alone.
+            log.warning(
+                "run %d uses central DP but this validator holds no noise key "
+                "(committee file [privacy]): it cannot execute its rounds",
+                request.run,
+            )
         try:
             model = decode_arrays(self.payloads[request.model])
         except ModelFormatError as exc:
@@ -409,6 +430,7 @@ class Chains:
             blocks=self.blocks,
             stopping=self.stopping,
             patience_s=self.patience_s,
+            noise_key=self.noise_key,
         )
 
     # --------------------------------------------------------------- state

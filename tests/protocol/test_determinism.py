@@ -10,6 +10,8 @@ from pot_support import RoundBuilder, chain, trained
 from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.fixedpoint import max_norm_units
+from pot_flower.protocol.privacy.accountant import spent
+from pot_flower.protocol.privacy.config import privacy_settings
 from pot_flower.protocol.robust import (
     PRESETS,
     Aggregator,
@@ -31,6 +33,7 @@ RULES = (
     ]
     + [PRESETS["default"], PRESETS["recommended"]]
 )  # with server momentum
+KEY = bytes(range(32))  # the committee's noise key
 
 
 def _execute(
@@ -87,3 +90,32 @@ def test_every_robust_rule_is_identical_across_processes() -> None:
         results = pool.map(_execute, jobs)
     assert results == expected
     assert len({r[0] for r in results}) == len(results)  # the rules differ
+
+
+def _execute_private(
+    args: tuple[bytes, bytes, dict[bytes, bytes], bytes],
+) -> tuple[bytes, bytes]:
+    state_bytes, batch, payloads, key = args
+    state = ChainState.from_bytes(state_bytes)
+    outcome = execute_round(state, batch, payloads, noise_key=key)
+    return outcome.hash, outcome.state.model_digest
+
+
+def test_noised_aggregates_are_identical_across_processes() -> None:
+    config = privacy_settings(
+        dp="central", noise_multiplier=1.1, clip_norm=0.05, expected_participants=9
+    )
+    state = chain(privacy=config, robust=RobustConfig(copy_tolerance_ppm=0))
+    jobs, expected = [], []
+    for _ in range(2):
+        builder = RoundBuilder(state)
+        _attacked_round(builder)
+        claim = spent(config, state.height + 1)
+        args = (state.to_bytes(), builder.batch(privacy=claim), builder.payloads, KEY)
+        jobs.append(args)
+        expected.append(_execute_private(args))
+        state = execute_round(state, args[1], args[2], noise_key=KEY).state
+    with mp.get_context("spawn").Pool(2) as pool:
+        results = pool.map(_execute_private, jobs)
+    assert results == expected
+    assert results[0][1] != results[1][1]

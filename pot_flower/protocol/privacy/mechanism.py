@@ -1,0 +1,72 @@
+"""DP-FedAvg's aggregate in integers: clip, sum, discrete Gaussian noise, divide.
+
+Each update is clipped to the clip norm ``C`` (exactly, toward zero), put on a
+lattice of ``CLIP_LATTICE`` points per ``C`` and clipped there again, so every
+miner moves the sum by at most ``CLIP_LATTICE`` lattice units in L2 whatever the
+others sent; the sum gets noise from N_Z(0, sigma**2) per coordinate with sigma =
+``noise_units`` and is divided by the fixed expected number of participants. Only
+float weights are noised; integer buffers (counters) do not move under DP.
+
+The noise seed is an HMAC of the ordered batch under the committee's noise key:
+every honest validator derives the same one, nobody can choose it (the batch is
+fixed by consensus before anyone computes it) and nobody without the key can
+recompute it, so neither miners nor the coordinator can subtract the noise from
+the published model. See the README's privacy section for who holds the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import numpy as np
+
+from pot_flower.encoding import encode
+from pot_flower.protocol.fixedpoint import MAX_UNITS, IntArray
+from pot_flower.protocol.privacy.config import CLIP_LATTICE, PrivacyConfig
+from pot_flower.protocol.privacy.discrete_gaussian import sample
+from pot_flower.protocol.robust.rules import clip_rows
+
+NOISE_DOMAIN = b"pot-flower/dp-noise/v1"
+NOISE_KEY_SIZE = 32
+
+
+def noise_seed(key: bytes, run: int, round_: int, batch: bytes) -> bytes:
+    """The round's noise seed: HMAC-SHA256 of the ordered batch under ``key``."""
+    if len(key) != NOISE_KEY_SIZE:
+        raise ValueError(f"the noise key must be {NOISE_KEY_SIZE} bytes")
+    message = NOISE_DOMAIN + encode([run, round_, hashlib.sha256(batch).digest()])
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def to_lattice(rows: IntArray, clip_norm_units: int) -> IntArray:
+    """Updates clipped to ``C``, on the DP lattice, clipped to its norm again.
+
+    ``round(x * CLIP_LATTICE / C)`` (half up) after the first clip keeps every
+    element within ``CLIP_LATTICE + 1``; rounding may lift a norm just past the
+    lattice's bound, which the second, exact clip takes back.
+    """
+    clipped, _ = clip_rows(rows, clip_norm_units)
+    c = clip_norm_units
+    lattice = (clipped * (2 * CLIP_LATTICE) + c) // (2 * c)
+    bounded, _ = clip_rows(lattice, CLIP_LATTICE)
+    return bounded
+
+
+def private_mean(
+    rows: IntArray, config: PrivacyConfig, seed: bytes, size: int
+) -> IntArray:
+    """The noised mean of ``rows`` (``n x size``, model units), in model units.
+
+    ``(sum of lattice rows + noise) * C / (CLIP_LATTICE * m)``, rounded half up,
+    within the fixed-point range; ``rows`` may be empty (the noise still lands).
+    """
+    if rows.shape[0]:
+        total = to_lattice(rows, config.clip_norm_units).sum(axis=0)
+    else:
+        total = np.zeros(size, dtype=np.int64)
+    noisy = total + sample(seed, config.noise_units, size)
+    scale = CLIP_LATTICE * config.expected_participants
+    mean = (noisy * (2 * config.clip_norm_units) + scale) // (2 * scale)
+    out: IntArray = np.clip(mean, -MAX_UNITS, MAX_UNITS)
+    return out
