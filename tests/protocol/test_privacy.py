@@ -254,3 +254,19 @@ def test_config_rejects_out_of_range_values() -> None:
         privacy_settings(dp="central", delta=0.0)
     with pytest.raises(ValueError):
         privacy_settings(dp="central", clip_norm=float("nan"))
+
+
+@pytest.mark.parametrize("q", [1.0, 0.1, 0.005])
+def test_scaled_one_round_curve_is_the_accountant_s_composition(q: float) -> None:
+    import dp_accounting
+    from dp_accounting import rdp
+
+    config = privacy_settings(dp="central", noise_multiplier=1.3, sampling_rate=q)
+    for rounds in (1, 7, 250):
+        event = dp_accounting.GaussianDpEvent(config.noise_multiplier)
+        if q < 1:
+            event = dp_accounting.PoissonSampledDpEvent(q, event)
+        acc = rdp.RdpAccountant()
+        acc.compose(dp_accounting.SelfComposedDpEvent(event, rounds))
+        want = -(-acc.get_epsilon(1e-5) * 1e6 // 1)
+        assert spent(config, rounds).epsilon_sampled_micro == want

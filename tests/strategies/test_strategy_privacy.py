@@ -135,3 +135,39 @@ def test_a_round_nobody_was_sampled_for_is_certified_with_noise(
     models = [b.model for b in blocks(tmp_path)]
     assert len(set(models)) == 3  # the noise moved the model every round
     assert audit_ledger(tmp_path / "ledger" / "validator-2").ok
+
+
+def test_flower_local_dp_mod_composes_with_pot_mod_placed_first(tmp_path: Path) -> None:
+    """``mods=[pot_mod, LocalDpMod(...)]``: the noise is added before pot_mod signs.
+
+    Flower runs the first mod outermost, so the reply passes LocalDpMod (clip and
+    noise) on its way out and pot_mod commits to what is actually sent. The other
+    order signs the update before the noise: every reply is then rejected.
+    """
+    from flwr.clientapp.mod import LocalDpMod
+
+    def one_round(mods: list[object], where: str) -> RoundReport:
+        grid = LocalGrid(
+            make_plain_app(mods=mods),
+            4,
+            run_config={"pot-keystore": str(tmp_path / where / "keys")},
+        )
+        strategy = PoTStrategy(
+            ledger_dir=tmp_path / where / "ledger",
+            min_available_nodes=4,
+            fraction_evaluate=0.0,
+        )
+        strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord(Net().state_dict()),
+            num_rounds=1,
+            train_config=ConfigRecord({"lr": 0.1}),
+        )
+        assert audit_ledger(tmp_path / where / "ledger" / "validator-0").ok
+        return strategy.history[0]
+
+    local_dp = LocalDpMod(clipping_norm=0.5, sensitivity=0.5, epsilon=5.0, delta=1e-5)
+    good = one_round([pot_mod, local_dp], "good")
+    assert (good.accepted, good.rejected) == (4, 0)
+    bad = one_round([local_dp, pot_mod], "bad")
+    assert bad.reasons == {"commitment-mismatch": 4}
