@@ -3,10 +3,12 @@
 from pot_flower.clients.attack import DEMO_ATTACKS, demo_attack_mod
 from pot_flower.clients.keystore import Keystore
 from pot_flower.clients.pot_mod import pot_mod
+from pot_flower.clients.privacy import DpSgd
 from pot_flower.clients.wrap import PoTClientApp, with_pot
 
 __all__ = [
     "DEMO_ATTACKS",
+    "DpSgd",
     "Keystore",
     "PoTClientApp",
     "demo_attack_mod",

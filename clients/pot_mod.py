@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flwr.app import ConfigRecord, Context, Message
+from flwr.app import ConfigRecord, Context, Message, MetricRecord
 
 from pot_flower.clients.keystore import Keystore
+from pot_flower.clients.privacy import DELTA_METRIC, EPSILON_METRIC
+from pot_flower.protocol.envelope import LocalDp
 from pot_flower.protocol.records import (
     KEYSTORE_KEY,
     SUBMISSION_RECORD,
@@ -29,6 +31,24 @@ from pot_flower.protocol.submission import (
 )
 
 ClientAppCallable = Callable[[Message, Context], Message]
+
+
+def _local_dp(metrics: MetricRecord) -> LocalDp | None:
+    """The reply's ``dp-epsilon`` and ``dp-delta`` metrics, if both are sensible.
+
+    What :class:`pot_flower.clients.DpSgd` reports; anything else (absent, not a
+    number, out of range) signs no local DP rather than failing the reply.
+    """
+    epsilon, delta = metrics.get(EPSILON_METRIC), metrics.get(DELTA_METRIC)
+    if not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool)
+        for v in (epsilon, delta)
+    ):
+        return None
+    try:
+        return LocalDp.of(float(epsilon), float(delta))  # type: ignore[arg-type]
+    except ValueError:
+        return None
 
 
 def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
@@ -49,6 +69,7 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
         num_examples = claimed
     elif isinstance(claimed, float) and claimed.is_integer():
         num_examples = int(claimed)
+    local_dp = _local_dp(metrics[0]) if len(metrics) == 1 else None
     keystore = Keystore(str(ctxt.run_config.get(KEYSTORE_KEY, "")) or None)
     key = keystore.miner_key(str(ctxt.node_id))
     ticket = TicketRecord.from_value(record)
@@ -68,6 +89,7 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
             received=received,
             returned=in_order(arrays_of(returned_records[0]), list(received)),
             num_examples=num_examples,
+            local_dp=local_dp,
         )
         envelope_bytes, signature = submission.envelope_bytes, submission.signature
     except SubmissionError:
@@ -81,6 +103,7 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
             nonce=nonce,
             received=received,
             num_examples=num_examples,
+            local_dp=local_dp,
         )
     reply.content[SUBMISSION_RECORD] = ConfigRecord(
         SignedReply(envelope_bytes, signature).to_value()

@@ -266,7 +266,8 @@ def ledger_show(
             "--submissions",
             "-s",
             help="Also print each round's submissions: node, miner, verdict, "
-            "reason, examples, quality, score, reputation, reward.",
+            "reason, examples, quality, score, reputation, the miner's "
+            "self-reported local epsilon, reward.",
         ),
     ] = False,
 ) -> None:
@@ -329,6 +330,7 @@ def _submissions_table(block: RoundBlock) -> Table:
         "quality",
         "score",
         "reputation",
+        "local epsilon",
     )
     for column in columns:
         table.add_column(column)
@@ -344,6 +346,7 @@ def _submissions_table(block: RoundBlock) -> Table:
             f"{sub.quality_ppm / 1e6:.6f}",
             "-" if sub.score is None else f"{sub.score / 1e6:.6f}",
             f"{sub.reputation_ppm / 1e6:.6f}" if sub.reputation_ppm else "-",
+            "-" if sub.local_dp is None else f"{sub.local_dp.epsilon:.4f} (self)",
             str(sub.reward),
         )
         table.add_row(*(Text(c) for c in cells))
@@ -601,9 +604,10 @@ def committee_init(
 ) -> None:
     """Create keys, a committee CA with certificates, and committee.toml.
 
-    Copy ``validator-<i>.key``, ``tls/ca.pem`` and ``tls/validator-<i>*.pem`` with
-    the committee file to host i; the coordinator needs ``coordinator.key`` and
-    ``tls/coordinator*.pem``.
+    Copy ``validator-<i>.key``, ``noise.key``, ``tls/ca.pem`` and
+    ``tls/validator-<i>*.pem`` with the committee file to host i; the coordinator
+    needs ``coordinator.key`` and ``tls/coordinator*.pem``, and never ``noise.key``
+    (the secret the validators draw DP noise from).
     """
     from pot_flower.ops.local import prepare
 

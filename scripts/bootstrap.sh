@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-extras=${EXTRAS:-dev,torch,simulation,examples}
+extras=${EXTRAS:-dev,torch,dp,simulation,examples}
 stamp=".venv/.pot-flower-installed"
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-$extras
 if [ ! -x .venv/bin/python ]; then

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
+from pot_flower.protocol.envelope import LocalDp
 from pot_flower.protocol.params import MAX_EXAMPLES, MAX_SUBMISSIONS, Params
 from pot_flower.protocol.privacy.accountant import Spent
 from pot_flower.protocol.privacy.config import PrivacyConfig
@@ -187,6 +188,9 @@ class SubmissionRecord:
     reputation_ppm : int
         The miner's reputation after this round (the one its reward used), for
         the first judged submission of each miner (see ``JUDGED``); 0 otherwise.
+    local_dp : LocalDp | None
+        The local DP the miner reports in its signed envelope (self-reported;
+        ``local-dp``, present only when reported).
 
     """
 
@@ -200,6 +204,7 @@ class SubmissionRecord:
     clipped: bool = False
     score: int | None = None
     reputation_ppm: int = 0
+    local_dp: LocalDp | None = None
 
     @property
     def accepted(self) -> bool:
@@ -223,6 +228,7 @@ class SubmissionRecord:
             "reward": self.reward,
             "score": self.score,
             "verdict": ACCEPTED if self.reason is None else REJECTED,
+            **({"local-dp": self.local_dp.to_value()} if self.local_dp else {}),
         }
 
     def to_json(self) -> dict[str, object]:
@@ -239,13 +245,21 @@ class SubmissionRecord:
             "clipped": self.clipped,
             "score": self.score,
             "reputation-ppm": self.reputation_ppm,
+            "local-dp": (
+                None
+                if self.local_dp is None
+                else {"epsilon": self.local_dp.epsilon, "delta": self.local_dp.delta}
+            ),
         }
 
     @classmethod
     def from_value(cls, item: Decoded, index: int = 0) -> SubmissionRecord:
         what = f"submission {index}"
         sub = _dict(item, what)
-        _exact_keys(sub, SUBMISSION_FIELDS, what)
+        reported = "local-dp" in sub
+        _exact_keys(
+            sub, SUBMISSION_FIELDS | ({"local-dp"} if reported else set()), what
+        )
         reason = _verdict(sub)
         node = sub["node"]
         if not isinstance(node, int):  # a coordinator's node id: any integer
@@ -281,6 +295,14 @@ class SubmissionRecord:
             raise _fail(f"{what}: reputation-ppm {reputation} not 0..1e6")
         if reputation and reason not in JUDGED:
             raise _fail(f"{what}: {reason} yet a reputation", Problem.VERDICTS)
+        local_dp = None
+        if reported:
+            if reason in PRE_ENVELOPE:
+                raise _fail(f"{what}: {reason} yet local DP", Problem.VERDICTS)
+            try:
+                local_dp = LocalDp.from_value(sub["local-dp"])
+            except ValueError as exc:
+                raise _fail(f"{what}: {exc}") from exc
         return cls(
             node,
             miner,
@@ -292,6 +314,7 @@ class SubmissionRecord:
             clipped,
             score,
             reputation,
+            local_dp,
         )
 
 

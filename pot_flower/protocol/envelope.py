@@ -8,13 +8,14 @@ fixed-point update, not a hiding one). Miners sign the envelope with Ed25519.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pot_flower.encoding import DecodeError, decode, encode
+from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.zk.signatures import PUBLIC_KEY_SIZE, SigningKey, VerifyKey
 
 ENVELOPE_DOMAIN = b"pot/envelope/v1"
@@ -24,6 +25,58 @@ NONCE_DOMAIN = b"pot/nonce/v1"
 
 class EnvelopeError(ValueError):
     """Bytes that are not a well-formed envelope."""
+
+
+MAX_LOCAL_EPSILON_MICRO = 10**12
+"""Largest self-reported local epsilon (1e6), in millionths."""
+LOCAL_DELTA_SCALE = 10**12
+
+
+@dataclass(frozen=True)
+class LocalDp:
+    """A miner's own report of the local DP it trained with (self-reported).
+
+    Epsilon in millionths (rounded up) and delta in units of 1e-12, as the
+    miner's accountant (Opacus's, with :class:`pot_flower.clients.DpSgd`) gave
+    them; signed with the envelope, recorded in the block, checked by nobody: the
+    committee cannot see how a miner trained.
+    """
+
+    epsilon_micro: int
+    delta_e12: int
+
+    def __post_init__(self) -> None:
+        for v in (self.epsilon_micro, self.delta_e12):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError("local DP figures must be integers")
+        if not 0 < self.epsilon_micro <= MAX_LOCAL_EPSILON_MICRO:
+            raise ValueError("local epsilon must be in (0, 1e6]")
+        if not 0 < self.delta_e12 < LOCAL_DELTA_SCALE:
+            raise ValueError("local delta must be in (0, 1)")
+
+    @classmethod
+    def of(cls, epsilon: float, delta: float) -> LocalDp:
+        """From an accountant's floats (epsilon rounded up to millionths)."""
+        if not (math.isfinite(epsilon) and math.isfinite(delta)):
+            raise ValueError("local DP figures must be finite")
+        return cls(math.ceil(epsilon * 1e6), round(delta * LOCAL_DELTA_SCALE))
+
+    @property
+    def epsilon(self) -> float:
+        return self.epsilon_micro / 1e6
+
+    @property
+    def delta(self) -> float:
+        return self.delta_e12 / LOCAL_DELTA_SCALE
+
+    def to_value(self) -> list[Decoded]:
+        return [self.epsilon_micro, self.delta_e12]
+
+    @classmethod
+    def from_value(cls, value: Decoded) -> LocalDp:
+        if not isinstance(value, list) or len(value) != 2:
+            raise ValueError("local-dp must be [epsilon-micro, delta-e12]")
+        return cls(value[0], value[1])  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -48,6 +101,9 @@ class Envelope:
         :func:`update_commitment` of the fixed-point update.
     num_examples : int
         Training examples the miner claims it used (the aggregation weight).
+    local_dp : LocalDp | None
+        The local DP the miner reports it trained with (``local-dp``, present
+        only when reported).
 
     """
 
@@ -59,10 +115,16 @@ class Envelope:
     nonce: bytes
     commitment: bytes
     num_examples: int
+    local_dp: LocalDp | None = None
 
     def to_bytes(self) -> bytes:
         return encode(
             {
+                **(
+                    {"local-dp": self.local_dp.to_value()}
+                    if self.local_dp is not None
+                    else {}
+                ),
                 "base-digest": self.base_digest,
                 "commitment": self.commitment,
                 "miner": self.miner,
@@ -90,8 +152,14 @@ class Envelope:
             "round": int,
             "run": int,
         }
-        if not isinstance(value, dict) or set(value) != set(fields):
+        if not isinstance(value, dict) or set(value) - {"local-dp"} != set(fields):
             raise EnvelopeError("envelope must have exactly the fields " + str(fields))
+        local_dp = None
+        if "local-dp" in value:
+            try:
+                local_dp = LocalDp.from_value(value["local-dp"])
+            except ValueError as exc:
+                raise EnvelopeError(str(exc)) from exc
         for name, kind in fields.items():
             item = value[name]
             if not isinstance(item, kind) or isinstance(item, bool):
@@ -110,6 +178,7 @@ class Envelope:
             nonce=value["nonce"],  # type: ignore[arg-type]
             commitment=value["commitment"],  # type: ignore[arg-type]
             num_examples=value["num-examples"],  # type: ignore[arg-type]
+            local_dp=local_dp,
         )
 
     def sign(self, key: SigningKey) -> bytes:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pot_flower.protocol.envelope import Envelope, update_commitment
+from pot_flower.protocol.envelope import Envelope, LocalDp, update_commitment
 from pot_flower.protocol.fixedpoint import MAX_UNITS, IntArray, quantize_difference
 from pot_flower.protocol.model import canonical, encode_arrays, model_digest
 from pot_flower.zk.signatures import SigningKey
@@ -59,6 +59,7 @@ def _envelope(
     node: int,
     nonce: bytes,
     num_examples: int,
+    local_dp: LocalDp | None,
 ) -> Envelope:
     return Envelope(
         run=run,
@@ -69,6 +70,7 @@ def _envelope(
         nonce=nonce,
         commitment=commitment,
         num_examples=num_examples,
+        local_dp=local_dp,
     )
 
 
@@ -82,6 +84,7 @@ def build_submission(
     received: Mapping[str, NDArray[np.generic]],
     returned: Mapping[str, NDArray[np.generic]],
     num_examples: int,
+    local_dp: LocalDp | None = None,
 ) -> Submission:
     """Quantize, commit and sign one round's update."""
     received = {k: canonical(v) for k, v in received.items()}
@@ -96,6 +99,7 @@ def build_submission(
         node=node,
         nonce=nonce,
         num_examples=num_examples,
+        local_dp=local_dp,
     )
     return Submission(
         envelope, envelope.to_bytes(), envelope.sign(key), encode_arrays(returned)
@@ -111,6 +115,7 @@ def sign_without_update(
     nonce: bytes,
     received: Mapping[str, NDArray[np.generic]],
     num_examples: int,
+    local_dp: LocalDp | None = None,
 ) -> tuple[bytes, bytes]:
     """``(envelope, signature)`` for a result that cannot be committed to.
 
@@ -127,5 +132,6 @@ def sign_without_update(
         node=node,
         nonce=nonce,
         num_examples=num_examples,
+        local_dp=local_dp,
     )
     return envelope.to_bytes(), envelope.sign(key)

@@ -11,7 +11,12 @@ import numpy as np
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SubmissionRecord
 from pot_flower.protocol.chain import ChainState
-from pot_flower.protocol.envelope import Envelope, EnvelopeError, verify_envelope
+from pot_flower.protocol.envelope import (
+    Envelope,
+    EnvelopeError,
+    LocalDp,
+    verify_envelope,
+)
 from pot_flower.protocol.fixedpoint import FloatArray, norm_within
 from pot_flower.protocol.model import ModelFormatError, decode_arrays
 from pot_flower.protocol.params import MAX_EXAMPLES
@@ -32,6 +37,7 @@ class Verdict:
     clipped: bool = False
     score: int | None = None  # the committee's agreed score (scored chains)
     reputation_ppm: int = 0  # after this round, if judged (see block.JUDGED)
+    local_dp: LocalDp | None = None  # the miner's own report, from its envelope
     flat: FloatArray | None = field(default=None, repr=False)
     """The update's fixed-point units in flat order (exact integers as float64)."""
 
@@ -52,6 +58,7 @@ class Verdict:
             clipped=self.clipped,
             score=self.score,
             reputation_ppm=self.reputation_ppm,
+            local_dp=self.local_dp,
         )
 
 
@@ -70,6 +77,7 @@ def check_submission(
     verdict.miner = envelope.miner
     verdict.commitment = envelope.commitment
     verdict.examples = envelope.num_examples
+    verdict.local_dp = envelope.local_dp
     verdict.reason = _ticket_reason(state, envelope, sub.node)
     if verdict.reason is None:
         verdict.reason = _update_reason(state, envelope, sub, payloads, verdict)

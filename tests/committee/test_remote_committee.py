@@ -27,10 +27,13 @@ from pot_flower.zk.signatures import SigningKey
 N = 4
 KEYS = [SigningKey.from_seed(b"remote-validator-%d" % i) for i in range(N)]
 COORDINATOR = SigningKey.from_seed(b"remote-coordinator")
+NOISE_KEY = bytes(range(32))
 
 
-@pytest.fixture
-def committee(tmp_path: Path) -> Iterator[tuple[CommitteeConfig, dict[int, str]]]:
+def start_nodes(
+    tmp_path: Path, noise_keys: list[bytes | None] | None = None
+) -> Iterator[tuple[CommitteeConfig, dict[int, str]]]:
+    """N validator nodes over gRPC on loopback (``noise_keys``: each one's)."""
     config = CommitteeConfig(
         replicas=tuple(k.verify_key for k in KEYS),
         clients={"coordinator": COORDINATOR.verify_key},
@@ -44,6 +47,7 @@ def committee(tmp_path: Path) -> Iterator[tuple[CommitteeConfig, dict[int, str]]
             tuple(k.verify_key.raw for k in KEYS),
             config.quorum,
             PayloadStore(home / "payloads"),
+            noise_key=None if noise_keys is None else noise_keys[i],
         )
         node = ValidatorNode(
             config,
@@ -59,6 +63,68 @@ def committee(tmp_path: Path) -> Iterator[tuple[CommitteeConfig, dict[int, str]]
     yield config, addresses
     for node in nodes:
         node.stop(grace=0.1)
+
+
+@pytest.fixture
+def committee(tmp_path: Path) -> Iterator[tuple[CommitteeConfig, dict[int, str]]]:
+    yield from start_nodes(tmp_path)
+
+
+@pytest.fixture
+def private_committee(
+    tmp_path: Path,
+) -> Iterator[tuple[CommitteeConfig, dict[int, str]]]:
+    # Validator 3 holds no noise key: a faulty validator the quorum tolerates.
+    yield from start_nodes(tmp_path, [NOISE_KEY, NOISE_KEY, NOISE_KEY, None])
+
+
+def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
+    tmp_path: Path, private_committee: tuple[CommitteeConfig, dict[int, str]]
+) -> None:
+    config, addresses = private_committee
+
+    def remote(run_id: int, model: Arrays) -> RemoteCommittee:
+        return RemoteCommittee(
+            config,
+            addresses,
+            "coordinator",
+            COORDINATOR,
+            run=run_id,
+            model=model,
+            norm_bound_units=strategy.norm_bound_units,
+            robust=strategy.robust,
+            privacy=strategy.privacy,
+        )
+
+    strategy = PoTStrategy(
+        min_available_nodes=4,
+        fraction_evaluate=0.0,
+        committee=remote,
+        dp="central",
+        dp_clip_norm=0.5,
+    )
+    grid = LocalGrid(
+        make_plain_app(mods=[pot_mod]),
+        4,
+        run_config={"pot-keystore": str(tmp_path / "k")},
+    )
+    strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(Net().state_dict()),
+        num_rounds=2,
+        train_config=ConfigRecord({"lr": 0.1}),
+    )
+    assert [r.accepted for r in strategy.history] == [4, 4]
+    keyed = []
+    for i in range(3):
+        ledger_dir = tmp_path / f"v{i}" / "chains" / f"run-{RUN_ID}"
+        report = audit_ledger(ledger_dir)
+        assert report.ok, report.problem
+        keyed.append([b.body for b in Ledger(ledger_dir).blocks()])
+    assert keyed[0] == keyed[1] == keyed[2] and len(keyed[0]) == 3
+    # The keyless validator could open the chain but execute no DP round.
+    keyless = Ledger(tmp_path / "v3" / "chains" / f"run-{RUN_ID}")
+    assert keyless.head_height() == 0
 
 
 def test_strategy_runs_against_a_remote_committee(

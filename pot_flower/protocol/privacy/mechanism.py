@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 import numpy as np
 
@@ -53,6 +54,18 @@ def to_lattice(rows: IntArray, clip_norm_units: int) -> IntArray:
     return bounded
 
 
+@lru_cache(maxsize=2)
+def round_noise(seed: bytes, sigma: int, size: int) -> IntArray:
+    """The round's noise vector (read-only; a pure function of its arguments).
+
+    Cached so that validators sharing a process (the embedded committee) draw it
+    once, as they score once: each would draw the same integers.
+    """
+    noise = sample(seed, sigma, size)
+    noise.setflags(write=False)
+    return noise
+
+
 def private_mean(
     rows: IntArray, config: PrivacyConfig, seed: bytes, size: int
 ) -> IntArray:
@@ -65,7 +78,7 @@ def private_mean(
         total = to_lattice(rows, config.clip_norm_units).sum(axis=0)
     else:
         total = np.zeros(size, dtype=np.int64)
-    noisy = total + sample(seed, config.noise_units, size)
+    noisy = total + round_noise(seed, config.noise_units, size)
     scale = CLIP_LATTICE * config.expected_participants
     mean = (noisy * (2 * config.clip_norm_units) + scale) // (2 * scale)
     out: IntArray = np.clip(mean, -MAX_UNITS, MAX_UNITS)
