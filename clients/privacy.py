@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from flwr.app import ConfigRecord, Context
@@ -62,17 +63,8 @@ class DpSgd:
 
     def noise_multiplier(self, sample_rate: float, steps_per_epoch: int) -> float:
         """Sigma that spends the target over every round's steps."""
-        from opacus.accountants.utils import get_noise_multiplier
-
-        return float(
-            get_noise_multiplier(
-                target_epsilon=self.target_epsilon,
-                target_delta=self.target_delta,
-                sample_rate=sample_rate,
-                steps=self.rounds * self.epochs * steps_per_epoch,
-                accountant="rdp",
-            )
-        )
+        steps = self.rounds * self.epochs * steps_per_epoch
+        return _solve_sigma(self.target_epsilon, self.target_delta, sample_rate, steps)
 
     def make_private(
         self, model: Any, optimizer: Any, data_loader: Any, context: Context
@@ -129,6 +121,22 @@ class DpSgd:
         if not accountant.history:
             return 0.0
         return float(accountant.get_epsilon(self.target_delta))
+
+
+@lru_cache(maxsize=64)
+def _solve_sigma(epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
+    """Opacus's search for the noise multiplier (once per setting and process)."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return float(
+        get_noise_multiplier(
+            target_epsilon=epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant="rdp",
+        )
+    )
 
 
 def _fresh_generator() -> Any:
