@@ -30,7 +30,12 @@ from pot_flower.committee.base import (
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.encoding import DecodeError, decode, encode
 from pot_flower.protocol.batch import RoundBatch, SubmissionRef
-from pot_flower.protocol.block import BlockFormatError, RoundBlock, parse_block
+from pot_flower.protocol.block import (
+    BlockFormatError,
+    GenesisBlock,
+    RoundBlock,
+    parse_block,
+)
 from pot_flower.protocol.certificate import (
     BLOCK_DOMAIN,
     Certificate,
@@ -204,6 +209,7 @@ class RemoteCommittee(CertifiedHead):
         from the next height, so none is duplicated. A block executed but not yet
         certified when the coordinator died gets its certificate now.
         """
+        self._adopt_genesis_params()
         request = pot_pb2.BlockRequest(run=self._params.run, height=LATEST)
         heads: dict[tuple[int, bytes], int] = {}
         for stub in self._stubs.values():
@@ -224,6 +230,37 @@ class RemoteCommittee(CertifiedHead):
             except CommitteeError:
                 continue
         raise CommitteeError(f"run {self._params.run}: no block a quorum holds")
+
+    def _adopt_genesis_params(self) -> None:
+        """A resumed chain keeps the parameters its genesis fixed, not today's.
+
+        What the coordinator computes from them (the privacy claim of each batch)
+        must be the chain's; the genesis a quorum of validators returns alike is
+        taken (fewer agreeing: today's settings stay, and a validator refuses a
+        claim that does not match its chain).
+        """
+        request = pot_pb2.BlockRequest(run=self._params.run, height=0)
+        bodies: dict[bytes, int] = {}
+        for stub in self._stubs.values():
+            try:
+                body = stub.GetBlock(request, timeout=self.timeout).body
+            except grpc.RpcError:
+                continue
+            bodies[body] = bodies.get(body, 0) + 1
+        for body, count in bodies.items():
+            if count < self.config.quorum:
+                continue
+            try:
+                block = parse_block(body)
+            except BlockFormatError:
+                continue
+            same = isinstance(block, GenesisBlock) and (
+                block.params.run == self._params.run
+                and block.params.validators == self._params.validators
+            )
+            if isinstance(block, GenesisBlock) and same:
+                self._params = block.params
+                return
 
     def _upload(
         self, payloads: Mapping[bytes, bytes], round_: int, rids: Iterable[int]

@@ -39,3 +39,34 @@ def test_quickstart_runs_under_flwr_run_and_leaves_verified_ledgers(
         assert report.ok, report.problem
         assert report.blocks == 3
     assert len(list((tmp_path / "keys").glob("miner-*.key"))) == 4
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="apt-get install dataset-fashion-mnist")
+def test_quickstart_with_central_dp_stops_at_its_budget(tmp_path: Path) -> None:
+    """`-c pot-dp=central` on the quickstart: noised rounds, epsilon in every block,
+    and the run ends cleanly before the budget (3.19 after 2 rounds, 4.01 after 3)."""
+    with local_superlink(tmp_path / "flwr-home") as env:
+        proc = flwr_run(
+            APP,
+            env,
+            run_config={
+                "num-server-rounds": 3,
+                "fraction-evaluate": 0.0,
+                "pot-ledger-dir": str(tmp_path / "ledger"),
+                "pot-keystore": str(tmp_path / "keys"),
+                "pot-dp": "central",
+                "pot-dp-noise-multiplier": 2.0,
+                "pot-dp-clip-norm": 1.0,
+                "pot-dp-target-epsilon": 3.5,
+            },
+            num_supernodes=4,
+            timeout=280,
+        )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "Privacy budget" in output and "stops after round 2 of 3" in output
+    assert "epsilon 3.1890" in output
+    for i in range(4):
+        report = audit_ledger(tmp_path / "ledger" / f"validator-{i}")
+        assert report.ok, report.problem
+        assert report.blocks == 3
