@@ -30,9 +30,11 @@ class DpSgd:
     ``rounds`` rounds of ``epochs`` local epochs (Poisson-sampled batches, as the
     accountant assumes), and keeps the accountant's history in the node's
     ``context.state`` so that every round adds to the same budget, although Flower
-    builds a new ClientApp each round. Put its :meth:`metrics` in the reply's
-    MetricRecord: ``pot_mod`` signs them into the envelope and the block records
-    them as the miner's self-reported local DP.
+    builds a new ClientApp each round; a round past the planned ones is refused
+    (``context.state`` lives as long as the SuperNode: a restarted node would start
+    a new budget, so persist it where nodes restart). Put its :meth:`metrics` in
+    the reply's MetricRecord: ``pot_mod`` signs them into the envelope and the
+    block records them as the miner's self-reported local DP.
 
     Example:
     -------
@@ -75,11 +77,13 @@ class DpSgd:
             from opacus import PrivacyEngine
 
             engine = PrivacyEngine(accountant="rdp")
-            engine.accountant.history = _history(context)
-            if self.spent(context) >= self.target_epsilon:
+            history = _history(context)
+            engine.accountant.history = history
+            planned = self.rounds * self.epochs * len(data_loader)
+            if sum(h[2] for h in history) >= planned:
                 raise RuntimeError(
-                    f"local DP budget spent: epsilon {self.spent(context):.3f} of "
-                    f"{self.target_epsilon}"
+                    f"local DP budget spent: {self.rounds} rounds planned and run "
+                    f"(epsilon {self.spent(context):.3f} of {self.target_epsilon})"
                 )
             sample_rate = 1 / len(data_loader)
             sigma = self.noise_multiplier(sample_rate, len(data_loader))

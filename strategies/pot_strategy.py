@@ -468,6 +468,7 @@ class PoTStrategy(Strategy):
             self._remote if self.committee_file is not None else self._embedded
         )
         self.committee = factory(run_id, model)
+        self._check_chain_privacy(self.committee.params.privacy)
         self._keys = list(model)
         self._offset = self.committee.ticket().round - 1
         if self._offset:
@@ -540,6 +541,24 @@ class PoTStrategy(Strategy):
         )
         return self._dp(
             sampling_rate=self.fraction_train, expected_participants=expected
+        )
+
+    def _check_chain_privacy(self, chain: PrivacyConfig) -> None:
+        """A resumed chain runs the DP mechanism its genesis fixed, or none runs.
+
+        Sampling, noise and budget are the strategy's to apply; a chain opened
+        with other ones would record a privacy spent it did not run.
+        """
+        mine = replace(self.privacy, expected_participants=1)
+        if replace(chain, expected_participants=1) == mine:
+            self.privacy = chain  # the chain's divisor, fixed at its start
+            return
+        if self.committee is not None:
+            self.committee.close()
+        raise ValueError(
+            f"this chain's genesis fixes privacy {chain.to_value()}, the run's "
+            f"settings ask for {mine.to_value()}: resume with the chain's pot-dp-* "
+            "keys and fraction-train"
         )
 
     def _within_budget(self, num_rounds: int) -> int:

@@ -22,6 +22,7 @@ from pot_flower.protocol.certificate import Certificate, CertificateError
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.privacy.accountant import spent, within_tolerance
 from pot_flower.protocol.reasons import Reason
+from pot_flower.protocol.rewards import PPM
 from pot_flower.protocol.robust import RobustConfig
 
 _FAILURE = {
@@ -102,8 +103,14 @@ def check_privacy(block: RoundBlock, params: Params) -> None:
             f"after {own.rounds}",
         )
     target = config.target_epsilon_micro
-    if target and claim.epsilon_micro > target:
+    if target and max(claim.epsilon_micro, own.epsilon_micro) > target:
         raise BadBlock(Failure.BAD_PRIVACY, "a round past the privacy budget")
+    # Nothing computed from one update is published under DP (README).
+    for s in block.submissions:
+        if s.clipped or (s.accepted and s.quality_ppm != PPM):
+            raise BadBlock(
+                Failure.BAD_PRIVACY, "a DP block records a per-update quality or clip"
+            )
 
 
 def check_duplicates(subs: Sequence[SubmissionRecord]) -> None:

@@ -15,9 +15,13 @@ from enum import StrEnum
 
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.envelope import LocalDp
-from pot_flower.protocol.params import MAX_EXAMPLES, MAX_SUBMISSIONS, Params
+from pot_flower.protocol.params import (
+    MAX_EXAMPLES,
+    MAX_SUBMISSIONS,
+    Params,
+    recorded_privacy,
+)
 from pot_flower.protocol.privacy.accountant import Spent
-from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import PPM
 from pot_flower.protocol.robust.config import RobustConfig
@@ -650,21 +654,11 @@ def _params(value: Decoded) -> Params:
             validators=tuple(validators),
             allowed_miners=tuple(allowed),
             robust=RobustConfig.from_value(params["robust"]),
-            privacy=_privacy(params),
+            privacy=recorded_privacy(params),
             **fields,  # type: ignore[arg-type]
         )
     except ValueError as exc:
         raise _fail(f"genesis params invalid: {exc}") from exc
-
-
-def _privacy(params: dict[str, Decoded]) -> PrivacyConfig:
-    """Genesis records ``privacy`` only when it is on (one encoding per chain)."""
-    if "privacy" not in params:
-        return PrivacyConfig()
-    config = PrivacyConfig.from_value(params["privacy"])
-    if not config.on:
-        raise ValueError("privacy is recorded only when it is on")
-    return config
 
 
 def _layout(value: Decoded) -> tuple[ArraySpec, ...]:

@@ -24,14 +24,18 @@ import numpy as np
 from pot_flower.encoding import encode
 from pot_flower.protocol.aggregation import apply_aggregate, as_float, momentum_step
 from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
-from pot_flower.protocol.block import RoundBlock, ValidatorFee
+from pot_flower.protocol.block import RoundBlock, SubmissionRecord, ValidatorFee
 from pot_flower.protocol.certificate import Certificate, CertificateError, block_hash
 from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.model import Arrays, model_digest
 from pot_flower.protocol.params import MAX_SUBMISSIONS
 from pot_flower.protocol.privacy.accountant import Spent, spent, within_tolerance
-from pot_flower.protocol.privacy.mechanism import noise_seed, private_mean
+from pot_flower.protocol.privacy.mechanism import (
+    blind_commitment,
+    noise_seed,
+    private_mean,
+)
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import (
     PPM,
@@ -250,12 +254,17 @@ def privacy_claim(state: ChainState, batch: RoundBatch) -> Spent | None:
         if batch.privacy is not None:
             raise BatchError("a privacy claim on a chain without DP")
         return None
-    own = spent(config, batch.round)
+    try:
+        own = spent(config, batch.round)
+    except Exception as exc:  # the accountant is a library: its failure, not ours
+        raise BatchError(f"privacy accountant failed: {exc}") from exc
     claim = batch.privacy
     if claim is None or not within_tolerance(claim, own):
         raise BatchError(f"privacy claim {claim} does not match the accountant's {own}")
     target = config.target_epsilon_micro
-    if target and claim.epsilon_micro > target:
+    # Either figure past the target refuses: a claim one millionth short of this
+    # validator's own may not slip a round under the budget.
+    if target and max(claim.epsilon_micro, own.epsilon_micro) > target:
         raise BatchError(
             f"privacy budget exhausted: round {batch.round} would bring epsilon "
             f"to {claim.epsilon:.6f}, above the target {target / PPM:.6f}"
@@ -397,6 +406,21 @@ def pay(
     return fees, sum(settled.rewards) + sum(fee_shares), settled.reputation
 
 
+def records(
+    verdicts: list[Verdict], noise_key: bytes | None
+) -> tuple[SubmissionRecord, ...]:
+    """The block's records; on a DP chain with commitments blinded by the key."""
+    out = [v.record() for v in verdicts]
+    if noise_key is None:
+        return tuple(out)
+    return tuple(
+        replace(r, commitment=blind_commitment(noise_key, r.commitment))
+        if r.commitment is not None
+        else r
+        for r in out
+    )
+
+
 def execute_round(
     state: ChainState,
     batch_bytes: bytes,
@@ -418,7 +442,7 @@ def execute_round(
     registered = register_and_dedupe(state, verdicts)
     passed = [v for v in verdicts if v.accepted]
     if claim is not None and noise_key is not None:
-        seed = noise_seed(noise_key, state.params.run, batch.round, batch_bytes)
+        seed = noise_seed(noise_key, state.params.run, batch.round, batch.submissions)
         new_model, new_digest, kept = private_aggregate(
             state, *contributions(state, passed), seed
         )
@@ -435,7 +459,7 @@ def execute_round(
         model=new_digest,
         minted=minted,
         registrations=tuple(registered),
-        submissions=tuple(v.record() for v in verdicts),
+        submissions=records(verdicts, noise_key if claim is not None else None),
         validator_fees=fees,
         privacy=claim,
     )

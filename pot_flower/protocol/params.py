@@ -98,14 +98,20 @@ class Params:
                 emission=integer(value["emission"]),
                 validator_fee_ppm=integer(value["validator-fee-ppm"]),
                 robust=RobustConfig.from_value(value["robust"]),
-                privacy=(
-                    PrivacyConfig.from_value(value["privacy"])
-                    if "privacy" in value
-                    else PrivacyConfig()
-                ),
+                privacy=recorded_privacy(value),
             )
         except KeyError as exc:
             raise ValueError(f"params lack {exc}") from exc
+
+
+def recorded_privacy(value: dict[str, Decoded]) -> PrivacyConfig:
+    """``value["privacy"]``, recorded only when on (one encoding per setting)."""
+    if "privacy" not in value:
+        return PrivacyConfig()
+    config = PrivacyConfig.from_value(value["privacy"])
+    if not config.on:
+        raise ValueError("privacy is recorded only when it is on")
+    return config
 
 
 def check_private_robust(robust: RobustConfig) -> None:

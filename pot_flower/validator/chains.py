@@ -31,7 +31,7 @@ from pot_flower.patience import Unavailable, wait_for
 from pot_flower.protocol.batch import RoundBatch
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_arrays
-from pot_flower.protocol.params import MAX_SUBMISSIONS, Params
+from pot_flower.protocol.params import MAX_SUBMISSIONS, Params, recorded_privacy
 from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.robust import RobustConfig
 from pot_flower.validator.application import PoTApplication
@@ -108,11 +108,7 @@ class OpenChain:
         ):
             raise ValueError("malformed open-chain request")
         robust = RobustConfig.from_value(value.get("robust"))
-        privacy = (
-            PrivacyConfig.from_value(value["privacy"])
-            if "privacy" in value
-            else PrivacyConfig()
-        )
+        privacy = recorded_privacy(value)
         return cls(
             fields[0],
             fields[1],

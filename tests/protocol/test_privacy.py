@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pot_support import RoundBuilder, chain
 
-from pot_flower.protocol.batch import BatchError
+from pot_flower.protocol.batch import BatchError, SubmissionRef
 from pot_flower.protocol.block import parse_block
 from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.execution import execute_round
@@ -26,7 +28,12 @@ from pot_flower.protocol.privacy.config import (
     PrivacyConfig,
     privacy_settings,
 )
-from pot_flower.protocol.privacy.mechanism import noise_seed, private_mean, to_lattice
+from pot_flower.protocol.privacy.mechanism import (
+    blind_commitment,
+    noise_seed,
+    private_mean,
+    to_lattice,
+)
 from pot_flower.protocol.robust import RobustConfig, robust_settings
 from pot_flower.protocol.robust.geometry import sq_norm
 
@@ -233,16 +240,58 @@ def test_momentum_composes_with_dp() -> None:
     chain(privacy=DP, robust=RobustConfig(copy_tolerance_ppm=0, momentum_ppm=400_000))
 
 
-def test_the_noise_seed_binds_key_run_round_and_batch() -> None:
-    base = noise_seed(KEY, 1, 1, b"batch")
-    assert noise_seed(KEY, 1, 1, b"batch") == base
+def test_the_noise_seed_binds_key_run_round_and_the_submissions_alone() -> None:
+    refs = [SubmissionRef(i, b"e%d" % i, b"s", None) for i in range(3)]
+    base = noise_seed(KEY, 1, 1, refs)
+    assert noise_seed(KEY, 1, 1, refs[::-1]) == base  # order re-rolls nothing
     for other in (
-        noise_seed(bytes(32), 1, 1, b"batch"),
-        noise_seed(KEY, 2, 1, b"batch"),
-        noise_seed(KEY, 1, 2, b"batch"),
-        noise_seed(KEY, 1, 1, b"batch!"),
+        noise_seed(bytes(32), 1, 1, refs),
+        noise_seed(KEY, 2, 1, refs),
+        noise_seed(KEY, 1, 2, refs),
+        noise_seed(KEY, 1, 1, refs[:2]),
     ):
         assert other != base
+
+
+def test_reordering_the_batch_or_nudging_the_claim_does_not_reroll_the_noise() -> None:
+    state = dp_chain()
+    b = RoundBuilder(state)
+    for i in range(5):
+        b.honest(i)
+    own = spent(DP, 1)
+    nudged = Spent(1, own.epsilon_micro + 7, own.epsilon_sampled_micro + 7)
+    first = execute_round(state, b.batch(privacy=own), b.payloads, noise_key=KEY)
+    b.refs.reverse()
+    second = execute_round(state, b.batch(privacy=nudged), b.payloads, noise_key=KEY)
+    assert first.state.model_digest == second.state.model_digest
+
+
+def test_a_dp_block_records_blinded_commitments() -> None:
+    state = dp_chain()
+    batch, payloads = dp_round(state)
+    outcome = execute_round(state, batch, payloads, noise_key=KEY)
+    block = parse_block(outcome.body)
+    recorded = {s.commitment for s in block.submissions}  # type: ignore[union-attr]
+    signed = {v.commitment for v in outcome.verdicts}
+    assert recorded.isdisjoint(signed)  # the update's hash is not published
+    assert recorded == {blind_commitment(KEY, c) for c in signed if c}
+
+
+def test_budget_refuses_when_the_validator_s_own_figure_passes_it() -> None:
+    own = spent(DP, 1)
+    budget = replace(DP, target_epsilon_micro=own.epsilon_micro - 1)
+    state = dp_chain(budget)
+    short = Spent(1, own.epsilon_micro - 1, own.epsilon_sampled_micro)
+    batch, payloads = dp_round(state, claim=short)
+    with pytest.raises(BatchError, match="budget exhausted"):
+        execute_round(state, batch, payloads, noise_key=KEY)
+
+
+def test_privacy_recorded_while_off_is_refused_everywhere() -> None:
+    value = chain().params.to_value()
+    value["privacy"] = PrivacyConfig().to_value()
+    with pytest.raises(ValueError, match="only when it is on"):
+        Params.from_value(value)
 
 
 def test_config_rejects_out_of_range_values() -> None:
@@ -270,3 +319,17 @@ def test_scaled_one_round_curve_is_the_accountant_s_composition(q: float) -> Non
         acc.compose(dp_accounting.SelfComposedDpEvent(event, rounds))
         want = -(-acc.get_epsilon(1e-5) * 1e6 // 1)
         assert spent(config, rounds).epsilon_sampled_micro == want
+
+
+def test_the_audit_refuses_a_dp_block_that_publishes_a_quality() -> None:
+    from pot_flower.audit.content import check_privacy
+    from pot_flower.audit.report import BadBlock
+
+    state = dp_chain()
+    batch, payloads = dp_round(state)
+    block = parse_block(execute_round(state, batch, payloads, noise_key=KEY).body)
+    check_privacy(block, state.params)  # type: ignore[arg-type]
+    subs = list(block.submissions)  # type: ignore[union-attr]
+    subs[0] = replace(subs[0], quality_ppm=912_345)
+    with pytest.raises(BadBlock, match="per-update quality"):
+        check_privacy(replace(block, submissions=tuple(subs)), state.params)  # type: ignore[arg-type]

@@ -18,26 +18,51 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 
 from pot_flower.encoding import encode
+from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.fixedpoint import MAX_UNITS, IntArray
 from pot_flower.protocol.privacy.config import CLIP_LATTICE, PrivacyConfig
 from pot_flower.protocol.privacy.discrete_gaussian import sample
 from pot_flower.protocol.robust.rules import clip_rows
 
-NOISE_DOMAIN = b"pot-flower/dp-noise/v1"
+NOISE_DOMAIN = b"pot-flower/dp-noise/v2"
+BLIND_DOMAIN = b"pot-flower/dp-blind-commitment/v1"
 NOISE_KEY_SIZE = 32
 
 
-def noise_seed(key: bytes, run: int, round_: int, batch: bytes) -> bytes:
-    """The round's noise seed: HMAC-SHA256 of the ordered batch under ``key``."""
+def noise_seed(
+    key: bytes, run: int, round_: int, submissions: Sequence[SubmissionRef]
+) -> bytes:
+    """The round's noise seed: HMAC-SHA256 of the batch's submissions under ``key``.
+
+    The submissions as a set (sorted by their encoding), and nothing else of the
+    batch: reordering them, another certificate of the previous block or another
+    figure within the privacy claim's tolerance would otherwise re-roll the noise
+    with every verdict unchanged, letting a key holder who forms batches pick
+    among as many noise vectors as it likes.
+    """
     if len(key) != NOISE_KEY_SIZE:
         raise ValueError(f"the noise key must be {NOISE_KEY_SIZE} bytes")
-    message = NOISE_DOMAIN + encode([run, round_, hashlib.sha256(batch).digest()])
+    refs = sorted(encode(s.to_value()) for s in submissions)
+    message = NOISE_DOMAIN + encode([run, round_, refs])
     return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def blind_commitment(key: bytes, commitment: bytes) -> bytes:
+    """What a DP chain's block records for an update's hash commitment.
+
+    The commitment is an unsalted SHA-256 of the quantized update: with the base
+    model public, anyone could test a guessed update (a rerun of a miner's
+    seeded training on guessed data) against it. Keyed, equal updates still
+    record equal values (copies stay visible to the audit) and nobody without the
+    committee's key can test a guess.
+    """
+    return hmac.new(key, BLIND_DOMAIN + commitment, hashlib.sha256).digest()
 
 
 def to_lattice(rows: IntArray, clip_norm_units: int) -> IntArray:
