@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from flower_support import RUN_ID, LocalGrid, Net, make_plain_app
 from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.serverapp.strategy import Result
 
 from pot_flower.audit import audit_ledger
 from pot_flower.clients import pot_mod
@@ -78,10 +79,14 @@ def private_committee(
     yield from start_nodes(tmp_path, [NOISE_KEY, NOISE_KEY, NOISE_KEY, None])
 
 
-def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
-    tmp_path: Path, private_committee: tuple[CommitteeConfig, dict[int, str]]
-) -> None:
-    config, addresses = private_committee
+def run_remote(
+    tmp_path: Path,
+    committee: tuple[CommitteeConfig, dict[int, str]],
+    rounds: int,
+    **strategy_kwargs: object,
+) -> tuple[PoTStrategy, Result]:
+    """A PoTStrategy run on 4 in-process nodes against the remote ``committee``."""
+    config, addresses = committee
 
     def remote(run_id: int, model: Arrays) -> RemoteCommittee:
         return RemoteCommittee(
@@ -98,21 +103,33 @@ def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
 
     strategy = PoTStrategy(
         min_available_nodes=4,
-        fraction_evaluate=0.0,
         committee=remote,
-        dp="central",
-        dp_clip_norm=0.5,
+        **strategy_kwargs,  # type: ignore[arg-type]
     )
     grid = LocalGrid(
         make_plain_app(mods=[pot_mod]),
         4,
         run_config={"pot-keystore": str(tmp_path / "k")},
     )
-    strategy.start(
+    result = strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord(Net().state_dict()),
-        num_rounds=2,
+        num_rounds=rounds,
         train_config=ConfigRecord({"lr": 0.1}),
+    )
+    return strategy, result
+
+
+def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
+    tmp_path: Path, private_committee: tuple[CommitteeConfig, dict[int, str]]
+) -> None:
+    strategy, _ = run_remote(
+        tmp_path,
+        private_committee,
+        rounds=2,
+        fraction_evaluate=0.0,
+        dp="central",
+        dp_clip_norm=0.5,
     )
     assert [r.accepted for r in strategy.history] == [4, 4]
     keyed = []
@@ -130,31 +147,7 @@ def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
 def test_strategy_runs_against_a_remote_committee(
     tmp_path: Path, committee: tuple[CommitteeConfig, dict[int, str]]
 ) -> None:
-    config, addresses = committee
-
-    def remote(run_id: int, model: Arrays) -> RemoteCommittee:
-        return RemoteCommittee(
-            config,
-            addresses,
-            "coordinator",
-            COORDINATOR,
-            run=run_id,
-            model=model,
-            norm_bound_units=strategy.norm_bound_units,
-        )
-
-    strategy = PoTStrategy(min_available_nodes=4, committee=remote)
-    grid = LocalGrid(
-        make_plain_app(mods=[pot_mod]),
-        4,
-        run_config={"pot-keystore": str(tmp_path / "k")},
-    )
-    result = strategy.start(
-        grid=grid,
-        initial_arrays=ArrayRecord(Net().state_dict()),
-        num_rounds=3,
-        train_config=ConfigRecord({"lr": 0.1}),
-    )
+    strategy, result = run_remote(tmp_path, committee, rounds=3)
     assert [r.accepted for r in strategy.history] == [4, 4, 4]
     assert result.train_metrics_clientapp[3]["pot-accepted"] == 4
     bodies = []

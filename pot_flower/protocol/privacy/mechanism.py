@@ -7,11 +7,12 @@ others sent; the sum gets noise from N_Z(0, sigma**2) per coordinate with sigma 
 ``noise_units`` and is divided by the fixed expected number of participants. Only
 float weights are noised; integer buffers (counters) do not move under DP.
 
-The noise seed is an HMAC of the ordered batch under the committee's noise key:
-every honest validator derives the same one, nobody can choose it (the batch is
-fixed by consensus before anyone computes it) and nobody without the key can
+The noise seed is an HMAC of the ordered batch's submissions (as a set) under the
+committee's noise key: every honest validator derives the same one, the batch is
+fixed by consensus before anyone computes it, and nobody without the key can
 recompute it, so neither miners nor the coordinator can subtract the noise from
-the published model. See the README's privacy section for who holds the key.
+the published model. See the README's privacy section for who holds the key and
+what a key holder who also forms batches could still do.
 """
 
 from __future__ import annotations
