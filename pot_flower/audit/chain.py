@@ -17,6 +17,7 @@ from pot_flower.audit.content import (
     COUNTED_ONCE,
     bad_block,
     check_certificate,
+    check_clipping,
     check_duplicates,
     check_privacy,
     check_scores,
@@ -64,6 +65,7 @@ class _Chain:
     miners: set[bytes] = field(default_factory=set)
     reputation: dict[bytes, int] = field(default_factory=dict)
     models_seen: set[bytes] = field(default_factory=set)
+    dp_clip_units: int | None = None  # the next round's, under adaptive clipping
 
 
 class _Auditor:
@@ -184,6 +186,8 @@ class _Auditor:
         if block.version != GENESIS_VERSION:
             raise BadBlock(Failure.BAD_CONTENT, "unknown genesis version")
         self.chain.params = params
+        if params.privacy.on and params.privacy.adaptive is not None:
+            self.chain.dp_clip_units = params.privacy.clip_norm_units
         if params.registration == "allow-list":
             self.chain.miners = set(params.allowed_miners)
         self.report.validators = params.validators
@@ -200,6 +204,9 @@ class _Auditor:
         check_duplicates(block.submissions)
         check_scores(block.submissions, params.robust)
         check_privacy(block, params)
+        self.chain.dp_clip_units = check_clipping(
+            block, params, self.chain.dp_clip_units
+        )
         self._registrations(block, params)
         # A copy group enters the aggregate once (through a rejected member); DP
         # noise moves the model every round.

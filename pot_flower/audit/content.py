@@ -21,6 +21,7 @@ from pot_flower.protocol.block import (
 from pot_flower.protocol.certificate import Certificate, CertificateError
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.privacy.accountant import spent, within_tolerance
+from pot_flower.protocol.privacy.adaptive import next_clip_norm
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import PPM
 from pot_flower.protocol.robust import RobustConfig
@@ -111,6 +112,35 @@ def check_privacy(block: RoundBlock, params: Params) -> None:
             raise BadBlock(
                 Failure.BAD_PRIVACY, "a DP block records a per-update quality or clip"
             )
+
+
+def check_clipping(
+    block: RoundBlock, params: Params, expected: int | None
+) -> int | None:
+    """The next clip norm, after checking the block used the one the last set.
+
+    ``None`` on chains with a fixed clip norm. The trajectory follows from
+    genesis and the recorded noised counts alone (:func:`next_clip_norm`): a block
+    that clipped with another norm, or one that records no step on an adaptive
+    chain (or one on another chain), fails.
+    """
+    config = params.privacy
+    step = block.clipping
+    if expected is None:
+        if step is not None:
+            raise BadBlock(
+                Failure.BAD_PRIVACY, "records a DP clip step on a chain without one"
+            )
+        return None
+    if step is None:
+        raise BadBlock(Failure.BAD_PRIVACY, "an adaptive DP round records no clip step")
+    if step.clip_norm_units != expected:
+        raise BadBlock(
+            Failure.BAD_PRIVACY,
+            f"clipped at {step.clip_norm_units} units where the trajectory from "
+            f"genesis gives {expected}",
+        )
+    return next_clip_norm(step, config)
 
 
 def check_duplicates(subs: Sequence[SubmissionRecord]) -> None:

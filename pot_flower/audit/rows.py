@@ -17,6 +17,7 @@ from pot_flower.protocol.block import (
     parse_block,
 )
 from pot_flower.protocol.certificate import Certificate, CertificateError
+from pot_flower.protocol.fixedpoint import SCALE
 from pot_flower.validator.ledger import StoredBlock, resolve
 
 
@@ -132,6 +133,8 @@ class RowSummary:
     signers: str
     epsilon: str = ""
     """Privacy spent so far, "epsilon (sampled)"; "" on chains without DP."""
+    dp_clip: str = ""
+    """The DP clip norm this round used under adaptive clipping; "" otherwise."""
 
 
 def _short(value: object) -> str:
@@ -177,6 +180,11 @@ def summarize(row: RawRow) -> RowSummary:
         (
             f"{block.privacy.epsilon:.4f} ({block.privacy.epsilon_sampled:.4f})"
             if block.privacy is not None
+            else ""
+        ),
+        (
+            f"{block.clipping.clip_norm_units / SCALE:.4g}"
+            if block.clipping is not None
             else ""
         ),
     )

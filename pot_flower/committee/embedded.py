@@ -202,12 +202,10 @@ class EmbeddedCommittee(CertifiedHead):
 
 def _copy(state: ChainState) -> ChainState:
     """An independent copy for one validator (validators share nothing)."""
-    return ChainState(
-        state.params,
-        state.height,
-        state.head,
-        {k: v.copy() for k, v in state.model.items()},
-        state.model_digest,
-        set(state.miners),
-        None if state.aggregate is None else state.aggregate.copy(),
+    return replace(
+        state,
+        model={k: v.copy() for k, v in state.model.items()},
+        miners=set(state.miners),
+        aggregate=None if state.aggregate is None else state.aggregate.copy(),
+        reputation=dict(state.reputation),
     )

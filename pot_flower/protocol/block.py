@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.envelope import LocalDp
+from pot_flower.protocol.fixedpoint import SCALE
 from pot_flower.protocol.params import (
     MAX_EXAMPLES,
     MAX_SUBMISSIONS,
@@ -22,6 +23,7 @@ from pot_flower.protocol.params import (
     recorded_privacy,
 )
 from pot_flower.protocol.privacy.accountant import Spent
+from pot_flower.protocol.privacy.adaptive import ClipStep
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import PPM
 from pot_flower.protocol.robust.config import RobustConfig
@@ -406,6 +408,9 @@ class RoundBlock:
     privacy : Spent | None
         On a DP chain, the privacy spent up to and including this round (the
         ordered batch's claim, checked by every validator); absent otherwise.
+    clipping : ClipStep | None
+        Under adaptive DP clipping, the clip norm this round used and the noised
+        count of unclipped updates (``dp-clipping``); absent otherwise.
 
     """
 
@@ -420,6 +425,7 @@ class RoundBlock:
     submissions: tuple[SubmissionRecord, ...]
     validator_fees: tuple[ValidatorFee, ...]
     privacy: Spent | None = None
+    clipping: ClipStep | None = None
 
     @property
     def accepted(self) -> tuple[SubmissionRecord, ...]:
@@ -439,6 +445,7 @@ class RoundBlock:
             "submissions": [s.to_value() for s in self.submissions],
             "validator-fees": [[f.validator, f.amount] for f in self.validator_fees],
             **({"privacy": self.privacy.to_value()} if self.privacy else {}),
+            **({"dp-clipping": self.clipping.to_value()} if self.clipping else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -472,6 +479,16 @@ class RoundBlock:
                 if self.privacy
                 else {}
             ),
+            **(
+                {
+                    "dp-clipping": {
+                        "clip-norm": self.clipping.clip_norm_units / SCALE,
+                        "noisy-count": self.clipping.noisy_count,
+                    }
+                }
+                if self.clipping
+                else {}
+            ),
         }
 
     @classmethod
@@ -479,14 +496,22 @@ class RoundBlock:
         if _kind(value) != ROUND:
             raise _fail("is not a round block")
         body = _dict(value, "round block")
-        private = "privacy" in body
-        _exact_keys(
-            body, _ROUND_FIELDS | ({"privacy"} if private else set()), "round block"
-        )
+        optional = {"privacy", "dp-clipping"} & set(body)
+        _exact_keys(body, _ROUND_FIELDS | optional, "round block")
         try:
-            privacy = Spent.from_value(body["privacy"]) if private else None
+            privacy = Spent.from_value(body["privacy"]) if "privacy" in body else None
         except ValueError as exc:
             raise _fail(f"privacy: {exc}") from exc
+        try:
+            clipping = (
+                ClipStep.from_value(body["dp-clipping"])
+                if "dp-clipping" in body
+                else None
+            )
+        except ValueError as exc:
+            raise _fail(f"dp-clipping: {exc}") from exc
+        if clipping is not None and privacy is None:
+            raise _fail("dp-clipping without privacy spent")
         submissions = body["submissions"]
         if not isinstance(submissions, list):
             raise _fail("submissions is not a list")
@@ -510,6 +535,7 @@ class RoundBlock:
             submissions=records,
             validator_fees=_fees(body["validator-fees"]),
             privacy=privacy,
+            clipping=clipping,
         )
 
 

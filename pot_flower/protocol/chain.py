@@ -8,11 +8,11 @@ from functools import cached_property
 
 import numpy as np
 
-from pot_flower.encoding import DecodeError, decode, encode
+from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.block import ArraySpec, GenesisBlock
 from pot_flower.protocol.certificate import GENESIS_PREVIOUS, block_hash
 from pot_flower.protocol.envelope import round_nonce
-from pot_flower.protocol.fixedpoint import IntArray
+from pot_flower.protocol.fixedpoint import MAX_UNITS, IntArray
 from pot_flower.protocol.layout import Layout
 from pot_flower.protocol.model import (
     Arrays,
@@ -39,6 +39,8 @@ class ChainState:
     """The last round's aggregate (flat units), kept where a rule needs it."""
     reputation: dict[bytes, int] = field(default_factory=dict)
     """Registered miners' reputations in ppm (1..1e6; a miner at 0 is absent)."""
+    dp_clip_units: int | None = None
+    """The next round's DP clip norm under adaptive clipping (else ``None``)."""
 
     @cached_property
     def layout(self) -> Layout:
@@ -60,6 +62,11 @@ class ChainState:
                 "model": encode_arrays(self.model),
                 "params": self.params.to_value(),
                 "reputation": [[k, v] for k, v in sorted(self.reputation.items())],
+                **(
+                    {"dp-clip-units": self.dp_clip_units}
+                    if self.dp_clip_units is not None
+                    else {}
+                ),
             }
         )
 
@@ -79,8 +86,9 @@ class ChainState:
             if not isinstance(aggregate, bytes) or len(aggregate) not in (0, 8 * size):
                 raise ValueError("aggregate must be empty or the model's int64 units")
             miners = set(bytes_list(value["miners"]))
+            params = Params.from_value(value["params"])
             return cls(
-                params=Params.from_value(value["params"]),
+                params=params,
                 height=integer(value["height"]),
                 head=head,
                 model={k: v.copy() for k, v in model.items()},
@@ -92,9 +100,25 @@ class ChainState:
                     else None
                 ),
                 reputation=_reputation(value["reputation"], miners),
+                dp_clip_units=_dp_clip(value, params),
             )
         except (DecodeError, ModelFormatError, KeyError) as exc:
             raise ValueError(f"bad chain state: {exc}") from exc
+
+
+def _dp_clip(value: dict[str, Decoded], params: Params) -> int | None:
+    """The adaptive DP clip norm: present exactly on adaptive chains, in range."""
+    adaptive = params.privacy.on and params.privacy.adaptive is not None
+    if "dp-clip-units" not in value:
+        if adaptive:
+            raise ValueError("an adaptive DP chain's state lacks its clip norm")
+        return None
+    clip = value["dp-clip-units"]
+    if not adaptive:
+        raise ValueError("a DP clip norm in the state of a chain without one")
+    if type(clip) is not int or not 1 <= clip <= MAX_UNITS:
+        raise ValueError("the DP clip norm must be an integer in 1..MAX_UNITS")
+    return clip
 
 
 def _reputation(value: object, miners: set[bytes]) -> dict[bytes, int]:
@@ -136,5 +160,18 @@ def genesis(params: Params, model: Arrays) -> tuple[bytes, ChainState]:
     registered = (
         set(params.allowed_miners) if params.registration == "allow-list" else set()
     )
-    state = ChainState(params, 0, block_hash(body), model, digest, registered)
+    privacy = params.privacy
+    state = ChainState(
+        params,
+        0,
+        block_hash(body),
+        model,
+        digest,
+        registered,
+        dp_clip_units=(
+            privacy.clip_norm_units
+            if privacy.on and privacy.adaptive is not None
+            else None
+        ),
+    )
     return body, state

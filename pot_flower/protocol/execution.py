@@ -31,6 +31,7 @@ from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.model import Arrays, model_digest
 from pot_flower.protocol.params import MAX_SUBMISSIONS
 from pot_flower.protocol.privacy.accountant import Spent, spent, within_tolerance
+from pot_flower.protocol.privacy.adaptive import ClipStep, next_clip_norm
 from pot_flower.protocol.privacy.mechanism import (
     blind_commitment,
     noise_seed,
@@ -219,7 +220,7 @@ def contributions(
 
 def private_aggregate(
     state: ChainState, contributing: list[Verdict], rows: IntArray | None, seed: bytes
-) -> tuple[Arrays, bytes, IntArray | None]:
+) -> tuple[Arrays, bytes, IntArray | None, ClipStep | None]:
     """The next model of a DP chain: the noised mean of clipped updates.
 
     Replaces the robust stage (``Params`` admits only the plain mean with DP);
@@ -227,20 +228,23 @@ def private_aggregate(
     spends privacy never depends on anyone's data. Qualities are not measured
     (they would publish a function of each update): every accepted update stands
     at 1e6 and the pool is shared equally. Server momentum, post-processing of
-    the noised aggregate, still applies.
+    the noised aggregate, still applies. Under adaptive clipping, also the
+    round's clip step (the clip norm used and the noised count that moves it).
     """
     layout = state.layout
     size = layout.float_size
     floats = rows[:, :size] if rows is not None else np.zeros((0, size), dtype=np.int64)
     move = np.zeros(layout.size, dtype=np.int64)
-    move[:size] = private_mean(floats, state.params.privacy, seed, size)
+    move[:size], step = private_mean(
+        floats, state.params.privacy, seed, size, state.dp_clip_units
+    )
     for v in contributing:
         if v.accepted:
             v.quality_ppm = PPM
     move = momentum_step(move, state.aggregate, state.params.robust.momentum_ppm, size)
     model = apply_aggregate(state.model, layout, move)
     kept = move if state.params.robust.keeps_aggregate else None
-    return model, model_digest(model), kept
+    return model, model_digest(model), kept, step
 
 
 def privacy_claim(state: ChainState, batch: RoundBatch) -> Spent | None:
@@ -441,9 +445,10 @@ def execute_round(
     verdicts = check_all(state, batch, payloads)
     registered = register_and_dedupe(state, verdicts)
     passed = [v for v in verdicts if v.accepted]
+    step: ClipStep | None = None
     if claim is not None and noise_key is not None:
         seed = noise_seed(noise_key, state.params.run, batch.round, batch.submissions)
-        new_model, new_digest, kept = private_aggregate(
+        new_model, new_digest, kept, step = private_aggregate(
             state, *contributions(state, passed), seed
         )
     else:
@@ -462,6 +467,7 @@ def execute_round(
         submissions=records(verdicts, noise_key if claim is not None else None),
         validator_fees=fees,
         privacy=claim,
+        clipping=step,
     )
     body = block.to_bytes()
     digest = block_hash(body)
@@ -476,5 +482,10 @@ def execute_round(
         miners=state.miners | set(registered),
         aggregate=kept,
         reputation=reputation,
+        dp_clip_units=(
+            state.dp_clip_units
+            if step is None
+            else next_clip_norm(step, state.params.privacy)
+        ),
     )
     return RoundOutcome(body, digest, next_state, tuple(verdicts), certificate)

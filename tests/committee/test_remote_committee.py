@@ -120,8 +120,15 @@ def run_remote(
     return strategy, result
 
 
+@pytest.mark.parametrize(
+    "adaptive",
+    [{}, {"dp_adaptive_clipping": True, "dp_clipped_count_stddev": 1.0}],
+    ids=["fixed", "adaptive"],
+)
 def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
-    tmp_path: Path, private_committee: tuple[CommitteeConfig, dict[int, str]]
+    tmp_path: Path,
+    private_committee: tuple[CommitteeConfig, dict[int, str]],
+    adaptive: dict[str, object],
 ) -> None:
     strategy, _ = run_remote(
         tmp_path,
@@ -130,8 +137,11 @@ def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
         fraction_evaluate=0.0,
         dp="central",
         dp_clip_norm=0.5,
+        **adaptive,
     )
     assert [r.accepted for r in strategy.history] == [4, 4]
+    steps = [r.clipping for r in strategy.history]
+    assert all(step is not None for step in steps) == bool(adaptive)
     keyed = []
     for i in range(3):
         ledger_dir = tmp_path / f"v{i}" / "chains" / f"run-{RUN_ID}"

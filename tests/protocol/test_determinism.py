@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 
+import pytest
 from pot_support import RoundBuilder, chain, trained
 
 from pot_flower.protocol.chain import ChainState
@@ -94,16 +95,23 @@ def test_every_robust_rule_is_identical_across_processes() -> None:
 
 def _execute_private(
     args: tuple[bytes, bytes, dict[bytes, bytes], bytes],
-) -> tuple[bytes, bytes]:
+) -> tuple[bytes, bytes, bytes]:
     state_bytes, batch, payloads, key = args
     state = ChainState.from_bytes(state_bytes)
     outcome = execute_round(state, batch, payloads, noise_key=key)
-    return outcome.hash, outcome.state.model_digest
+    after = hashlib.sha256(outcome.state.to_bytes()).digest()
+    return outcome.hash, outcome.state.model_digest, after
 
 
-def test_noised_aggregates_are_identical_across_processes() -> None:
+@pytest.mark.parametrize("adaptive", [False, True], ids=["fixed", "adaptive"])
+def test_noised_aggregates_are_identical_across_processes(adaptive: bool) -> None:
     config = privacy_settings(
-        dp="central", noise_multiplier=1.1, clip_norm=0.05, expected_participants=9
+        dp="central",
+        noise_multiplier=1.1,
+        clip_norm=0.05,
+        expected_participants=9,
+        adaptive_clipping=adaptive,
+        clipped_count_stddev=2.0,
     )
     state = chain(privacy=config, robust=RobustConfig(copy_tolerance_ppm=0))
     jobs, expected = [], []

@@ -86,7 +86,8 @@ def test_the_noised_mean_is_the_mean_plus_noise_of_sigma_c_over_m() -> None:
         dp="central", noise_multiplier=2.0, clip_norm=1.0, expected_participants=4
     )
     rows = np.zeros((4, 200_000), dtype=np.int64)
-    mean = private_mean(rows, config, b"\x07" * 32, 200_000)
+    mean, step = private_mean(rows, config, b"\x07" * 32, 200_000)
+    assert step is None
     # sigma * C / m in model units: 2 * 2**20 / 4.
     assert abs(mean.std() / (2 * SCALE / 4) - 1) < 0.01
     assert abs(mean.mean()) < 0.01 * SCALE

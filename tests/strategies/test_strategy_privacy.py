@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from flower_support import LocalGrid, Net, make_plain_app
 from flwr.app import ArrayRecord, ConfigRecord
+from typer.testing import CliRunner
 
 from pot_flower.audit import audit_ledger, read_blocks
+from pot_flower.cli import app
 from pot_flower.clients import pot_mod
 from pot_flower.protocol.block import RoundBlock, parse_block
 from pot_flower.protocol.privacy.accountant import spent
@@ -171,3 +173,77 @@ def test_flower_local_dp_mod_composes_with_pot_mod_placed_first(tmp_path: Path) 
     assert (good.accepted, good.rejected) == (4, 0)
     bad = one_round([local_dp, pot_mod], "bad")
     assert bad.reasons == {"commitment-mismatch": 4}
+
+
+# ------------------------------------------------------------ adaptive clipping
+ADAPTIVE = {
+    "dp_adaptive_clipping": True,
+    "dp_clipped_count_stddev": 1.0,
+    "dp_clip_learning_rate": 1.0,
+}
+
+
+def test_an_adaptive_run_moves_the_clip_norm_and_verifies(tmp_path: Path) -> None:
+    strategy, reports = run(tmp_path, rounds=3, **ADAPTIVE)
+    assert [r.accepted for r in reports] == [5, 5, 5]
+    steps = [b.clipping for b in blocks(tmp_path)]
+    assert all(step is not None for step in steps)
+    clips = [step.clip_norm_units for step in steps]  # type: ignore[union-attr]
+    assert clips[0] == strategy.privacy.clip_norm_units
+    assert len(set(clips)) == 3  # it moved every round
+    recorded = [b.privacy for b in blocks(tmp_path)]
+    assert recorded == [spent(strategy.privacy, h) for h in (1, 2, 3)]
+    for i in range(4):
+        report = audit_ledger(tmp_path / "ledger" / f"validator-{i}")
+        assert report.ok, report.problem
+    histories = {tuple(b.to_bytes() for b in blocks(tmp_path, i)) for i in range(4)}
+    assert len(histories) == 1
+    assert [r.clipping for r in reports] == steps
+    shown = CliRunner().invoke(
+        app,
+        ["ledger", "show", str(tmp_path / "ledger" / "validator-0")],
+        env={"COLUMNS": "220"},
+    )
+    assert shown.exit_code == 0 and "DP clip norm" in shown.output
+    assert f"{clips[1] / 2**20:.4g}" in shown.output
+
+
+def test_the_noise_split_is_flower_s(tmp_path: Path) -> None:
+    from flwr.supercore.differential_privacy import compute_adaptive_noise_params
+
+    strategy, _ = run(tmp_path, rounds=1, nodes=5, **ADAPTIVE)
+    p = strategy.privacy
+    assert p.adaptive is not None
+    stddev, model_noise = compute_adaptive_noise_params(1.0, 5, 1.0)
+    assert p.adaptive.count_noise_multiplier / 2 == pytest.approx(stddev, abs=1e-3)
+    assert p.noise_multiplier == pytest.approx(model_noise, abs=1e-3)
+
+
+def test_too_few_nodes_for_the_default_count_noise_are_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValueError, match="clipped count's stddev"):
+        run(tmp_path, rounds=1, dp_adaptive_clipping=True)
+
+
+def test_adaptive_settings_from_run_config() -> None:
+    strategy = PoTStrategy.from_run_config(
+        {
+            "pot-dp": "central",
+            "pot-dp-adaptive-clipping": "true",
+            "pot-dp-target-quantile": 0.7,
+            "pot-dp-clip-learning-rate": 0.5,
+            "pot-dp-clipped-count-stddev": 3.0,
+        }
+    )
+    adaptive = strategy.privacy.adaptive
+    assert adaptive is not None
+    assert adaptive.target_quantile_ppm == 700_000
+    assert adaptive.learning_rate_ppm == 500_000
+    assert adaptive.count_noise_multiplier == 6.0
+    off = PoTStrategy.from_run_config(
+        {"pot-dp": "central", "pot-dp-adaptive-clipping": False}
+    )
+    assert off.privacy.adaptive is None
+    with pytest.raises(ValueError, match="true or false"):
+        PoTStrategy.from_run_config({"pot-dp-adaptive-clipping": "maybe"})

@@ -83,7 +83,8 @@ def spent(config: PrivacyConfig, rounds: int) -> Spent:
         raise ValueError("rounds must be non-negative")
     if rounds == 0:
         return Spent(0, 0, 0)
-    sigma, q, delta = config.noise_multiplier, config.sampling_rate, config.delta_value
+    sigma = config.effective_noise_multiplier
+    q, delta = config.sampling_rate, config.delta_value
     return Spent(
         rounds,
         _micro_up(_epsilon(sigma, 1.0, rounds, delta)),

@@ -27,8 +27,14 @@ import numpy as np
 from pot_flower.encoding import encode
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.fixedpoint import MAX_UNITS, IntArray
+from pot_flower.protocol.privacy.adaptive import (
+    ClipStep,
+    noisy_count,
+    unclipped_votes,
+)
 from pot_flower.protocol.privacy.config import CLIP_LATTICE, PrivacyConfig
 from pot_flower.protocol.privacy.discrete_gaussian import sample
+from pot_flower.protocol.robust.geometry import sq_norms
 from pot_flower.protocol.robust.rules import clip_rows
 
 NOISE_DOMAIN = b"pot-flower/dp-noise/v2"
@@ -66,14 +72,17 @@ def blind_commitment(key: bytes, commitment: bytes) -> bytes:
     return hmac.new(key, BLIND_DOMAIN + commitment, hashlib.sha256).digest()
 
 
-def to_lattice(rows: IntArray, clip_norm_units: int) -> IntArray:
+def to_lattice(
+    rows: IntArray, clip_norm_units: int, sq: list[int] | None = None
+) -> IntArray:
     """Updates clipped to ``C``, on the DP lattice, clipped to its norm again.
 
     ``round(x * CLIP_LATTICE / C)`` (half up) after the first clip keeps every
     element within ``CLIP_LATTICE + 1``; rounding may lift a norm just past the
-    lattice's bound, which the second, exact clip takes back.
+    lattice's bound, which the second, exact clip takes back. ``sq`` holds the
+    rows' squared norms if the caller has them.
     """
-    clipped, _ = clip_rows(rows, clip_norm_units)
+    clipped, _ = clip_rows(rows, clip_norm_units, sq)
     c = clip_norm_units
     lattice = (clipped * (2 * CLIP_LATTICE) + c) // (2 * c)
     bounded, _ = clip_rows(lattice, CLIP_LATTICE)
@@ -93,19 +102,31 @@ def round_noise(seed: bytes, sigma: int, size: int) -> IntArray:
 
 
 def private_mean(
-    rows: IntArray, config: PrivacyConfig, seed: bytes, size: int
-) -> IntArray:
+    rows: IntArray,
+    config: PrivacyConfig,
+    seed: bytes,
+    size: int,
+    clip_norm_units: int | None = None,
+) -> tuple[IntArray, ClipStep | None]:
     """The noised mean of ``rows`` (``n x size``, model units), in model units.
 
     ``(sum of lattice rows + noise) * C / (CLIP_LATTICE * m)``, rounded half up,
     within the fixed-point range; ``rows`` may be empty (the noise still lands).
+    ``C`` is ``clip_norm_units`` (the round's, under adaptive clipping) or the
+    chain's. With adaptive clipping also the round's :class:`ClipStep` (the
+    noised count of unclipped updates), else ``None``.
     """
+    c = config.clip_norm_units if clip_norm_units is None else clip_norm_units
+    sq = sq_norms(rows)
     if rows.shape[0]:
-        total = to_lattice(rows, config.clip_norm_units).sum(axis=0)
+        total = to_lattice(rows, c, sq).sum(axis=0)
     else:
         total = np.zeros(size, dtype=np.int64)
     noisy = total + round_noise(seed, config.noise_units, size)
     scale = CLIP_LATTICE * config.expected_participants
-    mean = (noisy * (2 * config.clip_norm_units) + scale) // (2 * scale)
+    mean = (noisy * (2 * c) + scale) // (2 * scale)
     out: IntArray = np.clip(mean, -MAX_UNITS, MAX_UNITS)
-    return out
+    if config.adaptive is None:
+        return out, None
+    count = noisy_count(seed, unclipped_votes(sq, c), config)
+    return out, ClipStep(c, count)
