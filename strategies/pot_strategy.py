@@ -373,7 +373,7 @@ class PoTStrategy(Strategy):
             adaptive_clipping=dp_adaptive_clipping,
             target_quantile=dp_target_quantile,
             clip_learning_rate=dp_clip_learning_rate,
-            clipped_count_stddev=dp_clipped_count_stddev or None,
+            clipped_count_stddev=dp_clipped_count_stddev,
         )
         # Checked now; expected participants are fixed at start, from the nodes
         # (a placeholder here, large enough for adaptive clipping's default count
@@ -510,7 +510,13 @@ class PoTStrategy(Strategy):
         run_id = self.resume_run or grid.run.run_id
         model = arrays_of(initial_arrays)
         if self.privacy.on:
-            self.privacy = self._privacy_for(grid)
+            try:
+                self.privacy = self._privacy_for(grid)
+            except ValueError:
+                # A resumed chain runs its genesis's settings, fixed from the
+                # nodes connected when it opened (_check_chain_privacy decides).
+                if self.resume_run is None:
+                    raise
         factory = self._committee_factory or (
             self._remote if self.committee_file is not None else self._embedded
         )

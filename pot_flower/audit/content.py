@@ -140,7 +140,7 @@ def check_clipping(
             f"clipped at {step.clip_norm_units} units where the trajectory from "
             f"genesis gives {expected}",
         )
-    return next_clip_norm(step, config)
+    return next_clip_norm(step, config, params.norm_bound_units)
 
 
 def check_duplicates(subs: Sequence[SubmissionRecord]) -> None:

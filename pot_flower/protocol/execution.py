@@ -485,7 +485,9 @@ def execute_round(
         dp_clip_units=(
             state.dp_clip_units
             if step is None
-            else next_clip_norm(step, state.params.privacy)
+            else next_clip_norm(
+                step, state.params.privacy, state.params.norm_bound_units
+            )
         ),
     )
     return RoundOutcome(body, digest, next_state, tuple(verdicts), certificate)

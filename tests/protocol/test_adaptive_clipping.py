@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import math
 from dataclasses import replace
 
@@ -30,7 +31,9 @@ from pot_flower.protocol.privacy.config import (
     PrivacyConfig,
     privacy_settings,
 )
+from pot_flower.protocol.privacy.mechanism import to_lattice
 from pot_flower.protocol.robust import RobustConfig
+from pot_flower.protocol.robust.geometry import sq_norm, sq_norms
 
 KEY = bytes(range(32))
 MINERS = 20
@@ -93,6 +96,10 @@ def test_too_little_count_noise_for_the_noise_multiplier_is_refused() -> None:
         adaptive(
             noise_multiplier=1.0, clipped_count_stddev=None, expected_participants=10
         )
+    with pytest.raises(ValueError, match="model's share"):
+        adaptive(noise_multiplier=1.0, clipped_count_stddev=0.5005)
+    with pytest.raises(ValueError, match="must be positive"):
+        adaptive(clipped_count_stddev=0.0)
 
 
 @pytest.mark.parametrize(
@@ -145,6 +152,36 @@ def test_the_count_costs_privacy() -> None:
 def test_an_update_at_exactly_the_clip_norm_counts_as_unclipped() -> None:
     assert unclipped_votes([4, 9, 10], 3) == CLIP_LATTICE * (1 + 1 - 1)
     assert unclipped_votes([], 3) == 0
+
+
+def test_an_all_zero_update_casts_no_vote() -> None:
+    assert unclipped_votes([0, 4, 100], 3) == CLIP_LATTICE * (0 + 1 - 1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.integers(-(2**20), 2**20), min_size=4, max_size=4),
+        min_size=1,
+        max_size=6,
+    ),
+    clip=st.integers(1, 2**21),
+    who=st.integers(0, 5),
+)
+def test_zeroing_one_update_moves_sum_and_count_by_at_most_their_bounds(
+    rows: list[list[int]], clip: int, who: int
+) -> None:
+    """Zero-out neighbours, the unit the accountant is given: replacing one
+    miner's update by zeros moves the lattice sum by at most CLIP_LATTICE in L2
+    and the count by at most CLIP_LATTICE, so the round's release has the
+    sensitivity its effective noise multiplier assumes."""
+    a = np.array(rows, dtype=np.int64)
+    b = a.copy()
+    b[who % len(rows)] = 0
+    moved = to_lattice(a, clip).sum(axis=0) - to_lattice(b, clip).sum(axis=0)
+    assert sq_norm(moved) <= CLIP_LATTICE**2
+    votes = unclipped_votes(sq_norms(a), clip) - unclipped_votes(sq_norms(b), clip)
+    assert abs(votes) <= CLIP_LATTICE
 
 
 def test_the_count_noise_has_its_sigma_and_no_bias() -> None:
@@ -203,7 +240,39 @@ def test_the_noised_share_is_held_to_zero_and_one() -> None:
     low = next_clip_norm(ClipStep(SCALE, far), config)
     high = next_clip_norm(ClipStep(SCALE, -far), config)
     assert low == math.floor(SCALE * math.exp(-0.5))
-    assert high == math.floor(SCALE * math.exp(0.5))
+    assert high == math.ceil(SCALE * math.exp(0.5))
+
+
+def test_a_small_clip_norm_can_grow_again() -> None:
+    config = adaptive(clip_learning_rate=0.2)  # at most e**0.1 a round
+    assert next_clip_norm(ClipStep(1, -(10**9)), config) == 2
+    assert next_clip_norm(ClipStep(9, -(10**9)), config) == 10
+    assert next_clip_norm(ClipStep(10, 10**9), config) == 9
+
+
+def test_the_clip_norm_never_passes_the_chain_s_norm_bound() -> None:
+    config = adaptive()
+    assert next_clip_norm(ClipStep(SCALE, -(10**9)), config, SCALE + 5) == SCALE + 5
+    state = adaptive_chain(adaptive(clip_norm=20.0))  # the chain's bound is 10
+    after, block = run_round(state)
+    assert block.clipping is not None and block.clipping.clip_norm_units == 20 * SCALE
+    assert after.dp_clip_units == state.params.norm_bound_units
+
+
+def test_the_step_ignores_the_process_s_decimal_settings() -> None:
+    config = adaptive()
+    want = next_clip_norm(ClipStep(SCALE, 12345), config)
+    saved = decimal.getcontext().copy(), decimal.DefaultContext.copy()
+    try:
+        for context in (decimal.getcontext(), decimal.DefaultContext):
+            context.prec, context.rounding = 3, decimal.ROUND_UP
+            context.traps[decimal.Inexact] = True
+        assert next_clip_norm(ClipStep(SCALE, 12345), config) == want
+    finally:
+        decimal.setcontext(saved[0])
+        decimal.DefaultContext.prec = saved[1].prec
+        decimal.DefaultContext.rounding = saved[1].rounding
+        decimal.DefaultContext.traps[decimal.Inexact] = False
 
 
 def test_a_fixed_clip_norm_has_no_step() -> None:
@@ -244,7 +313,9 @@ def test_the_block_records_the_step_and_the_state_carries_the_next_norm() -> Non
     after, block = run_round(state)
     assert block.clipping is not None
     assert block.clipping.clip_norm_units == state.params.privacy.clip_norm_units
-    assert after.dp_clip_units == next_clip_norm(block.clipping, state.params.privacy)
+    assert after.dp_clip_units == next_clip_norm(
+        block.clipping, state.params.privacy, state.params.norm_bound_units
+    )
     assert after.dp_clip_units < block.clipping.clip_norm_units  # all unclipped
     again = ChainState.from_bytes(after.to_bytes())
     assert again.dp_clip_units == after.dp_clip_units

@@ -21,7 +21,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Context, Decimal, localcontext
+from decimal import (
+    ROUND_CEILING,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from fractions import Fraction
 
 from pot_flower.encoding import Decoded
@@ -71,9 +81,18 @@ def count_seed(seed: bytes) -> bytes:
 
 
 def unclipped_votes(sq_norms: list[int], clip_norm_units: int) -> int:
-    """``CLIP_LATTICE`` for each update within ``C``, minus it for each clipped."""
+    """``CLIP_LATTICE`` for each update within ``C``, minus it for each clipped.
+
+    An all-zero update casts no vote: under zero-out neighbours (one miner's
+    update replaced by zeros, the unit the accountant is given) a miner's whole
+    contribution, to the sum and to the count, must then vanish, so replacing any
+    update moves the count by at most ``CLIP_LATTICE``. (Counted as unclipped,
+    the zero update would move it by twice that.)
+    """
     bound = clip_norm_units * clip_norm_units
-    return CLIP_LATTICE * sum(1 if sq <= bound else -1 for sq in sq_norms)
+    return CLIP_LATTICE * sum(
+        0 if sq == 0 else 1 if sq <= bound else -1 for sq in sq_norms
+    )
 
 
 def noisy_count(seed: bytes, votes: int, config: PrivacyConfig) -> int:
@@ -83,25 +102,45 @@ def noisy_count(seed: bytes, votes: int, config: PrivacyConfig) -> int:
     return votes + sample_one(WordStream(count_seed(seed)), Fraction(sigma * sigma))
 
 
-def next_clip_norm(step: ClipStep, config: PrivacyConfig) -> int:
-    """The next round's clip norm: ``C * exp(-lr * (b - target))``, floored.
+def _context() -> Context:
+    """Every setting spelled out: nothing inherited from the process's default."""
+    return Context(
+        prec=_PRECISION,
+        rounding=ROUND_HALF_EVEN,
+        Emin=-999_999,
+        Emax=999_999,
+        capitals=1,
+        clamp=0,
+        flags=[],
+        traps=[InvalidOperation, DivisionByZero, Overflow],
+    )
+
+
+def next_clip_norm(
+    step: ClipStep, config: PrivacyConfig, ceiling: int = MAX_UNITS
+) -> int:
+    """The next round's clip norm: ``C * exp(-lr * (b - target))`` in whole units.
 
     ``b = (count + m L) / (2 m L)`` with ``m`` the expected participants and ``L``
     = ``CLIP_LATTICE``: the noised share of unclipped updates among the expected
     ones, held to [0, 1] (post-processing; it bounds one round's move to a factor
-    of ``exp(lr)``). Within [1, MAX_UNITS] units.
+    of ``exp(lr)``). Rounded away from ``C`` (up when it grows, down when it
+    shrinks), so that a small ``C`` can always grow again; within
+    [1, ``ceiling``] units: the chain's norm bound, past which every update is
+    rejected anyway, so that miners who steer the count (huge updates, all
+    clipped) cannot grow the noise sigma * C beyond it.
     """
     adaptive = config.adaptive
     if adaptive is None:
         raise ValueError("a fixed clip norm has no next step")
     half = config.expected_participants * CLIP_LATTICE
-    with localcontext(Context(prec=_PRECISION)) as ctx:
+    with localcontext(_context()) as ctx:
         share = Decimal(step.noisy_count + half) / Decimal(2 * half)
         share = min(max(share, Decimal(0)), Decimal(1))
         target = Decimal(adaptive.target_quantile_ppm) / PPM
         rate = Decimal(adaptive.learning_rate_ppm) / PPM
         factor = (-rate * (share - target)).exp()
         moved = (Decimal(step.clip_norm_units) * factor).to_integral_value(
-            rounding=ROUND_FLOOR, context=ctx
+            rounding=ROUND_CEILING if factor > 1 else ROUND_FLOOR, context=ctx
         )
-    return min(max(int(moved), 1), MAX_UNITS)
+    return min(max(int(moved), 1), ceiling, MAX_UNITS)

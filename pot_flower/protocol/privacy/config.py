@@ -29,8 +29,9 @@ class AdaptiveClipping:
     """Adaptive clipping (Andrew et al., NeurIPS 2021) as the committee runs it.
 
     Each round every validator counts, exactly, the updates within the round's
-    clip norm, noises the centred count (each update adds +1/2 or -1/2 vote, so
-    one miner moves it by 1/2) with the discrete Gaussian and moves the clip norm
+    clip norm, noises the centred count (each update adds +1/2 or -1/2 vote, an
+    all-zero one nothing, so replacing one miner's update by zeros moves it by at
+    most 1/2) with the discrete Gaussian and moves the clip norm
     geometrically toward the ``target_quantile`` of the update norms:
     ``C <- C * exp(-lr * (noisy unclipped fraction - target))``.
 
@@ -320,6 +321,13 @@ def _adaptive(
             "or sample more nodes"
         )
     model_multiplier = (noise_multiplier**-2 - count_multiplier**-2) ** -0.5
+    if model_multiplier > MAX_SIGMA_MULTIPLIER:
+        raise ValueError(
+            f"adaptive clipping: with the clipped count's stddev {stddev:g} the "
+            f"model's share of noise multiplier {noise_multiplier:g} would be "
+            f"{model_multiplier:.4g}, above {MAX_SIGMA_MULTIPLIER:g}: raise "
+            "pot-dp-clipped-count-stddev"
+        )
     adaptive = AdaptiveClipping(
         target_quantile_ppm=round(target_quantile * PPM),
         learning_rate_ppm=round(learning_rate * PPM),
