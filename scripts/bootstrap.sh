@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-extras=${EXTRAS:-dev,torch,dp,simulation,examples}
+extras=${EXTRAS:-dev,torch,dp,simulation,examples,zk,fast}
 stamp=".venv/.pot-flower-installed"
 want=$(cat pyproject.toml constraints.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)-$extras
 if [ ! -x .venv/bin/python ]; then

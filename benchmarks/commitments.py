@@ -1,0 +1,177 @@
+"""Commitment proofs: Pedersen commit cost, batched opening checks, BLS certificates.
+
+- Pedersen commit of an update of 10**4, 10**5, 10**6 fixed-point entries
+  (|x| < 2**20: updates near 1 in L2) with the fast backend (arkworks MSM,
+  generators cached) and the reference (py-ecc, timed on 1,000 entries and given
+  per entry: it is linear).
+- A validator's opening checks for a round of 100 miners: one by one against one
+  batched random linear combination (``verify_openings``).
+- Quorum certificates: bytes and verification time of today's certificate (a
+  list of Ed25519 signatures, ``protocol/certificate.py``) against one aggregated
+  BLS signature plus a signer bitmap, for committees of 4, 16 and 64 (quorum
+  2f + 1 signers).
+
+One core (BLAS and Rayon pinned to one thread). Prints one line per figure and
+writes JSON.
+
+    python benchmarks/commitments.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+
+import numpy as np
+
+from pot_flower.protocol.certificate import assemble_certificate, sign_block
+from pot_flower.zk.bls import fast_bls, secret_key, signer_bitmap
+from pot_flower.zk.pedersen import (
+    ORDER,
+    fast_backend,
+    reference_backend,
+    verify_openings,
+)
+from pot_flower.zk.signatures import SigningKey
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def update(size: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-(2**20), 2**20, size)
+
+
+def commit_costs(sizes: Sequence[int], repeats: int) -> list[dict[str, float]]:
+    fast, ref = fast_backend(), reference_backend()
+    ref_values = update(1000, 1)
+    ref_seconds = median_seconds(lambda: ref.commit(ref_values, 12345), 1)
+    rows = []
+    for size in sizes:
+        values = update(size, size)
+        started = time.perf_counter()
+        fast.commit(values[:1], 1)  # generators: hashed or loaded once
+        fast.commit(values, 1)
+        warm = time.perf_counter() - started
+        seconds = median_seconds(
+            lambda v=values: fast.commit(v, secrets.randbelow(ORDER)), repeats
+        )
+        rows.append(
+            {
+                "entries": size,
+                "fast_seconds": seconds,
+                "reference_seconds_estimated": ref_seconds * size / 1000,
+                "first_use_seconds": warm,
+            }
+        )
+        print(
+            f"commit {size:>9,d} entries: fast {seconds:.3f} s, reference "
+            f"~{ref_seconds * size / 1000:.0f} s (first use {warm:.1f} s)",
+            flush=True,
+        )
+    return rows
+
+
+def opening_checks(miners: int, size: int, repeats: int) -> dict[str, float]:
+    fast = fast_backend()
+    vectors = [update(size, 100 + j) for j in range(miners)]
+    blindings = [secrets.randbelow(ORDER) for _ in vectors]
+    commitments = [fast.commit(v, r) for v, r in zip(vectors, blindings, strict=True)]
+    batched = median_seconds(
+        lambda: verify_openings(commitments, vectors, blindings), repeats
+    )
+    single = median_seconds(
+        lambda: [
+            fast.commit(v, r) == c
+            for v, r, c in zip(vectors, blindings, commitments, strict=True)
+        ],
+        1,
+    )
+    print(
+        f"openings, {miners} miners x {size:,d}: batched {batched:.3f} s, "
+        f"one by one {single:.3f} s",
+        flush=True,
+    )
+    return {
+        "miners": miners,
+        "entries": size,
+        "batched_seconds": batched,
+        "one_by_one_seconds": single,
+    }
+
+
+def certificate(n: int, repeats: int) -> dict[str, float]:
+    """One committee's certificate in both kinds: bytes and verification time."""
+    bls = fast_bls()
+    message = secrets.token_bytes(32)
+    quorum = 2 * ((n - 1) // 3) + 1
+    ed_keys = [SigningKey.from_seed(secrets.token_bytes(32)) for _ in range(n)]
+    votes = {i: sign_block(k, 7, message) for i, k in enumerate(ed_keys[:quorum])}
+    today = assemble_certificate(7, message, votes, quorum)
+    validators = [k.verify_key.raw for k in ed_keys]
+    bls_keys = [secret_key(secrets.token_bytes(31).rjust(32, b"\0")) for _ in range(n)]
+    pks = [bls.public_key(k) for k in bls_keys]
+    aggregate = bls.aggregate([bls.sign(k, message) for k in bls_keys[:quorum]])
+    bitmap = signer_bitmap(range(quorum), n)
+    ed_seconds = median_seconds(lambda: today.verify(validators, quorum), repeats)
+    bls_seconds = median_seconds(
+        lambda: bls.fast_aggregate_verify(pks[:quorum], message, aggregate), repeats
+    )
+    ed_bytes = len(today.to_bytes())  # the ledger's certificate column today
+    bls_bytes = len(aggregate) + len(bitmap)  # before the height and block hash
+    print(
+        f"certificate n={n} (quorum {quorum}): Ed25519 {ed_bytes} B "
+        f"{1e3 * ed_seconds:.2f} ms, BLS {bls_bytes} B {1e3 * bls_seconds:.2f} ms",
+        flush=True,
+    )
+    return {
+        "validators": n,
+        "quorum": quorum,
+        "ed25519_bytes": ed_bytes,
+        "bls_bytes": bls_bytes,
+        "ed25519_verify_seconds": ed_seconds,
+        "bls_verify_seconds": bls_seconds,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--miners", type=int, default=100)
+    parser.add_argument("--opening-entries", type=int, default=37_610)
+    parser.add_argument("--committees", default="4,16,64")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json-out", default="benchmarks/results/commitments.json")
+    args = parser.parse_args(argv)
+    out = {
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "commit": commit_costs([int(s) for s in args.sizes.split(",")], args.repeats),
+        "openings": opening_checks(args.miners, args.opening_entries, args.repeats),
+        "certificates": [
+            certificate(int(n), args.repeats) for n in args.committees.split(",")
+        ],
+    }
+    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json_out).write_text(json.dumps(out, indent=1))
+    print(json.dumps({"commit": out["commit"], "openings": out["openings"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
