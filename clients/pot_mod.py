@@ -14,6 +14,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord
 
 from pot_flower.clients.keystore import Keystore
 from pot_flower.clients.privacy import DELTA_METRIC, EPSILON_METRIC
+from pot_flower.protocol.commitments import BLINDING_SIZE
 from pot_flower.protocol.envelope import LocalDp
 from pot_flower.protocol.records import (
     KEYSTORE_KEY,
@@ -77,6 +78,7 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
         return reply  # not a ticket this mod understands: leave the reply as it is
     run, round_, nonce = ticket.run, ticket.round, ticket.nonce
     node = msg.metadata.dst_node_id
+    blinding: bytes | None = None
     try:
         if len(returned_records) != 1:
             raise SubmissionError("the reply must carry exactly one ArrayRecord")
@@ -90,8 +92,11 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
             returned=in_order(arrays_of(returned_records[0]), list(received)),
             num_examples=num_examples,
             local_dp=local_dp,
+            commitment=ticket.commitment,
         )
         envelope_bytes, signature = submission.envelope_bytes, submission.signature
+        if submission.blinding is not None:
+            blinding = submission.blinding.to_bytes(BLINDING_SIZE, "big")
     except SubmissionError:
         # Nothing sensible to commit to (NaN, wrong layout): still sign, so the
         # committee records the miner's verdict and reason rather than a gap.
@@ -106,6 +111,6 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
             local_dp=local_dp,
         )
     reply.content[SUBMISSION_RECORD] = ConfigRecord(
-        SignedReply(envelope_bytes, signature).to_value()
+        SignedReply(envelope_bytes, signature, blinding).to_value()
     )
     return reply

@@ -32,6 +32,7 @@ from pot_flower.committee.base import CertifiedRound, Committee
 from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SubmissionRecord
+from pot_flower.protocol.commitments import BLINDING_SIZE, CommitmentKind, with_opening
 from pot_flower.protocol.fixedpoint import SCALE, max_norm_units
 from pot_flower.protocol.model import (
     Arrays,
@@ -110,6 +111,7 @@ RUN_CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "pot-dp-target-quantile": ("dp_target_quantile", float),
     "pot-dp-clip-learning-rate": ("dp_clip_learning_rate", float),
     "pot-dp-clipped-count-stddev": ("dp_clipped_count_stddev", float),
+    "pot-commitment": ("commitment", str),
 }
 """``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
@@ -247,6 +249,11 @@ class PoTStrategy(Strategy):
     dp_clipped_count_stddev : float | None (default: None)
         The count noise's standard deviation; default: the expected number of
         participants / 20 (Andrew et al.'s and Flower's default).
+    commitment : str (default: "hash")
+        How each update is bound to its signed envelope: ``hash`` (SHA-256) or
+        ``pedersen`` (a Pedersen vector commitment over BLS12-381 G1: hiding, and
+        additively homomorphic; needs the ``zk`` extra). The miner's ``pot_mod``
+        follows the chain's choice, sent with each round's ticket.
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
     committee_file : str | Path | None (default: None)
@@ -307,6 +314,7 @@ class PoTStrategy(Strategy):
         dp_target_quantile: float = 0.5,
         dp_clip_learning_rate: float = 0.2,
         dp_clipped_count_stddev: float | None = None,
+        commitment: str = "hash",
         committee: CommitteeFactory | None = None,
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
@@ -323,6 +331,7 @@ class PoTStrategy(Strategy):
         self.min_available_nodes = min_available_nodes
         self.validators = validators
         self.ledger_dir = None if ledger_dir is None else Path(ledger_dir)
+        self.commitment = _commitment_kind(commitment)
         self._set_chain_rules(
             max_update_norm, registration, allowed_miners, emission, validator_fee_ppm
         )
@@ -578,6 +587,7 @@ class PoTStrategy(Strategy):
             robust=self.robust,
             score_fn=self.score_fn,
             privacy=self.privacy,
+            commitment=self.commitment,
         )
 
     def _privacy_for(self, grid: Grid) -> PrivacyConfig:
@@ -681,6 +691,7 @@ class PoTStrategy(Strategy):
             channel_credentials=committee.channel_credentials(self.coordinator_id),
             resume=self.resume_run is not None,
             privacy=self.privacy,
+            commitment=self.commitment,
         )
 
     def summary(self) -> None:
@@ -709,6 +720,7 @@ class PoTStrategy(Strategy):
         log(INFO, "\t\t├──Committee: %s", where)
         log(INFO, "\t\t├──Max update norm: %s", self.max_update_norm)
         log(INFO, "\t\t├──Registration: %s", self.registration)
+        log(INFO, "\t\t├──Update commitments: %s", self.commitment.value)
         log(INFO, "\t\t├──Robust stage: %s", describe(self.robust))
         if self.privacy.on:
             log(
@@ -816,7 +828,11 @@ class PoTStrategy(Strategy):
             self.robust.check(len(nodes))
         pot = ConfigRecord(
             TicketRecord(
-                committee.params.run, ticket.round, ticket.nonce, ticket.base_digest
+                committee.params.run,
+                ticket.round,
+                ticket.nonce,
+                ticket.base_digest,
+                committee.params.commitment,
             ).to_value()
         )
         train_config = ConfigRecord(dict(config))
@@ -878,7 +894,9 @@ class PoTStrategy(Strategy):
                 )
                 continue
             node = reply.metadata.src_node_id
-            ref, payload = _submission(node, reply.content, self._keys)
+            ref, payload = _submission(
+                node, reply.content, self._keys, self._committee().params.commitment
+            )
             if payload is not None and ref.payload is not None:
                 payloads[ref.payload] = payload
             submissions.append(ref)
@@ -1018,9 +1036,14 @@ def _weighted(content: RecordDict) -> bool:
 
 
 def _submission(
-    node: int, content: RecordDict, keys: list[str]
+    node: int, content: RecordDict, keys: list[str], kind: CommitmentKind
 ) -> tuple[SubmissionRef, bytes | None]:
-    """The committee's view of one reply; anything malformed stays for a verdict."""
+    """The committee's view of one reply; anything malformed stays for a verdict.
+
+    On a Pedersen chain the payload carries the miner's blinding factor after the
+    arrays (a reply without a well-formed one is left for the committee to
+    reject as malformed).
+    """
     signed = SignedReply.from_value(content.config_records.get(SUBMISSION_RECORD))
     payload: bytes | None = None
     records = list(content.array_records.values())
@@ -1029,6 +1052,14 @@ def _submission(
             payload = encode_arrays(in_order(arrays_of(records[0]), keys))
         except (ValueError, TypeError, ModelFormatError):
             payload = None
+    blinding = signed.blinding
+    if (
+        payload is not None
+        and kind == CommitmentKind.PEDERSEN
+        and blinding is not None
+        and len(blinding) == BLINDING_SIZE
+    ):
+        payload = with_opening(payload, int.from_bytes(blinding, "big"))
     return (
         SubmissionRef(
             node,
@@ -1072,6 +1103,25 @@ def _privacy_note(privacy: Spent | None, clipping: ClipStep | None) -> str:
         f"; epsilon {privacy.epsilon:.4f} (sampled {privacy.epsilon_sampled:.4f})"
         + clip
     )
+
+
+def _commitment_kind(value: str) -> CommitmentKind:
+    """``pot-commitment``, checked (and its backend importable) at construction."""
+    try:
+        kind = CommitmentKind(value)
+    except ValueError:
+        raise ValueError(
+            f"pot-commitment must be 'hash' or 'pedersen', got {value!r}"
+        ) from None
+    if kind == CommitmentKind.PEDERSEN:
+        try:
+            import py_arkworks_bls12381  # noqa: F401
+        except ImportError as exc:
+            raise ValueError(
+                "pot-commitment = 'pedersen' needs the zk extra: "
+                "pip install 'pot-flower[zk]'"
+            ) from exc
+    return kind
 
 
 def _adaptive_note(privacy: PrivacyConfig) -> str:

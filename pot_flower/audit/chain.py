@@ -201,7 +201,7 @@ class _Auditor:
         except BlockFormatError as exc:
             raise bad_block(exc) from exc
         self._links(block, height, params)
-        check_duplicates(block.submissions)
+        check_duplicates(block.submissions, params.commitment)
         check_scores(block.submissions, params.robust)
         check_privacy(block, params)
         self.chain.dp_clip_units = check_clipping(

@@ -19,6 +19,7 @@ from pot_flower.protocol.block import (
     SubmissionRecord,
 )
 from pot_flower.protocol.certificate import Certificate, CertificateError
+from pot_flower.protocol.commitments import CommitmentKind
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.privacy.accountant import spent, within_tolerance
 from pot_flower.protocol.privacy.adaptive import next_clip_norm
@@ -143,8 +144,16 @@ def check_clipping(
     return next_clip_norm(step, config, params.norm_bound_units)
 
 
-def check_duplicates(subs: Sequence[SubmissionRecord]) -> None:
-    """One passing submission per miner; identical updates all marked copied."""
+def check_duplicates(
+    subs: Sequence[SubmissionRecord], kind: CommitmentKind = CommitmentKind.HASH
+) -> None:
+    """One passing submission per miner; identical updates all marked copied.
+
+    On a Pedersen chain equal updates have unequal commitments (fresh blinding
+    factors), so the ledger shows only one direction: equal commitments must be
+    marked copied; which other updates were equal, the hiding commitments do not
+    reveal. Every passing update's commitment has the chain's size.
+    """
     seen: set[bytes | None] = set()
     firsts: list[SubmissionRecord] = []
     for s in subs:
@@ -158,9 +167,16 @@ def check_duplicates(subs: Sequence[SubmissionRecord]) -> None:
             raise BadBlock(Failure.BAD_VERDICTS, "a first submission marked duplicate")
         seen.add(s.miner)
         firsts.append(s)
+        if s.commitment is None or len(s.commitment) != kind.size:
+            raise BadBlock(
+                Failure.BAD_CONTENT,
+                f"a passing update's commitment is not a {kind.value} commitment",
+            )
     counts = Counter(s.commitment for s in firsts)
     for s in firsts:
-        if (s.reason == Reason.COPIED_UPDATE) != (counts[s.commitment] > 1):
+        repeated = counts[s.commitment] > 1
+        copied = s.reason == Reason.COPIED_UPDATE
+        if (repeated and not copied) or (copied and not repeated and kind == "hash"):
             raise BadBlock(
                 Failure.BAD_VERDICTS, "copied-update verdicts are inconsistent"
             )

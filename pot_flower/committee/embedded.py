@@ -25,6 +25,7 @@ from pot_flower.protocol.block import (
 )
 from pot_flower.protocol.certificate import Certificate, assemble_certificate
 from pot_flower.protocol.chain import ChainState, genesis
+from pot_flower.protocol.commitments import CommitmentKind
 from pot_flower.protocol.model import Arrays, encode_arrays
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.privacy.accountant import spent
@@ -80,6 +81,7 @@ class EmbeddedCommittee(CertifiedHead):
         robust: RobustConfig | None = None,
         score_fn: ScoreFn | None = None,
         privacy: PrivacyConfig | None = None,
+        commitment: CommitmentKind = CommitmentKind.HASH,
     ) -> None:
         self.directory = Path(directory)
         seed = os.urandom(32)  # fresh committee keys per chain
@@ -98,6 +100,7 @@ class EmbeddedCommittee(CertifiedHead):
             validator_fee_ppm=validator_fee_ppm,
             robust=robust or RobustConfig(),
             privacy=privacy or PrivacyConfig(),
+            commitment=commitment,
         )
         noise_key = os.urandom(NOISE_KEY_SIZE)
         if self._params.robust.scored and score_fn is None:

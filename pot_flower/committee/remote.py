@@ -43,6 +43,7 @@ from pot_flower.protocol.certificate import (
     assemble_certificate,
     block_hash,
 )
+from pot_flower.protocol.commitments import CommitmentKind
 from pot_flower.protocol.model import Arrays, decode_arrays, encode_arrays
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.privacy.accountant import spent
@@ -95,6 +96,7 @@ class RemoteCommittee(CertifiedHead):
         timeout: float = 120.0,
         resume: bool = False,
         privacy: PrivacyConfig | None = None,
+        commitment: CommitmentKind = CommitmentKind.HASH,
     ) -> None:
         self.config = config
         self.timeout = timeout
@@ -112,6 +114,7 @@ class RemoteCommittee(CertifiedHead):
             validator_fee_ppm=validator_fee_ppm,
             robust=robust or RobustConfig(),
             privacy=privacy or PrivacyConfig(),
+            commitment=commitment,
         )
         self._height = -1
         self._head_hash = b""
@@ -188,6 +191,7 @@ class RemoteCommittee(CertifiedHead):
             p.validator_fee_ppm,
             p.robust,
             p.privacy,
+            p.commitment,
         )
         height, digest = self._order(available_request(request.to_bytes(), receipts), 0)
         return self._certify(height, digest)

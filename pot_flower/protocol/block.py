@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
+from pot_flower.protocol.commitments import CommitmentKind
 from pot_flower.protocol.envelope import LocalDp
 from pot_flower.protocol.fixedpoint import SCALE
 from pot_flower.protocol.params import (
     MAX_EXAMPLES,
     MAX_SUBMISSIONS,
     Params,
+    recorded_commitment,
     recorded_privacy,
 )
 from pot_flower.protocol.privacy.accountant import Spent
@@ -36,6 +38,7 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 HASH_SIZE = 32
 KEY_SIZE = PUBLIC_KEY_SIZE
+COMMITMENT_SIZES = frozenset(kind.size for kind in CommitmentKind)
 
 # Rejected before the envelope's signature verified: no miner, commitment, count.
 PRE_ENVELOPE = frozenset(
@@ -280,7 +283,9 @@ class SubmissionRecord:
             miner = commitment = None
         else:
             miner = _bytes(sub, "miner", KEY_SIZE)
-            commitment = _bytes(sub, "commitment", HASH_SIZE)
+            commitment = _bytes(sub, "commitment")
+            if len(commitment) not in COMMITMENT_SIZES:
+                raise _fail("field 'commitment' is neither a hash nor a G1 point")
             _check_examples(reason, examples, what)
         if reason is None and not 0 <= quality <= PPM:
             raise _fail(f"{what}: quality-ppm {quality} not 0..1e6")
@@ -629,6 +634,7 @@ class GenesisBlock:
                 "emission": p.emission,
                 "validator-fee-ppm": p.validator_fee_ppm,
                 "robust": p.robust.to_value(),
+                "commitment": p.commitment.value,
             },
         }
 
@@ -658,7 +664,7 @@ def _params(value: Decoded) -> Params:
     params = _dict(value, "genesis params")
     _exact_keys(
         params,
-        _PARAM_FIELDS | ({"privacy"} if "privacy" in params else set()),
+        _PARAM_FIELDS | ({"privacy", "commitment"} & set(params)),
         "genesis params",
     )
     validators = _bytes_list(params["validators"], "validators", KEY_SIZE)
@@ -681,6 +687,7 @@ def _params(value: Decoded) -> Params:
             allowed_miners=tuple(allowed),
             robust=RobustConfig.from_value(params["robust"]),
             privacy=recorded_privacy(params),
+            commitment=recorded_commitment(params),
             **fields,  # type: ignore[arg-type]
         )
     except ValueError as exc:

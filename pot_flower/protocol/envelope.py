@@ -98,7 +98,9 @@ class Envelope:
     nonce : bytes
         The round's nonce, as received.
     commitment : bytes
-        :func:`update_commitment` of the fixed-point update.
+        :func:`update_commitment` of the fixed-point update (32 bytes) or, on a
+        Pedersen chain, its Pedersen commitment (48 bytes; see
+        :mod:`pot_flower.protocol.commitments`).
     num_examples : int
         Training examples the miner claims it used (the aggregation weight).
     local_dp : LocalDp | None
@@ -164,9 +166,10 @@ class Envelope:
             item = value[name]
             if not isinstance(item, kind) or isinstance(item, bool):
                 raise EnvelopeError(f"{name} must be {kind.__name__}")
-        for name in ("base-digest", "commitment"):
-            if len(value[name]) != 32:  # type: ignore[arg-type]
-                raise EnvelopeError(f"{name} must be 32 bytes")
+        if len(value["base-digest"]) != 32:  # type: ignore[arg-type]
+            raise EnvelopeError("base-digest must be 32 bytes")
+        if len(value["commitment"]) not in (32, 48):  # type: ignore[arg-type]
+            raise EnvelopeError("commitment must be a hash (32 bytes) or a point (48)")
         if len(value["miner"]) != PUBLIC_KEY_SIZE:  # type: ignore[arg-type]
             raise EnvelopeError("miner must be a 32-byte public key")
         return cls(

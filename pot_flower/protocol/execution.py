@@ -27,6 +27,7 @@ from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
 from pot_flower.protocol.block import RoundBlock, SubmissionRecord, ValidatorFee
 from pot_flower.protocol.certificate import Certificate, CertificateError, block_hash
 from pot_flower.protocol.chain import ChainState
+from pot_flower.protocol.commitments import HASH_COMMITMENT_SIZE
 from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.model import Arrays, model_digest
 from pot_flower.protocol.params import MAX_SUBMISSIONS
@@ -55,7 +56,7 @@ from pot_flower.protocol.robust.rules import (
 )
 from pot_flower.protocol.scores import ScoreError, agreed_scores
 from pot_flower.protocol.settlement import settle
-from pot_flower.protocol.verdicts import Verdict, check_submission
+from pot_flower.protocol.verdicts import Verdict, check_openings, check_submission
 
 SEED_DOMAIN = b"pot-flower/round-seed/v1"
 # Rejections that do not register a miner: the envelope is not for this round.
@@ -105,6 +106,7 @@ def check_all(
         verdict = check_submission(state, sub, payloads)
         verdict.score = score
         checked.append((verdict, sub))
+    check_openings(state, checked)
     checked.sort(key=lambda pair: _sort_key(*pair))
     return [v for v, _ in checked]
 
@@ -185,14 +187,14 @@ def reject_copies(
     honest update neither removes it nor multiplies it. ``rows`` are the passed
     updates; returns the positions the robust stage combines, in canonical order.
     """
-    commitments = [v.commitment or b"" for v in passed]
-    groups = copy_groups(rows, commitments, config.copy_tolerance_ppm)
-    repeated = {c for c, k in Counter(commitments).items() if k > 1}
+    digests = [v.update_digest or b"" for v in passed]
+    groups = copy_groups(rows, digests, config.copy_tolerance_ppm)
+    repeated = {c for c, k in Counter(digests).items() if k > 1}
     left_out: set[int] = set()
     for group in groups:
         for i in group:
             passed[i].reason = (
-                Reason.COPIED_UPDATE if commitments[i] in repeated else Reason.NEAR_COPY
+                Reason.COPIED_UPDATE if digests[i] in repeated else Reason.NEAR_COPY
             )
         left_out |= set(group[1:])
     for i in left_out:
@@ -417,9 +419,10 @@ def records(
     out = [v.record() for v in verdicts]
     if noise_key is None:
         return tuple(out)
+    # Hash commitments only: a Pedersen commitment hides the update already.
     return tuple(
         replace(r, commitment=blind_commitment(noise_key, r.commitment))
-        if r.commitment is not None
+        if r.commitment is not None and len(r.commitment) == HASH_COMMITMENT_SIZE
         else r
         for r in out
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pot_flower.encoding import Decoded
+from pot_flower.protocol.commitments import CommitmentKind
 from pot_flower.protocol.fixedpoint import MAX_UNITS
 from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.robust.config import Aggregator, RobustConfig
@@ -43,6 +44,9 @@ class Params:
     privacy : PrivacyConfig
         Central differential privacy (off by default); recorded in genesis only
         when on, so chains without it keep their genesis bytes.
+    commitment : CommitmentKind
+        How updates are bound to envelopes: ``hash`` (default) or ``pedersen``
+        (:mod:`pot_flower.protocol.commitments`); recorded only when not hash.
 
     """
 
@@ -56,8 +60,10 @@ class Params:
     validator_fee_ppm: int = 100_000
     robust: RobustConfig = field(default_factory=RobustConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    commitment: CommitmentKind = CommitmentKind.HASH
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "commitment", CommitmentKind(self.commitment))
         if self.registration not in ("open", "allow-list"):
             raise ValueError("registration must be 'open' or 'allow-list'")
         if not 0 < self.norm_bound_units <= MAX_UNITS:
@@ -81,6 +87,7 @@ class Params:
             "validator-fee-ppm": self.validator_fee_ppm,
             "validators": list(self.validators),
             **({"privacy": self.privacy.to_value()} if self.privacy.on else {}),
+            **recorded_commitment_value(self.commitment),
         }
 
     @classmethod
@@ -99,6 +106,7 @@ class Params:
                 validator_fee_ppm=integer(value["validator-fee-ppm"]),
                 robust=RobustConfig.from_value(value["robust"]),
                 privacy=recorded_privacy(value),
+                commitment=recorded_commitment(value),
             )
         except KeyError as exc:
             raise ValueError(f"params lack {exc}") from exc
@@ -112,6 +120,21 @@ def recorded_privacy(value: dict[str, Decoded]) -> PrivacyConfig:
     if not config.on:
         raise ValueError("privacy is recorded only when it is on")
     return config
+
+
+def recorded_commitment_value(kind: CommitmentKind) -> dict[str, Decoded]:
+    """``{"commitment": kind}`` unless it is the default (one encoding per kind)."""
+    return {} if kind == CommitmentKind.HASH else {"commitment": kind.value}
+
+
+def recorded_commitment(value: dict[str, Decoded]) -> CommitmentKind:
+    """``value["commitment"]``, recorded only when not the default ``hash``."""
+    if "commitment" not in value:
+        return CommitmentKind.HASH
+    kind = value["commitment"]
+    if kind not in {k.value for k in CommitmentKind} or kind == "hash":
+        raise ValueError("commitment must be 'pedersen' when recorded")
+    return CommitmentKind(kind)
 
 
 def check_private_robust(robust: RobustConfig) -> None:

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pot_flower.protocol.commitments import CommitmentKind
 from pot_flower.protocol.model import Arrays, canonical
 
 TICKET_RECORD = "pot.ticket"
@@ -52,27 +53,40 @@ class TicketRecord:
     round: int
     nonce: bytes
     base_digest: bytes
+    commitment: CommitmentKind = CommitmentKind.HASH
+    """How the chain binds updates (absent from the record when ``hash``)."""
 
     def to_value(self) -> dict[str, ConfigValue]:
-        return {
+        value: dict[str, ConfigValue] = {
             "run": self.run,
             "round": self.round,
             "nonce": self.nonce,
             "base-digest": self.base_digest,
         }
+        if self.commitment != CommitmentKind.HASH:
+            value["commitment"] = self.commitment.value
+        return value
 
     @classmethod
     def from_value(cls, value: Mapping[str, object]) -> TicketRecord | None:
         """The ticket in a ConfigRecord, or ``None`` if it is not one."""
         run, round_, nonce = value.get("run"), value.get("round"), value.get("nonce")
         base = value.get("base-digest")  # informative: miners sign what they got
+        kind = value.get("commitment", CommitmentKind.HASH.value)
         if not (
             isinstance(run, int)
             and isinstance(round_, int)
             and isinstance(nonce, bytes)
+            and kind in {k.value for k in CommitmentKind}
         ):
             return None
-        return cls(run, round_, nonce, base if isinstance(base, bytes) else b"")
+        return cls(
+            run,
+            round_,
+            nonce,
+            base if isinstance(base, bytes) else b"",
+            CommitmentKind(kind),
+        )
 
 
 @dataclass(frozen=True)
@@ -81,9 +95,15 @@ class SignedReply:
 
     envelope: bytes | None
     signature: bytes | None
+    blinding: bytes | None = None
+    """A Pedersen commitment's blinding factor (32 bytes), for the validators."""
 
     def to_value(self) -> dict[str, ConfigValue]:
-        value = {"envelope": self.envelope, "signature": self.signature}
+        value = {
+            "envelope": self.envelope,
+            "signature": self.signature,
+            "blinding": self.blinding,
+        }
         return {k: v for k, v in value.items() if v is not None}
 
     @classmethod
@@ -92,9 +112,11 @@ class SignedReply:
         if value is None:
             return cls(None, None)
         envelope, signature = value.get("envelope"), value.get("signature")
+        blinding = value.get("blinding")
         return cls(
             envelope if isinstance(envelope, bytes) else None,
             signature if isinstance(signature, bytes) else None,
+            blinding if isinstance(blinding, bytes) else None,
         )
 
 

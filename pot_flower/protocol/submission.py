@@ -8,6 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from pot_flower.protocol.commitments import (
+    CommitmentKind,
+    new_blinding,
+    pedersen_commitment,
+    with_opening,
+)
 from pot_flower.protocol.envelope import Envelope, LocalDp, update_commitment
 from pot_flower.protocol.fixedpoint import MAX_UNITS, IntArray, quantize_difference
 from pot_flower.protocol.model import canonical, encode_arrays, model_digest
@@ -26,6 +32,16 @@ class Submission:
     envelope_bytes: bytes
     signature: bytes
     payload: bytes  # canonical bytes of the returned arrays
+    blinding: int | None = None
+    """The Pedersen commitment's blinding factor (Pedersen chains); it travels
+    to the validators with the arrays (:func:`~.commitments.with_opening`)."""
+
+    @property
+    def validator_payload(self) -> bytes:
+        """What validators receive: the arrays, and the opening if Pedersen."""
+        if self.blinding is None:
+            return self.payload
+        return with_opening(self.payload, self.blinding)
 
 
 def quantize_update(
@@ -85,15 +101,23 @@ def build_submission(
     returned: Mapping[str, NDArray[np.generic]],
     num_examples: int,
     local_dp: LocalDp | None = None,
+    commitment: CommitmentKind = CommitmentKind.HASH,
 ) -> Submission:
-    """Quantize, commit and sign one round's update."""
+    """Quantize, commit and sign one round's update (``commitment``: the chain's)."""
     received = {k: canonical(v) for k, v in received.items()}
     returned = {k: canonical(v) for k, v in returned.items()}
     units = quantize_update(returned, received)
+    blinding = None
+    if commitment == CommitmentKind.PEDERSEN:
+        blinding = new_blinding()
+        flat = np.concatenate([u.ravel() for u in units.values()])
+        committed = pedersen_commitment(flat, blinding)
+    else:
+        committed = update_commitment(units)
     envelope = _envelope(
         key,
         received,
-        update_commitment(units),
+        committed,
         run=run,
         round_=round_,
         node=node,
@@ -102,7 +126,11 @@ def build_submission(
         local_dp=local_dp,
     )
     return Submission(
-        envelope, envelope.to_bytes(), envelope.sign(key), encode_arrays(returned)
+        envelope,
+        envelope.to_bytes(),
+        envelope.sign(key),
+        encode_arrays(returned),
+        blinding,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,6 +11,12 @@ import numpy as np
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SubmissionRecord
 from pot_flower.protocol.chain import ChainState
+from pot_flower.protocol.commitments import (
+    CommitmentKind,
+    failed_openings,
+    openings_key,
+    split_opening,
+)
 from pot_flower.protocol.envelope import (
     Envelope,
     EnvelopeError,
@@ -40,6 +46,10 @@ class Verdict:
     local_dp: LocalDp | None = None  # the miner's own report, from its envelope
     flat: FloatArray | None = field(default=None, repr=False)
     """The update's fixed-point units in flat order (exact integers as float64)."""
+    update_digest: bytes | None = None
+    """SHA-256 of the update (the hash commitment's value): copies share it."""
+    blinding: int | None = field(default=None, repr=False)
+    """A Pedersen chain's blinding factor, until :func:`check_openings` ran."""
 
     @property
     def accepted(self) -> bool:
@@ -130,6 +140,12 @@ def _update_reason(
     payload = payloads.get(sub.payload) if sub.payload is not None else None
     if payload is None or hashlib.sha256(payload).digest() != sub.payload:
         return Reason.MALFORMED_UPDATE
+    blinding = None
+    if state.params.commitment == CommitmentKind.PEDERSEN:
+        opening = split_opening(payload)
+        if opening is None:
+            return Reason.MALFORMED_UPDATE
+        payload, blinding = opening
     layout = state.layout
     arrays = layout.parse(payload)
     if arrays is None:
@@ -140,10 +156,39 @@ def _update_reason(
     if flat is None or not norm_within(flat, state.params.norm_bound_units):
         return Reason.NORM_ABOVE_BOUND
     # Exact: every element is an integer with |x| <= norm bound <= 2**31 - 1.
-    if layout.commitment(flat.astype(np.int32)) != envelope.commitment:
+    digest = layout.commitment(flat.astype(np.int32))
+    if blinding is None:
+        if digest != envelope.commitment:
+            return Reason.COMMITMENT_MISMATCH
+    elif len(envelope.commitment) != CommitmentKind.PEDERSEN.size:
         return Reason.COMMITMENT_MISMATCH
-    verdict.flat = flat
+    verdict.flat, verdict.update_digest, verdict.blinding = flat, digest, blinding
     return None
+
+
+def check_openings(
+    state: ChainState, checked: Sequence[tuple[Verdict, SubmissionRef]]
+) -> None:
+    """On a Pedersen chain, reject the updates whose commitment does not open.
+
+    Every other check has passed for the pending ones; their openings are checked
+    together (:func:`~pot_flower.protocol.commitments.failed_openings`), and a
+    wrong one becomes ``commitment-mismatch`` like a wrong hash.
+    """
+    pending = [(v, s) for v, s in checked if v.accepted and v.blinding is not None]
+    if not pending:
+        return
+    commitments = [v.commitment or b"" for v, _ in pending]
+    key = openings_key(
+        state.model_digest, commitments, [s.payload or b"" for _, s in pending]
+    )
+    vectors = [np.asarray(v.flat).astype(np.int64) for v, _ in pending]
+    blindings = [v.blinding or 0 for v, _ in pending]
+    for i in failed_openings(commitments, vectors, blindings, key):
+        v = pending[i][0]
+        v.reason, v.flat = Reason.COMMITMENT_MISMATCH, None
+    for v, _ in pending:
+        v.blinding = None
 
 
 def _layout_reason(state: ChainState, payload: bytes) -> Reason:

@@ -30,8 +30,15 @@ from pot_flower.encoding import (
 from pot_flower.patience import Unavailable, wait_for
 from pot_flower.protocol.batch import RoundBatch
 from pot_flower.protocol.chain import ChainState, genesis
+from pot_flower.protocol.commitments import CommitmentKind
 from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_arrays
-from pot_flower.protocol.params import MAX_SUBMISSIONS, Params, recorded_privacy
+from pot_flower.protocol.params import (
+    MAX_SUBMISSIONS,
+    Params,
+    recorded_commitment,
+    recorded_commitment_value,
+    recorded_privacy,
+)
 from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.robust import RobustConfig
 from pot_flower.validator.application import PoTApplication
@@ -75,11 +82,13 @@ class OpenChain:
     validator_fee_ppm: int = 100_000
     robust: RobustConfig = field(default_factory=RobustConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    commitment: CommitmentKind = CommitmentKind.HASH
 
     def to_bytes(self) -> bytes:
         return encode(
             {
                 **({"privacy": self.privacy.to_value()} if self.privacy.on else {}),
+                **recorded_commitment_value(self.commitment),
                 "robust": self.robust.to_value(),
                 "allowed-miners": list(self.allowed_miners),
                 "emission": self.emission,
@@ -109,6 +118,7 @@ class OpenChain:
             raise ValueError("malformed open-chain request")
         robust = RobustConfig.from_value(value.get("robust"))
         privacy = recorded_privacy(value)
+        commitment = recorded_commitment(value)
         return cls(
             fields[0],
             fields[1],
@@ -119,6 +129,7 @@ class OpenChain:
             int(value["validator-fee-ppm"]),  # type: ignore[arg-type]
             robust,
             privacy,
+            commitment,
         )
 
 
@@ -389,6 +400,7 @@ class Chains:
                 validator_fee_ppm=request.validator_fee_ppm,
                 robust=request.robust,
                 privacy=request.privacy,
+                commitment=request.commitment,
             )
         except ValueError as exc:
             return _error(str(exc))

@@ -99,6 +99,7 @@ def run_remote(
             norm_bound_units=strategy.norm_bound_units,
             robust=strategy.robust,
             privacy=strategy.privacy,
+            commitment=strategy.commitment,
         )
 
     strategy = PoTStrategy(
@@ -154,10 +155,15 @@ def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
     assert keyless.head_height() == 0
 
 
+@pytest.mark.parametrize("commitment", ["hash", "pedersen"])
 def test_strategy_runs_against_a_remote_committee(
-    tmp_path: Path, committee: tuple[CommitteeConfig, dict[int, str]]
+    tmp_path: Path,
+    committee: tuple[CommitteeConfig, dict[int, str]],
+    commitment: str,
 ) -> None:
-    strategy, result = run_remote(tmp_path, committee, rounds=3)
+    if commitment == "pedersen":
+        pytest.importorskip("py_arkworks_bls12381")
+    strategy, result = run_remote(tmp_path, committee, rounds=3, commitment=commitment)
     assert [r.accepted for r in strategy.history] == [4, 4, 4]
     assert result.train_metrics_clientapp[3]["pot-accepted"] == 4
     bodies = []
