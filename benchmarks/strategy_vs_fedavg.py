@@ -24,7 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "examples" / "quickstart-pytorch"
 
 
-def run_one(strategy: str, nodes: int, rounds: int, work: Path) -> dict[str, object]:
+def run_one(
+    strategy: str,
+    nodes: int,
+    rounds: int,
+    work: Path,
+    extra: dict[str, object] | None = None,
+) -> dict[str, object]:
     out = work / f"{strategy}.json"
     config: dict[str, object] = {
         "strategy": strategy,
@@ -32,6 +38,7 @@ def run_one(strategy: str, nodes: int, rounds: int, work: Path) -> dict[str, obj
         "metrics-out": str(out),
         "pot-ledger-dir": str(work / f"ledger-{strategy}"),
         "pot-keystore": str(work / "keys"),
+        **(extra or {}),
     }
     started = time.perf_counter()
     with local_superlink(work / f"home-{strategy}") as env:
@@ -84,11 +91,19 @@ def main() -> None:
         "drift in the machine's load falls on both alike",
     )
     parser.add_argument(
+        "--pot-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run-config for the PoT runs only, e.g. pot-commitment=pedersen",
+    )
+    parser.add_argument(
         "--json-out",
         type=Path,
         default=ROOT / "benchmarks/results/strategy_vs_fedavg.json",
     )
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.pot_config)
     pairs: list[tuple[dict[str, object], dict[str, object]]] = []
     with tempfile.TemporaryDirectory(prefix="pot-bench-") as tmp:
         for k in range(args.repeats):
@@ -97,13 +112,20 @@ def main() -> None:
             for name in order:
                 work = Path(tmp) / f"{k}-{name}"
                 work.mkdir()
-                runs[name] = run_one(name, args.nodes, args.rounds, work)
+                runs[name] = run_one(
+                    name,
+                    args.nodes,
+                    args.rounds,
+                    work,
+                    extra if name == "pot" else None,
+                )
             pairs.append((runs["fedavg"], runs["pot"]))
     fedavg, pot = pairs[0]
     ratios = [pair_ratio(f, p) for f, p in pairs]
     summary = {
         "nodes": args.nodes,
         "rounds": args.rounds,
+        "pot_config": extra,
         "fedavg": fedavg,
         "pot": pot,
         "accuracy_ratio": pot["final_accuracy"] / fedavg["final_accuracy"],  # type: ignore[operator]

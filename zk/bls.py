@@ -121,6 +121,11 @@ class FastBls:
         return self._ark.Scalar.from_be_bytes(sk.to_bytes(32, "big"))
 
     def _key(self, pk: bytes) -> Any | None:
+        """KeyValidate, remembered: committee keys are checked once, not per vote."""
+        return self._validated(pk)
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - one instance per process
+    def _validated(self, pk: bytes) -> Any | None:
         """KeyValidate: a G1 point in the subgroup, not the identity."""
         if len(pk) != PUBLIC_KEY_SIZE:
             return None

@@ -149,29 +149,37 @@ class ReferenceBackend:
 _HEADER = b"pot-flower G1 generators v1\n"
 
 
-class GeneratorCache:
-    """Generators ``G_0..G_{n-1}`` as uncompressed points in one file.
+CHUNK = 1 << 16
+"""Generators per cache file: a process reads only the files its model needs."""
 
-    Layout: a header line, the count (8 bytes, big-endian), the SHA-256 of the
-    body, then ``x || y`` (96 bytes, big-endian) per point. A file whose checksum
-    fails is ignored and rebuilt (corruption, not an attacker with write access
-    to the validator's disk: such an attacker could change the code as well).
-    Grown by whole files written beside and renamed over, so processes sharing
-    it (a simulation's workers) never read a partial one.
+
+class GeneratorCache:
+    """Generators as uncompressed points, in files of up to :data:`CHUNK` each.
+
+    File ``k`` holds ``G_{k*CHUNK}`` onwards. Layout: a header line, the count (8
+    bytes, big-endian), the SHA-256 of the body, then ``x || y`` (96 bytes,
+    big-endian) per point. A file whose checksum fails is ignored and rebuilt
+    (corruption, not an attacker with write access to the validator's disk: such
+    an attacker could change the code as well). Written beside and renamed over,
+    so processes sharing the cache (a simulation's workers) never read a partial
+    file.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
 
     @staticmethod
-    def default_path() -> Path:
+    def default_directory() -> Path:
         root = os.environ.get("POT_FLOWER_CACHE") or Path.home() / ".cache"
-        return Path(root) / "pot-flower" / "pedersen-g1.bin"
+        return Path(root) / "pot-flower" / "pedersen-g1"
 
-    def load(self) -> bytes:
-        """The body (``96 * count`` bytes) if the file is whole, else ``b""``."""
+    def path(self, chunk: int) -> Path:
+        return self.directory / f"{chunk:06d}.bin"
+
+    def load(self, chunk: int) -> bytes:
+        """The chunk's body (``96 * count`` bytes) if whole, else ``b""``."""
         try:
-            data = self.path.read_bytes()
+            data = self.path(chunk).read_bytes()
         except OSError:
             return b""
         start = len(_HEADER) + 8 + 32
@@ -184,19 +192,20 @@ class GeneratorCache:
             return b""
         return body
 
-    def store(self, body: bytes) -> None:
-        """Write ``body`` (whole points) atomically; failures only cost speed."""
+    def store(self, chunk: int, body: bytes) -> None:
+        """Write the chunk atomically; failures only cost speed."""
         data = (
             _HEADER
             + (len(body) // 96).to_bytes(8, "big")
             + hashlib.sha256(body).digest()
             + body
         )
+        path = self.path(chunk)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(data)
-            os.replace(tmp, self.path)
+            os.replace(tmp, path)
         except OSError:
             pass
 
@@ -226,7 +235,7 @@ class FastBackend:
         self._cache = (
             cache
             if cache is not None
-            else GeneratorCache(GeneratorCache.default_path())
+            else GeneratorCache(GeneratorCache.default_directory())
         )
         self._points: list[Any] = []
         self._prefix: dict[int, Any] = {}
@@ -235,27 +244,29 @@ class FastBackend:
 
     # -- generators
     def _ensure(self, n: int) -> list[Any]:
+        """``G_0..G_{n-1}`` as points: from the cache, hashing what it lacks."""
         with self._lock:
-            if len(self._points) >= n:
-                return self._points
-            body = self._cache.load()
-            have = len(body) // 96
-            if have < n:
-                extra = [
-                    self._ark.G1Point.from_compressed_bytes_unchecked(
-                        _hash_compressed(i)
-                    )
-                    for i in range(have, n)
-                ]
-                body += b"".join(bytes(p.to_xy_bytes_be()) for p in extra)
-                self._cache.store(body)
-            from_xy = self._ark.G1Point.from_xy_bytes_unchecked_be
-            start = len(self._points)
-            self._points.extend(
-                from_xy(body[96 * i : 96 * (i + 1)])
-                for i in range(start, len(body) // 96)
-            )
+            while len(self._points) < n:
+                self._points.extend(self._chunk_points(len(self._points), n))
             return self._points
+
+    def _chunk_points(self, start: int, n: int) -> list[Any]:
+        """Points ``start..`` up to ``n`` or the end of ``start``'s chunk."""
+        chunk, offset = divmod(start, CHUNK)
+        want = min(CHUNK, n - chunk * CHUNK)
+        body = self._cache.load(chunk)
+        have = len(body) // 96
+        if have < want:
+            extra = [
+                self._ark.G1Point.from_compressed_bytes_unchecked(
+                    _hash_compressed(chunk * CHUNK + i)
+                )
+                for i in range(have, want)
+            ]
+            body += b"".join(bytes(p.to_xy_bytes_be()) for p in extra)
+            self._cache.store(chunk, body)
+        from_xy = self._ark.G1Point.from_xy_bytes_unchecked_be
+        return [from_xy(body[96 * i : 96 * (i + 1)]) for i in range(offset, want)]
 
     def _offset_sum(self, n: int) -> Any:
         """``sum(G_0..G_{n-1})``, kept per length."""

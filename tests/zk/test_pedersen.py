@@ -27,7 +27,7 @@ from pot_flower.zk.pedersen import (
 
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory: pytest.TempPathFactory) -> FastBackend:
-    return FastBackend(GeneratorCache(tmp_path_factory.mktemp("g1") / "g.bin"))
+    return FastBackend(GeneratorCache(tmp_path_factory.mktemp("g1")))
 
 
 vectors = st.lists(st.integers(-(2**40), 2**40), min_size=0, max_size=12)
@@ -105,7 +105,7 @@ def test_malformed_points_are_refused(fast: FastBackend, point: bytes) -> None:
 # ------------------------------------------------------------------ openings
 def openings(n: int, size: int) -> tuple[list[bytes], list[np.ndarray], list[int]]:
     rng = np.random.default_rng(n)
-    fast = FastBackend(GeneratorCache(Path("/nonexistent/none")))
+    fast = FastBackend(GeneratorCache(Path("/nonexistent/none")))  # not written
     vs = [rng.integers(-(2**31), 2**31, size) for _ in range(n)]
     rs = [secrets.randbelow(ORDER) for _ in range(n)]
     return [fast.commit(v, r) for v, r in zip(vs, rs, strict=True)], vs, rs
@@ -161,13 +161,31 @@ def test_the_weighted_sum_is_exact(
 
 # ------------------------------------------------------------------ the cache
 def test_the_cache_is_reused_and_a_corrupt_one_rebuilt(tmp_path: Path) -> None:
-    path = tmp_path / "g.bin"
-    first = FastBackend(GeneratorCache(path))
-    want = first.commit(np.arange(30), 7)
-    assert GeneratorCache(path).load() != b""
-    data = bytearray(path.read_bytes())
+    cache = GeneratorCache(tmp_path)
+    want = FastBackend(cache).commit(np.arange(30), 7)
+    assert len(cache.load(0)) == 30 * 96
+    data = bytearray(cache.path(0).read_bytes())
     data[-5] ^= 1  # one flipped bit in the last point
-    path.write_bytes(bytes(data))
-    assert GeneratorCache(path).load() == b""
-    assert FastBackend(GeneratorCache(path)).commit(np.arange(30), 7) == want
-    assert GeneratorCache(path).load() != b""
+    cache.path(0).write_bytes(bytes(data))
+    assert cache.load(0) == b""
+    assert FastBackend(cache).commit(np.arange(30), 7) == want
+    assert len(cache.load(0)) == 30 * 96
+    # A longer vector extends the chunk; a shorter one reads what is there.
+    FastBackend(cache).commit(np.arange(50), 7)
+    assert len(cache.load(0)) == 50 * 96
+
+
+def test_generators_past_one_chunk_are_the_reference_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pot_flower.zk import pedersen
+
+    monkeypatch.setattr(pedersen, "CHUNK", 8)
+    fast = FastBackend(GeneratorCache(tmp_path))
+    v = np.arange(-10, 10)
+    assert fast.commit(v, 3) == reference_backend().commit(v, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "000000.bin",
+        "000001.bin",
+        "000002.bin",
+    ]
