@@ -449,6 +449,32 @@ def ledger_verify(
     )
 
 
+@ledger.command("audit")
+def ledger_audit(path: LedgerPath) -> None:
+    """Check every model against the miners' Pedersen commitments, from the ledger.
+
+    On a chain with ``pot-commitment = "pedersen"`` and the plain weighted mean
+    (preset ``off``, no DP), each round's certified model must be the previous one
+    moved by the weighted sum of exactly the updates its accepted miners
+    committed to: checked through the commitments' homomorphism, without any
+    individual update. Run ``pot ledger verify`` too: it checks the chain and the
+    certificates, this checks what they certify.
+
+    Exit status: 0 every round accounted for; 1 a round is not (its block and
+    why, one line) or the chain records no openings.
+    """
+    from pot_flower.audit.opening import audit_openings
+
+    report = audit_openings(path)
+    if not report.ok:
+        raise _fail_line(f"{typer.style('FAIL', fg='red')} {path}: {report.problem}", 1)
+    typer.echo(
+        f"{typer.style('OK', fg='green')} {path}: {report.rounds} rounds, "
+        f"{report.opened} weighted sums opened against the miners' commitments; "
+        "every model recomputed from genesis"
+    )
+
+
 @app.command("rewards")
 def rewards(
     path: LedgerPath,

@@ -25,7 +25,7 @@ from pot_flower.protocol.block import (
 )
 from pot_flower.protocol.certificate import Certificate, assemble_certificate
 from pot_flower.protocol.chain import ChainState, genesis
-from pot_flower.protocol.commitments import CommitmentKind
+from pot_flower.protocol.commitments import CommitmentKind, update_arrays
 from pot_flower.protocol.model import Arrays, encode_arrays
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.privacy.accountant import spent
@@ -167,7 +167,13 @@ class EmbeddedCommittee(CertifiedHead):
         assert self._score_fn is not None
         # A copy: the task owner's function must not be able to change the chain's.
         model = {k: v.copy() for k, v in self.validators[0].app.state.model.items()}
-        scores = score_batch(self._score_fn, model, batch.submissions, payloads)
+        kind = self._params.commitment
+        arrays = {
+            d: data
+            for d, p in payloads.items()
+            if (data := update_arrays(p, kind)) is not None
+        }
+        scores = score_batch(self._score_fn, model, batch.submissions, arrays)
         digest = batch.scores_digest()
         return tuple(
             ScoreVector.signed(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pot_flower.encoding import Decoded, DecodeError, decode, encode
-from pot_flower.protocol.commitments import CommitmentKind
+from pot_flower.protocol.commitments import CommitmentKind, LinearOpening
 from pot_flower.protocol.envelope import LocalDp
 from pot_flower.protocol.fixedpoint import SCALE
 from pot_flower.protocol.params import (
@@ -416,6 +416,10 @@ class RoundBlock:
     clipping : ClipStep | None
         Under adaptive DP clipping, the clip norm this round used and the noised
         count of unclipped updates (``dp-clipping``); absent otherwise.
+    opening : LinearOpening | None
+        On a chain whose aggregate is linear in Pedersen-committed updates, the
+        weights, the weighted sum and its blinding (``linear-opening``), for
+        ``pot ledger audit``; absent otherwise and in rounds nothing entered.
 
     """
 
@@ -431,6 +435,7 @@ class RoundBlock:
     validator_fees: tuple[ValidatorFee, ...]
     privacy: Spent | None = None
     clipping: ClipStep | None = None
+    opening: LinearOpening | None = None
 
     @property
     def accepted(self) -> tuple[SubmissionRecord, ...]:
@@ -451,6 +456,7 @@ class RoundBlock:
             "validator-fees": [[f.validator, f.amount] for f in self.validator_fees],
             **({"privacy": self.privacy.to_value()} if self.privacy else {}),
             **({"dp-clipping": self.clipping.to_value()} if self.clipping else {}),
+            **({"linear-opening": self.opening.to_value()} if self.opening else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -494,6 +500,17 @@ class RoundBlock:
                 if self.clipping
                 else {}
             ),
+            **(
+                {
+                    "linear-opening": {
+                        "weights": [list(p) for p in self.opening.weights],
+                        "total-entries": len(self.opening.total) // 8,
+                        "blinding": self.opening.blinding.to_bytes(32, "big").hex(),
+                    }
+                }
+                if self.opening
+                else {}
+            ),
         }
 
     @classmethod
@@ -501,7 +518,7 @@ class RoundBlock:
         if _kind(value) != ROUND:
             raise _fail("is not a round block")
         body = _dict(value, "round block")
-        optional = {"privacy", "dp-clipping"} & set(body)
+        optional = {"privacy", "dp-clipping", "linear-opening"} & set(body)
         _exact_keys(body, _ROUND_FIELDS | optional, "round block")
         try:
             privacy = Spent.from_value(body["privacy"]) if "privacy" in body else None
@@ -517,6 +534,14 @@ class RoundBlock:
             raise _fail(f"dp-clipping: {exc}") from exc
         if clipping is not None and privacy is None:
             raise _fail("dp-clipping without privacy spent")
+        try:
+            opening = (
+                LinearOpening.from_value(body["linear-opening"])
+                if "linear-opening" in body
+                else None
+            )
+        except ValueError as exc:
+            raise _fail(f"linear-opening: {exc}") from exc
         submissions = body["submissions"]
         if not isinstance(submissions, list):
             raise _fail("submissions is not a list")
@@ -528,6 +553,8 @@ class RoundBlock:
         keys = [(s.miner or b"", s.node) for s in records]
         if keys != sorted(keys):
             raise _fail("submissions are not in canonical order", Problem.VERDICTS)
+        if opening is not None and opening.weights[-1][0] >= len(records):
+            raise _fail("linear-opening names a submission the block lacks")
         return cls(
             height=_int(body, "height"),
             run=_int(body, "run"),
@@ -541,6 +568,7 @@ class RoundBlock:
             validator_fees=_fees(body["validator-fees"]),
             privacy=privacy,
             clipping=clipping,
+            opening=opening,
         )
 
 

@@ -23,10 +23,12 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 
+from pot_flower.encoding import Decoded
 from pot_flower.protocol.fixedpoint import IntArray
 
 BLINDING_SIZE = 32
@@ -76,6 +78,14 @@ def split_opening(payload: bytes) -> tuple[bytes, int] | None:
     if len(payload) <= BLINDING_SIZE:
         return None
     return payload[:-BLINDING_SIZE], int.from_bytes(payload[-BLINDING_SIZE:], "big")
+
+
+def update_arrays(payload: bytes, kind: CommitmentKind) -> bytes | None:
+    """The arrays' bytes of a payload (without a Pedersen chain's opening)."""
+    if kind != CommitmentKind.PEDERSEN:
+        return payload
+    opening = split_opening(payload)
+    return None if opening is None else opening[0]
 
 
 _CACHE: OrderedDict[bytes, tuple[int, ...]] = OrderedDict()
@@ -147,3 +157,84 @@ def openings_key(
     for c, p in zip(commitments, payloads, strict=True):
         h.update(len(c).to_bytes(2, "big") + c + p)
     return h.digest()
+
+
+# -------------------------------------------------------------- the opening
+def linear_auditable(kind: CommitmentKind, linear_mean: bool, private: bool) -> bool:
+    """Whether a chain's blocks record a :class:`LinearOpening`.
+
+    Pedersen updates combined by the plain weighted mean (no pre-aggregator)
+    without central DP: there the next model is a function of ``sum(w_i m_i)``
+    alone, which the commitments open to; rules that clip, select or sort
+    updates, and DP noise, are not linear in the committed updates.
+    """
+    return kind == CommitmentKind.PEDERSEN and linear_mean and not private
+
+
+@dataclass(frozen=True)
+class LinearOpening:
+    """What a block records so that anyone can open the weighted sum of updates.
+
+    Parameters
+    ----------
+    weights : tuple[tuple[int, int], ...]
+        ``(record index, weight)`` of every update that entered the mean, in
+        record order; the weights are the capped claimed examples.
+    total : bytes
+        ``sum(w_i m_i)`` over those updates, int64 little-endian in flat order.
+    blinding : int
+        ``sum(w_i r_i) mod q``: the sum's blinding factor.
+
+    ``sum(w_i C_i) == Commit(total, blinding)`` then proves the sum is the
+    weighted sum of what those miners committed to, without any one update.
+
+    """
+
+    weights: tuple[tuple[int, int], ...]
+    total: bytes
+    blinding: int
+
+    def __post_init__(self) -> None:
+        last = -1
+        for pair in self.weights:
+            index, weight = pair
+            if not (type(index) is int and type(weight) is int):
+                raise ValueError("weights are [index, weight] integer pairs")
+            if index <= last or weight < 1:
+                raise ValueError("weights must be positive, by ascending index")
+            last = index
+        if not self.weights or len(self.total) % 8:
+            raise ValueError("an opening needs weights and an int64 total")
+        if type(self.blinding) is not int or not 0 <= self.blinding < 2**256:
+            raise ValueError("the blinding factor must be a 32-byte integer")
+
+    @property
+    def vector(self) -> IntArray:
+        return np.frombuffer(self.total, dtype="<i8").astype(np.int64)
+
+    def to_value(self) -> dict[str, Decoded]:
+        return {
+            "blinding": self.blinding.to_bytes(BLINDING_SIZE, "big"),
+            "total": self.total,
+            "weights": [[i, w] for i, w in self.weights],
+        }
+
+    @classmethod
+    def from_value(cls, value: object) -> LinearOpening:
+        keys = {"blinding", "total", "weights"}
+        if not isinstance(value, dict) or set(value) != keys:
+            raise ValueError(f"a linear opening is a dictionary of {sorted(keys)}")
+        blinding, total, weights = value["blinding"], value["total"], value["weights"]
+        if not isinstance(blinding, bytes) or len(blinding) != BLINDING_SIZE:
+            raise ValueError("the opening's blinding is 32 bytes")
+        if not isinstance(total, bytes):
+            raise ValueError("the opening's total is bytes")
+        if not isinstance(weights, list) or not all(
+            isinstance(p, list) and len(p) == 2 for p in weights
+        ):
+            raise ValueError("the opening's weights are [index, weight] pairs")
+        return cls(
+            tuple((p[0], p[1]) for p in weights),
+            total,
+            int.from_bytes(blinding, "big"),
+        )

@@ -27,7 +27,7 @@ from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
 from pot_flower.protocol.block import RoundBlock, SubmissionRecord, ValidatorFee
 from pot_flower.protocol.certificate import Certificate, CertificateError, block_hash
 from pot_flower.protocol.chain import ChainState
-from pot_flower.protocol.commitments import HASH_COMMITMENT_SIZE
+from pot_flower.protocol.commitments import HASH_COMMITMENT_SIZE, LinearOpening
 from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.model import Arrays, model_digest
 from pot_flower.protocol.params import MAX_SUBMISSIONS
@@ -347,6 +347,34 @@ def quality_reference(
     return lambda i: leave_one_out_median(stats, n, rows[i])
 
 
+def linear_opening(
+    verdicts: list[Verdict], contributing: list[Verdict], rows: IntArray | None
+) -> LinearOpening | None:
+    """The opening of the round's weighted sum (Pedersen chains, the plain mean).
+
+    The weights are the mean's own (:func:`capped_weights`), the total is the
+    mean's numerator ``sum(w_i m_i)`` in int64 (within range: weights sum below
+    2**31, units below 2**32), and the blinding ``sum(w_i r_i) mod q``.
+    """
+    if not contributing or rows is None:
+        return None
+    from pot_flower.zk.pedersen import ORDER
+
+    weights = capped_weights([v.examples for v in contributing])
+    position = {id(v): i for i, v in enumerate(verdicts)}
+    total = np.zeros(rows.shape[1], dtype=np.int64)
+    for row, w in zip(rows, weights, strict=True):
+        total += row * w
+    blinding = sum(
+        w * (v.blinding or 0) for v, w in zip(contributing, weights, strict=True)
+    )
+    return LinearOpening(
+        tuple((position[id(v)], w) for v, w in zip(contributing, weights, strict=True)),
+        total.astype("<i8").tobytes(),
+        blinding % ORDER,
+    )
+
+
 CLAIM_CAP_MULTIPLE = 2
 """Claims weigh at most this multiple of the round's median claim."""
 
@@ -449,13 +477,17 @@ def execute_round(
     registered = register_and_dedupe(state, verdicts)
     passed = [v for v in verdicts if v.accepted]
     step: ClipStep | None = None
+    opening: LinearOpening | None = None
     if claim is not None and noise_key is not None:
         seed = noise_seed(noise_key, state.params.run, batch.round, batch.submissions)
         new_model, new_digest, kept, step = private_aggregate(
             state, *contributions(state, passed), seed
         )
     else:
-        new_model, new_digest, kept = aggregate(state, *contributions(state, passed))
+        contributing, rows = contributions(state, passed)
+        new_model, new_digest, kept = aggregate(state, contributing, rows)
+        if state.params.linear_auditable:
+            opening = linear_opening(verdicts, contributing, rows)
     certificate = verified_certificate(state, batch.previous_certificate)
     fees, minted, reputation = pay(state, verdicts, certificate)
     block = RoundBlock(
@@ -471,11 +503,12 @@ def execute_round(
         validator_fees=fees,
         privacy=claim,
         clipping=step,
+        opening=opening,
     )
     body = block.to_bytes()
     digest = block_hash(body)
     for v in verdicts:
-        v.flat = None  # free the arrays; the block has what matters
+        v.flat = v.blinding = None  # free the arrays; the block has what matters
     next_state = replace(
         state,
         height=state.height + 1,

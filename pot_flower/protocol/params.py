@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pot_flower.encoding import Decoded
-from pot_flower.protocol.commitments import CommitmentKind
+from pot_flower.protocol.commitments import CommitmentKind, linear_auditable
 from pot_flower.protocol.fixedpoint import MAX_UNITS
 from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.robust.config import Aggregator, RobustConfig
@@ -74,6 +74,16 @@ class Params:
             raise ValueError("quorum must be between 1 and the committee size")
         if self.privacy.on:
             check_private_robust(self.robust)
+
+    @property
+    def linear_auditable(self) -> bool:
+        """Whether blocks record the opening of the weighted sum of updates."""
+        return linear_auditable(
+            self.commitment,
+            self.robust.aggregator == Aggregator.MEAN
+            and not self.robust.pre_aggregators,
+            self.privacy.on,
+        )
 
     def to_value(self) -> dict[str, Decoded]:
         return {

@@ -49,7 +49,7 @@ class Verdict:
     update_digest: bytes | None = None
     """SHA-256 of the update (the hash commitment's value): copies share it."""
     blinding: int | None = field(default=None, repr=False)
-    """A Pedersen chain's blinding factor, until :func:`check_openings` ran."""
+    """A Pedersen chain's blinding factor (the round's opening sums it)."""
 
     @property
     def accepted(self) -> bool:
@@ -186,9 +186,7 @@ def check_openings(
     blindings = [v.blinding or 0 for v, _ in pending]
     for i in failed_openings(commitments, vectors, blindings, key):
         v = pending[i][0]
-        v.reason, v.flat = Reason.COMMITMENT_MISMATCH, None
-    for v, _ in pending:
-        v.blinding = None
+        v.reason, v.flat, v.blinding = Reason.COMMITMENT_MISMATCH, None, None
 
 
 def _layout_reason(state: ChainState, payload: bytes) -> Reason:

@@ -30,7 +30,7 @@ from pot_flower.encoding import (
 from pot_flower.patience import Unavailable, wait_for
 from pot_flower.protocol.batch import RoundBatch
 from pot_flower.protocol.chain import ChainState, genesis
-from pot_flower.protocol.commitments import CommitmentKind
+from pot_flower.protocol.commitments import CommitmentKind, update_arrays
 from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_arrays
 from pot_flower.protocol.params import (
     MAX_SUBMISSIONS,
@@ -307,9 +307,10 @@ class Chains:
 
         def read(digest: bytes) -> bytes | None:
             try:
-                return self.payloads[digest]
+                payload = self.payloads[digest]
             except KeyError:  # collected meanwhile: that update cannot be scored
                 return None
+            return update_arrays(payload, state.params.commitment)
 
         scores = self.scorer.scores(
             state.model, state.model_digest, batch.submissions, read

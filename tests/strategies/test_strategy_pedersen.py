@@ -54,3 +54,37 @@ def test_the_commitment_kind_is_checked_at_construction() -> None:
     with pytest.raises(ValueError, match="'hash' or 'pedersen'"):
         PoTStrategy(commitment="sha3")
     assert PoTStrategy().commitment == CommitmentKind.HASH
+
+
+def test_scored_pedersen_rounds_score_the_arrays_not_the_opening(
+    tmp_path: Path,
+) -> None:
+    """The payload carries the blinding after the arrays: the score function must
+    get the arrays (with the opening attached, every update scored nothing and
+    was rejected as low-score)."""
+    seen: list[int] = []
+
+    def score(base: dict[str, object], returned: dict[str, object]) -> float:
+        seen.append(len(returned))
+        return 1.0
+
+    grid = LocalGrid(
+        make_plain_app(mods=[pot_mod]),
+        4,
+        run_config={"pot-keystore": str(tmp_path / "keys")},
+    )
+    strategy = PoTStrategy(
+        commitment="pedersen",
+        score_fn=score,  # type: ignore[arg-type]
+        ledger_dir=tmp_path / "ledger",
+        min_available_nodes=4,
+        fraction_evaluate=0.0,
+    )
+    strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(Net().state_dict()),
+        num_rounds=1,
+        train_config=ConfigRecord({"lr": 0.1}),
+    )
+    assert strategy.history[0].accepted == 4
+    assert seen == [len(Net().state_dict())] * 4

@@ -1,0 +1,204 @@
+"""``pot ledger audit``: the model is the weighted sum of what the miners committed to.
+
+On a chain whose updates are bound by Pedersen commitments and combined by the
+plain weighted mean (:func:`~pot_flower.protocol.commitments.linear_auditable`),
+every round block records the updates that entered the mean, their weights, the
+weighted sum ``T`` and its blinding ``R`` (:class:`LinearOpening`). From the
+ledger alone, without any individual update, this audit checks each round:
+
+1. the weights are the mean's own: every accepted update (and one member of each
+   copy group) is in, nothing else, weighted by its capped claimed examples;
+2. ``sum(w_i C_i) == Commit(T, R)``: ``T`` is the weighted sum of exactly the
+   vectors those miners committed to in their signed envelopes;
+3. the certified model is the previous one moved by ``round(T / sum(w))`` plus
+   the server momentum's share of the last move, recomputed bit for bit from
+   genesis's model.
+
+What it does not prove: that an update was trained honestly (only that it is the
+one its miner committed to), that a rejected update deserved its verdict (the
+ledger does not reveal it), or anything of rounds under rules that are not
+linear in the updates (clipping, median, trimmed mean, Krum, NNM, DP noise):
+those chains record no opening and the audit refuses them. The certificates and
+the hash chain are ``pot ledger verify``'s: run both. A committee quorum that
+certified a model other than the weighted sum passes ``verify`` and fails here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pot_flower.audit.content import COUNTED_ONCE
+from pot_flower.audit.report import LedgerReadError
+from pot_flower.audit.rows import read_blocks
+from pot_flower.protocol.aggregation import apply_aggregate, momentum_step
+from pot_flower.protocol.block import (
+    BlockFormatError,
+    GenesisBlock,
+    RoundBlock,
+    parse_block,
+)
+from pot_flower.protocol.commitments import LinearOpening
+from pot_flower.protocol.execution import capped_weights
+from pot_flower.protocol.fixedpoint import IntArray
+from pot_flower.protocol.layout import Layout
+from pot_flower.protocol.model import (
+    Arrays,
+    ModelFormatError,
+    decode_arrays,
+    model_digest,
+)
+from pot_flower.protocol.params import Params
+from pot_flower.protocol.robust.geometry import rounded_div
+from pot_flower.validator.ledger import MODELS_DIR, StoredBlock
+
+
+class AuditFailure(Exception):
+    """A round whose model the commitments do not account for."""
+
+
+@dataclass
+class OpeningReport:
+    """What :func:`audit_openings` found."""
+
+    ok: bool
+    rounds: int = 0
+    """Round blocks audited (their models recomputed)."""
+    opened: int = 0
+    """Rounds whose weighted sum was opened against the commitments."""
+    problem: str | None = None
+    height: int | None = None
+
+
+def audit_openings(path: Path) -> OpeningReport:
+    """Audit a validator's ledger directory (see the module's docstring)."""
+    report = OpeningReport(ok=False)
+    try:
+        stored = read_blocks(path)
+        _audit(path, stored, report)
+    except (LedgerReadError, AuditFailure) as exc:
+        report.problem = str(exc)
+        return report
+    report.ok = True
+    return report
+
+
+def _audit(path: Path, stored: list[StoredBlock], report: OpeningReport) -> None:
+    if not stored or stored[0].height != 0:
+        raise AuditFailure("the ledger has no genesis block")
+    genesis = _parse(stored[0].body, 0)
+    if not isinstance(genesis, GenesisBlock):
+        raise AuditFailure("block 0: not a genesis block")
+    params = genesis.params
+    if not params.linear_auditable:
+        raise AuditFailure(
+            "this chain records no openings: its updates are "
+            f"{params.commitment.value}-committed and combined by "
+            f"{_rule(params)}; only Pedersen commitments under the plain "
+            "weighted mean without DP can be opened from the ledger"
+        )
+    model = _genesis_model(path, genesis)
+    layout = Layout(model)
+    digest = genesis.model
+    previous: IntArray | None = None
+    for row in stored[1:]:
+        block = _parse(row.body, row.height)
+        if not isinstance(block, RoundBlock) or block.height != row.height:
+            raise AuditFailure(f"block {row.height}: not the round block expected")
+        report.height = block.height
+        if block.base != digest:
+            raise AuditFailure(
+                f"block {block.height}: trains from another model than the "
+                "previous block certified"
+            )
+        if block.opening is None:
+            _check_nothing_entered(block)
+        else:
+            move = _opened_move(block, block.opening, layout.size)
+            moved = momentum_step(
+                move, previous, params.robust.momentum_ppm, layout.float_size
+            )
+            model = apply_aggregate(model, layout, moved)
+            digest = model_digest(model)
+            previous = moved if params.robust.keeps_aggregate else None
+            report.opened += 1
+        if block.model != digest:
+            raise AuditFailure(
+                f"block {block.height}: the certified model is not the previous "
+                "model moved by the weighted sum its miners committed to"
+            )
+        report.rounds += 1
+
+
+def _rule(params: Params) -> str:
+    if params.privacy.on:
+        return "central DP"
+    pre = "+".join(p.value for p in params.robust.pre_aggregators)
+    return f"{pre + ' then ' if pre else ''}{params.robust.aggregator.value}"
+
+
+def _parse(body: object, height: int) -> GenesisBlock | RoundBlock:
+    if not isinstance(body, bytes):
+        raise AuditFailure(f"block {height}: the body is not bytes")
+    try:
+        return parse_block(body)
+    except BlockFormatError as exc:
+        raise AuditFailure(f"block {height}: malformed: {exc.detail}") from exc
+
+
+def _genesis_model(path: Path, genesis: GenesisBlock) -> Arrays:
+    directory = path if path.is_dir() else path.parent
+    try:
+        data = (directory / MODELS_DIR / genesis.model.hex()).read_bytes()
+        model = decode_arrays(data)
+    except (OSError, ModelFormatError) as exc:
+        raise AuditFailure(f"block 0: the initial model cannot be read: {exc}") from exc
+    if model_digest(model) != genesis.model:
+        raise AuditFailure("block 0: the stored initial model is not genesis's")
+    return model
+
+
+def _check_nothing_entered(block: RoundBlock) -> None:
+    if any(s.accepted or s.reason in COUNTED_ONCE for s in block.submissions):
+        raise AuditFailure(
+            f"block {block.height}: updates entered the mean but no opening is recorded"
+        )
+
+
+def _opened_move(block: RoundBlock, opening: LinearOpening, size: int) -> IntArray:
+    """``round(T / W)`` after checking the weights and ``T`` against the commitments."""
+    from pot_flower.zk.pedersen import CommitmentError, fast_backend
+
+    if len(opening.total) != 8 * size:
+        raise AuditFailure(
+            f"block {block.height}: the opened sum is not the model's size"
+        )
+    subs = block.submissions
+    indices = [i for i, _ in opening.weights]
+    entered = {i for i, s in enumerate(subs) if s.accepted}
+    if not entered <= set(indices) or any(
+        not (subs[i].accepted or subs[i].reason in COUNTED_ONCE) for i in indices
+    ):
+        raise AuditFailure(
+            f"block {block.height}: the opening's updates are not the accepted ones"
+        )
+    weights = [w for _, w in opening.weights]
+    if weights != capped_weights([subs[i].examples for i in indices]):
+        raise AuditFailure(
+            f"block {block.height}: the weights are not the capped claimed examples"
+        )
+    total = opening.vector
+    fast = fast_backend()
+    try:
+        combined = fast.combine([subs[i].commitment or b"" for i in indices], weights)
+        opened = fast.commit_wide([int(x) for x in total], opening.blinding)
+    except CommitmentError as exc:
+        raise AuditFailure(f"block {block.height}: {exc}") from exc
+    if combined != opened:
+        raise AuditFailure(
+            f"block {block.height}: the weighted sum does not open the miners' "
+            "commitments"
+        )
+    return rounded_div(np.asarray(total, dtype=np.int64), sum(weights))
