@@ -201,6 +201,8 @@ class FastBls:
             if key is None:
                 return False
             total = total + key
+        if total == self._ark.G1Point.identity():  # as py-ecc: KeyValidate(sum)
+            return False
         return self._core_verify(total, message, signature, SIGNATURE_DST)
 
 

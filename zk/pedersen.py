@@ -59,10 +59,9 @@ def check_values(values: np.ndarray | Sequence[int]) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise CommitmentError("a commitment opens to a 1-d vector of integers")
-    array = array.astype(np.int64, copy=False)
-    if array.size and int(np.abs(array).max()) >= MAX_ENTRY:
+    if array.size and (int(array.max()) >= MAX_ENTRY or int(array.min()) <= -MAX_ENTRY):
         raise CommitmentError("vector entries must lie within +-2**62")
-    return array
+    return array.astype(np.int64, copy=False)
 
 
 def check_blinding(blinding: int) -> int:
@@ -103,6 +102,10 @@ class ReferenceBackend:
             decompress_G1,
         )
         self._add, self._multiply, self._zero = add, multiply, Z1
+
+    def parse_point(self, data: bytes) -> Any:
+        """A canonical G1 point in the subgroup (``CommitmentError`` if not)."""
+        return self._point(data)
 
     def _point(self, data: bytes) -> Any:
         if len(data) != POINT_SIZE:
@@ -297,6 +300,10 @@ class FastBackend:
 
     def _scalar(self, value: int) -> Any:
         return self._ark.Scalar.from_le_bytes((value % ORDER).to_bytes(32, "little"))
+
+    def parse_point(self, data: bytes) -> Any:
+        """A canonical G1 point in the subgroup (``CommitmentError`` if not)."""
+        return self._point(data)
 
     def _point(self, data: bytes) -> Any:
         if len(data) != POINT_SIZE:

@@ -8,6 +8,9 @@ ledger alone, without any individual update, this audit checks each round:
 
 1. the weights are the mean's own: every accepted update (and one member of each
    copy group) is in, nothing else, weighted by its capped claimed examples;
+   each counted miner signed the envelope the block's fields rebuild (its
+   commitment and its claim are its own, not a quorum's); exact copies are
+   proved equal by their blinding difference;
 2. ``sum(w_i C_i) == Commit(T, R)``: ``T`` is the weighted sum of exactly the
    vectors those miners committed to in their signed envelopes;
 3. the certified model is the previous one moved by ``round(T / sum(w))`` plus
@@ -16,7 +19,9 @@ ledger alone, without any individual update, this audit checks each round:
 
 What it does not prove: that an update was trained honestly (only that it is the
 one its miner committed to), that a rejected update deserved its verdict (the
-ledger does not reveal it), or anything of rounds under rules that are not
+ledger does not reveal it), that near copies were near (they are equal only
+within a tolerance, which hiding commitments cannot show), or anything of
+rounds under rules that are not
 linear in the updates (clipping, median, trimmed mean, Krum, NNM, DP noise):
 those chains record no opening and the audit refuses them. The certificates and
 the hash chain are ``pot ledger verify``'s: run both. A committee quorum that
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,9 +44,10 @@ from pot_flower.protocol.block import (
     BlockFormatError,
     GenesisBlock,
     RoundBlock,
+    SubmissionRecord,
     parse_block,
 )
-from pot_flower.protocol.commitments import LinearOpening
+from pot_flower.protocol.envelope import Envelope, EnvelopeError, verify_envelope
 from pot_flower.protocol.execution import capped_weights
 from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.layout import Layout
@@ -53,6 +60,9 @@ from pot_flower.protocol.model import (
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.robust.geometry import rounded_div
 from pot_flower.validator.ledger import MODELS_DIR, StoredBlock
+
+if TYPE_CHECKING:
+    from pot_flower.zk.pedersen import FastBackend
 
 
 class AuditFailure(Exception):
@@ -116,7 +126,7 @@ def _audit(path: Path, stored: list[StoredBlock], report: OpeningReport) -> None
         if block.opening is None:
             _check_nothing_entered(block)
         else:
-            move = _opened_move(block, block.opening, layout.size)
+            move = _opened_move(block, params, layout.size)
             moved = momentum_step(
                 move, previous, params.robust.momentum_ppm, layout.float_size
             )
@@ -167,10 +177,12 @@ def _check_nothing_entered(block: RoundBlock) -> None:
         )
 
 
-def _opened_move(block: RoundBlock, opening: LinearOpening, size: int) -> IntArray:
-    """``round(T / W)`` after checking the weights and ``T`` against the commitments."""
+def _opened_move(block: RoundBlock, params: Params, size: int) -> IntArray:
+    """``round(T / W)`` after checking the opening against the block's records."""
     from pot_flower.zk.pedersen import CommitmentError, fast_backend
 
+    opening = block.opening
+    assert opening is not None
     if len(opening.total) != 8 * size:
         raise AuditFailure(
             f"block {block.height}: the opened sum is not the model's size"
@@ -189,11 +201,17 @@ def _opened_move(block: RoundBlock, opening: LinearOpening, size: int) -> IntArr
         raise AuditFailure(
             f"block {block.height}: the weights are not the capped claimed examples"
         )
-    total = opening.vector
+    for i, signature in zip(indices, opening.signatures, strict=True):
+        if not _signed_by_miner(block, params, subs[i], signature):
+            raise AuditFailure(
+                f"block {block.height}: submission {i}'s commitment and claim are "
+                "not what its miner signed"
+            )
     fast = fast_backend()
     try:
+        _check_copies(block, set(indices), fast)
         combined = fast.combine([subs[i].commitment or b"" for i in indices], weights)
-        opened = fast.commit_wide([int(x) for x in total], opening.blinding)
+        opened = fast.commit_wide([int(x) for x in opening.vector], opening.blinding)
     except CommitmentError as exc:
         raise AuditFailure(f"block {block.height}: {exc}") from exc
     if combined != opened:
@@ -201,4 +219,65 @@ def _opened_move(block: RoundBlock, opening: LinearOpening, size: int) -> IntArr
             f"block {block.height}: the weighted sum does not open the miners' "
             "commitments"
         )
-    return rounded_div(np.asarray(total, dtype=np.int64), sum(weights))
+    return rounded_div(opening.vector, sum(weights))
+
+
+def _signed_by_miner(
+    block: RoundBlock, params: Params, record: SubmissionRecord, signature: bytes
+) -> bool:
+    """Whether the record's miner signed the envelope the block's fields rebuild."""
+    if record.miner is None or record.commitment is None:
+        return False
+    try:
+        envelope = Envelope(
+            run=params.run,
+            round=block.height,
+            node=record.node,
+            miner=record.miner,
+            base_digest=block.base,
+            nonce=block.nonce,
+            commitment=record.commitment,
+            num_examples=record.examples,
+            local_dp=record.local_dp,
+        )
+        return verify_envelope(envelope.to_bytes(), signature) is not None
+    except (ValueError, EnvelopeError):
+        return False
+
+
+def _check_copies(block: RoundBlock, counted: set[int], fast: FastBackend) -> None:
+    """Each copy group entered once, through its counted member.
+
+    Exact copies are proved equal by their blinding difference:
+    ``C_j - C_first = d * H``.
+    """
+    assert block.opening is not None
+    subs = block.submissions
+    grouped: set[int] = set()
+    for group in block.opening.copies:
+        members = [m.index for m in group.members]
+        if (
+            group.counted not in counted
+            or any(i in counted for i in members)
+            or any(
+                subs[i].reason not in COUNTED_ONCE for i in [group.counted, *members]
+            )
+        ):
+            raise AuditFailure(
+                f"block {block.height}: a copy group does not enter the mean once"
+            )
+        grouped.update([group.counted, *members])
+        first = subs[group.counted].commitment or b""
+        for m in group.members:
+            if m.delta is None:
+                continue  # a near copy: equal only within tolerance, not provable
+            difference = fast.combine([subs[m.index].commitment or b"", first], [1, -1])
+            if difference != fast.commit(np.zeros(0, dtype=np.int64), m.delta):
+                raise AuditFailure(
+                    f"block {block.height}: submission {m.index} is not a copy of "
+                    f"submission {group.counted}"
+                )
+    if any(subs[i].reason in COUNTED_ONCE and i not in grouped for i in counted):
+        raise AuditFailure(
+            f"block {block.height}: a set-aside copy entered outside its group"
+        )

@@ -553,7 +553,7 @@ class RoundBlock:
         keys = [(s.miner or b"", s.node) for s in records]
         if keys != sorted(keys):
             raise _fail("submissions are not in canonical order", Problem.VERDICTS)
-        if opening is not None and opening.weights[-1][0] >= len(records):
+        if opening is not None and opening.largest_index >= len(records):
             raise _fail("linear-opening names a submission the block lacks")
         return cls(
             height=_int(body, "height"),

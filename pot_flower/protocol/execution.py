@@ -27,7 +27,12 @@ from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
 from pot_flower.protocol.block import RoundBlock, SubmissionRecord, ValidatorFee
 from pot_flower.protocol.certificate import Certificate, CertificateError, block_hash
 from pot_flower.protocol.chain import ChainState
-from pot_flower.protocol.commitments import HASH_COMMITMENT_SIZE, LinearOpening
+from pot_flower.protocol.commitments import (
+    HASH_COMMITMENT_SIZE,
+    CopyGroup,
+    CopyMember,
+    LinearOpening,
+)
 from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.model import Arrays, model_digest
 from pot_flower.protocol.params import MAX_SUBMISSIONS
@@ -197,6 +202,8 @@ def reject_copies(
                 Reason.COPIED_UPDATE if digests[i] in repeated else Reason.NEAR_COPY
             )
         left_out |= set(group[1:])
+        for i in group[1:]:
+            passed[i].copy_of = passed[group[0]]
     for i in left_out:
         passed[i].flat = None
     return [i for i in range(len(passed)) if i not in left_out]
@@ -354,7 +361,12 @@ def linear_opening(
 
     The weights are the mean's own (:func:`capped_weights`), the total is the
     mean's numerator ``sum(w_i m_i)`` in int64 (within range: weights sum below
-    2**31, units below 2**32), and the blinding ``sum(w_i r_i) mod q``.
+    2**31, units below 2**32), and the blinding ``sum(w_i r_i) mod q``; with each
+    counted miner's envelope signature (the audit rebuilds the envelope from the
+    block and checks its miner committed to that commitment and claim), and each
+    copy group (its counted member, the others, and for exact copies the
+    difference of blinding factors, which proves the commitments open to one
+    update without opening either).
     """
     if not contributing or rows is None:
         return None
@@ -368,10 +380,22 @@ def linear_opening(
     blinding = sum(
         w * (v.blinding or 0) for v, w in zip(contributing, weights, strict=True)
     )
+    groups: dict[int, list[CopyMember]] = {}
+    counted = {id(v) for v in contributing}
+    for v in verdicts:
+        first = v.copy_of
+        if first is not None and id(first) in counted:
+            exact = v.update_digest == first.update_digest
+            delta = ((v.blinding or 0) - (first.blinding or 0)) % ORDER
+            groups.setdefault(position[id(first)], []).append(
+                CopyMember(position[id(v)], delta if exact else None)
+            )
     return LinearOpening(
         tuple((position[id(v)], w) for v, w in zip(contributing, weights, strict=True)),
         total.astype("<i8").tobytes(),
         blinding % ORDER,
+        tuple(v.signature or b"" for v in contributing),
+        tuple(CopyGroup(k, tuple(m)) for k, m in sorted(groups.items())),
     )
 
 

@@ -77,6 +77,7 @@ class TicketRecord:
             isinstance(run, int)
             and isinstance(round_, int)
             and isinstance(nonce, bytes)
+            and isinstance(kind, str)
             and kind in {k.value for k in CommitmentKind}
         ):
             return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,7 +32,7 @@ class Submission:
     envelope_bytes: bytes
     signature: bytes
     payload: bytes  # canonical bytes of the returned arrays
-    blinding: int | None = None
+    blinding: int | None = field(default=None, repr=False)
     """The Pedersen commitment's blinding factor (Pedersen chains); it travels
     to the validators with the arrays (:func:`~.commitments.with_opening`)."""
 

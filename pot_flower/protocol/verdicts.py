@@ -50,6 +50,10 @@ class Verdict:
     """SHA-256 of the update (the hash commitment's value): copies share it."""
     blinding: int | None = field(default=None, repr=False)
     """A Pedersen chain's blinding factor (the round's opening sums it)."""
+    signature: bytes | None = field(default=None, repr=False)
+    """The miner's signature of its envelope, once it verified."""
+    copy_of: Verdict | None = field(default=None, repr=False)
+    """The copy group's member that entered the mean (set aside copies only)."""
 
     @property
     def accepted(self) -> bool:
@@ -85,6 +89,7 @@ def check_submission(
     if envelope is None:
         return verdict
     verdict.miner = envelope.miner
+    verdict.signature = sub.signature
     verdict.commitment = envelope.commitment
     verdict.examples = envelope.num_examples
     verdict.local_dp = envelope.local_dp

@@ -188,3 +188,60 @@ def test_openings_are_checked_in_one_batch_when_they_hold(
     _, block = execute(b)
     assert all(r is None for r in reasons(block).values())
     assert calls["commit"] == 0  # no per-update commitment recomputed
+
+
+@pytest.mark.parametrize("bad", [0, 31, 63])
+def test_one_false_opening_is_found_by_bisection_not_by_recommitting_all(
+    monkeypatch: pytest.MonkeyPatch, bad: int
+) -> None:
+    """One miner must not make every validator recommit the whole round."""
+    from pot_flower.protocol import commitments
+    from pot_flower.zk import pedersen
+
+    rng = np.random.default_rng(bad)
+    vectors = [rng.integers(-(2**20), 2**20, 64) for _ in range(64)]
+    blindings = [int(x) + 1 for x in rng.integers(1, 2**62, 64)]
+    fast = pedersen.fast_backend()
+    cs = [fast.commit(v, r) for v, r in zip(vectors, blindings, strict=True)]
+    blindings[bad] += 1
+    calls = {"commit": 0}
+    original = pedersen.FastBackend.commit
+
+    def counting(self: pedersen.FastBackend, values: np.ndarray, r: int) -> bytes:
+        calls["commit"] += 1
+        return original(self, values, r)
+
+    monkeypatch.setattr(pedersen.FastBackend, "commit", counting)
+    key = bytes([bad]) * 32
+    assert commitments.failed_openings(cs, vectors, blindings, key) == (bad,)
+    # At most the two smallest subsets alone, not 64 commitments.
+    assert calls["commit"] <= 2 * (commitments.SINGLE_BELOW - 1)
+
+
+def test_a_blinding_out_of_range_fails_without_a_multiplication(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pot_flower.protocol import commitments
+    from pot_flower.zk import pedersen
+
+    vectors = [np.arange(8, dtype=np.int64) * k for k in range(6)]
+    fast = pedersen.fast_backend()
+    cs = [fast.commit(v, 3) for v in vectors]
+    blindings = [3] * 6
+    blindings[2] = ORDER + 3
+    cs[4] = b"\xc0" * 48  # an infinity flag with stray bits: not canonical
+    monkeypatch.setattr(
+        pedersen.FastBackend,
+        "commit",
+        lambda *a: pytest.fail("recommitted an update"),
+    )
+    assert commitments.failed_openings(cs, vectors, blindings, b"k" * 32) == (2, 4)
+
+
+def test_a_ticket_with_a_malformed_kind_is_not_a_ticket() -> None:
+    from pot_flower.protocol.records import TicketRecord
+
+    value = {"run": 1, "round": 1, "nonce": b"n", "commitment": ["pedersen"]}
+    assert TicketRecord.from_value(value) is None
+    value["commitment"] = "sha3"
+    assert TicketRecord.from_value(value) is None

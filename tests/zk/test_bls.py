@@ -124,3 +124,14 @@ def test_a_bitmap_past_the_committee_is_refused() -> None:
         bitmap_signers(b"\x80", 7)
     with pytest.raises(BlsError):
         signer_bitmap([7], 7)
+
+
+def test_keys_that_sum_to_the_identity_never_verify() -> None:
+    """pk and -pk (secret q - sk), each with a valid proof of possession: their
+    sum is the identity, which would accept the identity signature on any
+    message. Both backends refuse, as the draft's KeyValidate of the sum does."""
+    sk = KEYS[1]
+    pks = [FAST.public_key(sk), FAST.public_key(ORDER - sk)]
+    identity = bytes([0xC0]) + bytes(95)
+    for backend in (FAST, REF):
+        assert not backend.fast_aggregate_verify(pks, MESSAGE, identity)

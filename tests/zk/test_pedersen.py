@@ -189,3 +189,15 @@ def test_generators_past_one_chunk_are_the_reference_s(
         "000001.bin",
         "000002.bin",
     ]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.array([-(2**63)], dtype=np.int64), np.array([2**64 - 1], dtype=np.uint64)],
+    ids=["int64 min", "uint64 max"],
+)
+def test_entries_past_the_range_are_refused_not_wrapped(
+    fast: FastBackend, values: np.ndarray
+) -> None:
+    with pytest.raises(CommitmentError):
+        fast.commit(values, 1)
