@@ -6,6 +6,8 @@
   per entry: it is linear).
 - A validator's opening checks for a round of 100 miners: one by one against one
   batched random linear combination (``verify_openings``).
+- ``pot ledger audit`` on a Pedersen chain built here (5 miners, the quickstart
+  CNN's 37,610 entries, 200 rounds by default).
 - Quorum certificates: bytes and verification time of today's certificate (a
   list of Ed25519 signatures, ``protocol/certificate.py``) against one aggregated
   BLS signature plus a signer bitmap, for committees of 4, 16 and 64 (quorum
@@ -150,6 +152,77 @@ def certificate(n: int, repeats: int) -> dict[str, float]:
     }
 
 
+def audit_time(rounds: int, entries: int, miners: int) -> dict[str, float]:
+    """``pot ledger audit`` on a Pedersen chain of ``rounds`` rounds (built here)."""
+    import hashlib
+    import tempfile
+
+    from pot_flower.audit.opening import audit_openings
+    from pot_flower.committee.embedded import EmbeddedCommittee
+    from pot_flower.protocol.batch import SubmissionRef
+    from pot_flower.protocol.commitments import CommitmentKind
+    from pot_flower.protocol.fixedpoint import max_norm_units
+    from pot_flower.protocol.submission import build_submission
+
+    rng = np.random.default_rng(5)
+    model = {"w": rng.standard_normal(entries).astype(np.float32)}
+    keys = [SigningKey.from_seed(bytes([i + 1]) * 32) for i in range(miners)]
+    with tempfile.TemporaryDirectory(prefix="pot-audit-") as tmp:
+        committee = EmbeddedCommittee(
+            Path(tmp),
+            run=1,
+            model=model,
+            norm_bound_units=max_norm_units(100.0),
+            commitment=CommitmentKind.PEDERSEN,
+        )
+        started = time.perf_counter()
+        current = model
+        for _ in range(rounds):
+            ticket = committee.ticket()
+            refs, payloads = [], {}
+            for i, key in enumerate(keys):
+                step = rng.standard_normal(entries).astype(np.float32) * 1e-3
+                sub = build_submission(
+                    key,
+                    run=1,
+                    round_=ticket.round,
+                    node=10 + i,
+                    nonce=ticket.nonce,
+                    received=current,
+                    returned={"w": current["w"] + step},
+                    num_examples=100,
+                    commitment=CommitmentKind.PEDERSEN,
+                )
+                data = sub.validator_payload
+                digest = hashlib.sha256(data).digest()
+                payloads[digest] = data
+                refs.append(
+                    SubmissionRef(10 + i, sub.envelope_bytes, sub.signature, digest)
+                )
+            current = committee.certify_round(refs, payloads).model
+        committee.close()
+        built = time.perf_counter() - started
+        ledger = Path(tmp) / "validator-0"
+        size = sum(f.stat().st_size for f in ledger.rglob("*") if f.is_file())
+        started = time.perf_counter()
+        report = audit_openings(ledger)
+        seconds = time.perf_counter() - started
+    assert report.ok, report.problem
+    print(
+        f"audit of {rounds} rounds ({miners} miners x {entries:,d} entries): "
+        f"{seconds:.2f} s ({1e3 * seconds / rounds:.1f} ms a round); ledger "
+        f"{size / 1e6:.0f} MB; chain built in {built:.0f} s",
+        flush=True,
+    )
+    return {
+        "rounds": rounds,
+        "entries": entries,
+        "miners": miners,
+        "audit_seconds": seconds,
+        "ledger_bytes": size,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -157,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--opening-entries", type=int, default=37_610)
     parser.add_argument("--committees", default="4,16,64")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--audit-rounds", type=int, default=200)
+    parser.add_argument("--audit-miners", type=int, default=5)
     parser.add_argument("--json-out", default="benchmarks/results/commitments.json")
     args = parser.parse_args(argv)
     out = {
@@ -166,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "certificates": [
             certificate(int(n), args.repeats) for n in args.committees.split(",")
         ],
+        "audit": audit_time(args.audit_rounds, args.opening_entries, args.audit_miners),
     }
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(out, indent=1))

@@ -30,6 +30,7 @@ certified a model other than the weighted sum passes ``verify`` and fails here.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,7 @@ from pot_flower.protocol.model import (
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.robust.geometry import rounded_div
 from pot_flower.validator.ledger import MODELS_DIR, StoredBlock
+from pot_flower.zk.pedersen import weighted_sum
 
 if TYPE_CHECKING:
     from pot_flower.zk.pedersen import FastBackend
@@ -113,33 +115,43 @@ def _audit(path: Path, stored: list[StoredBlock], report: OpeningReport) -> None
     layout = Layout(model)
     digest = genesis.model
     previous: IntArray | None = None
-    for row in stored[1:]:
-        block = _parse(row.body, row.height)
-        if not isinstance(block, RoundBlock) or block.height != row.height:
-            raise AuditFailure(f"block {row.height}: not the round block expected")
-        report.height = block.height
-        if block.base != digest:
-            raise AuditFailure(
-                f"block {block.height}: trains from another model than the "
-                "previous block certified"
-            )
-        if block.opening is None:
-            _check_nothing_entered(block)
-        else:
-            move = _opened_move(block, params, layout.size)
-            moved = momentum_step(
-                move, previous, params.robust.momentum_ppm, layout.float_size
-            )
-            model = apply_aggregate(model, layout, moved)
-            digest = model_digest(model)
-            previous = moved if params.robust.keeps_aggregate else None
-            report.opened += 1
-        if block.model != digest:
-            raise AuditFailure(
-                f"block {block.height}: the certified model is not the previous "
-                "model moved by the weighted sum its miners committed to"
-            )
-        report.rounds += 1
+    pending: list[_Equation] = []
+    try:
+        for row in stored[1:]:
+            block = _parse(row.body, row.height)
+            if not isinstance(block, RoundBlock) or block.height != row.height:
+                raise AuditFailure(f"block {row.height}: not the round block expected")
+            report.height = block.height
+            if block.base != digest:
+                raise AuditFailure(
+                    f"block {block.height}: trains from another model than the "
+                    "previous block certified"
+                )
+            if block.opening is None:
+                _check_nothing_entered(block)
+            else:
+                equation = _opening_equation(block, params, layout.size)
+                pending.append(equation)
+                move = rounded_div(equation.total, sum(equation.weights))
+                moved = momentum_step(
+                    move, previous, params.robust.momentum_ppm, layout.float_size
+                )
+                model = apply_aggregate(model, layout, moved)
+                digest = model_digest(model)
+                previous = moved if params.robust.keeps_aggregate else None
+                report.opened += 1
+            if block.model != digest:
+                raise AuditFailure(
+                    f"block {block.height}: the certified model is not the previous "
+                    "model moved by the weighted sum its miners committed to"
+                )
+            report.rounds += 1
+    except AuditFailure:
+        # An earlier block whose sum does not open is the first failure.
+        failing = report.height or 0
+        _check_equations([e for e in pending if e.height < failing])
+        raise
+    _check_equations(pending)
 
 
 def _rule(params: Params) -> str:
@@ -177,8 +189,19 @@ def _check_nothing_entered(block: RoundBlock) -> None:
         )
 
 
-def _opened_move(block: RoundBlock, params: Params, size: int) -> IntArray:
-    """``round(T / W)`` after checking the opening against the block's records."""
+@dataclass(frozen=True)
+class _Equation:
+    """One round's ``sum(w_i C_i) == Commit(T, R)``, checked with the others."""
+
+    height: int
+    commitments: list[bytes]
+    weights: list[int]
+    total: IntArray
+    blinding: int
+
+
+def _opening_equation(block: RoundBlock, params: Params, size: int) -> _Equation:
+    """The round's opening equation, after checking it against the block's records."""
     from pot_flower.zk.pedersen import CommitmentError, fast_backend
 
     opening = block.opening
@@ -207,19 +230,68 @@ def _opened_move(block: RoundBlock, params: Params, size: int) -> IntArray:
                 f"block {block.height}: submission {i}'s commitment and claim are "
                 "not what its miner signed"
             )
-    fast = fast_backend()
     try:
-        _check_copies(block, set(indices), fast)
-        combined = fast.combine([subs[i].commitment or b"" for i in indices], weights)
-        opened = fast.commit_wide([int(x) for x in opening.vector], opening.blinding)
+        _check_copies(block, set(indices), fast_backend())
     except CommitmentError as exc:
         raise AuditFailure(f"block {block.height}: {exc}") from exc
-    if combined != opened:
-        raise AuditFailure(
-            f"block {block.height}: the weighted sum does not open the miners' "
-            "commitments"
-        )
-    return rounded_div(opening.vector, sum(weights))
+    return _Equation(
+        block.height,
+        [subs[i].commitment or b"" for i in indices],
+        weights,
+        opening.vector,
+        opening.blinding,
+    )
+
+
+def _check_equations(equations: list[_Equation]) -> None:
+    """Every round's equation at once, by random linear combination.
+
+    ``sum_h rho_h (sum_i w_hi C_hi) == Commit(sum_h rho_h T_h, sum_h rho_h R_h)``
+    with 128-bit ``rho`` hashed from everything checked: one multi-scalar
+    multiplication over the model for the whole ledger. If it fails, round by
+    round, to name the first block that does not open.
+    """
+    if not equations or _holds(equations):
+        return
+    for equation in equations:
+        if not _holds([equation]):
+            raise AuditFailure(
+                f"block {equation.height}: the weighted sum does not open the "
+                "miners' commitments"
+            )
+
+
+def _holds(equations: list[_Equation]) -> bool:
+    from pot_flower.zk.pedersen import ORDER, CommitmentError, fast_backend
+
+    h = hashlib.sha256(b"pot-flower/ledger-audit/v1")
+    for e in equations:
+        h.update(e.height.to_bytes(8, "big") + e.blinding.to_bytes(32, "big"))
+        h.update(b"".join(e.commitments) + np.asarray(e.total, "<i8").tobytes())
+        h.update(b"".join(w.to_bytes(8, "big") for w in e.weights))
+    seed = h.digest()
+    rho = [
+        int.from_bytes(hashlib.sha256(seed + k.to_bytes(8, "big")).digest()[:16], "big")
+        for k in range(len(equations))
+    ]
+    points = [c for e in equations for c in e.commitments]
+    scalars = [
+        (r * w) % ORDER for r, e in zip(rho, equations, strict=True) for w in e.weights
+    ]
+    # T entries reach 2**62: split each into 32-bit halves so the limbed sums
+    # stay within int64, then join them in Python integers.
+    totals = [e.total for e in equations]
+    low = weighted_sum([t & 0xFFFFFFFF for t in totals], rho)
+    high = weighted_sum([t >> 32 for t in totals], rho)
+    summed = [lo + (hi << 32) for lo, hi in zip(low, high, strict=True)]
+    blinding = sum(r * e.blinding for r, e in zip(rho, equations, strict=True))
+    fast = fast_backend()
+    try:
+        left = fast.combine(points, scalars)
+        right = fast.commit_wide(summed, blinding % ORDER)
+    except CommitmentError:
+        return False
+    return left == right
 
 
 def _signed_by_miner(
