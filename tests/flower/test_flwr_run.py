@@ -70,3 +70,39 @@ def test_quickstart_with_central_dp_stops_at_its_budget(tmp_path: Path) -> None:
         report = audit_ledger(tmp_path / "ledger" / f"validator-{i}")
         assert report.ok, report.problem
         assert report.blocks == 3
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="apt-get install dataset-fashion-mnist")
+def test_quickstart_with_pedersen_commitments_passes_the_ledger_audit(
+    tmp_path: Path,
+) -> None:
+    """`-c pot-commitment=pedersen` on the quickstart under `flwr run`: miners
+    commit in Flower's simulation workers, and every model opens against their
+    commitments from the ledger alone."""
+    pytest.importorskip("py_arkworks_bls12381")
+    from pot_flower.audit.opening import audit_openings
+
+    with local_superlink(tmp_path / "flwr-home") as env:
+        proc = flwr_run(
+            APP,
+            env,
+            run_config={
+                "num-server-rounds": 2,
+                "fraction-evaluate": 0.0,
+                "pot-ledger-dir": str(tmp_path / "ledger"),
+                "pot-keystore": str(tmp_path / "keys"),
+                "pot-commitment": "pedersen",
+                "pot-robust": "off",
+            },
+            num_supernodes=4,
+            timeout=280,
+        )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "accepted 4  rejected 0" in output
+    for i in range(4):
+        ledger = tmp_path / "ledger" / f"validator-{i}"
+        assert audit_ledger(ledger).ok
+        report = audit_openings(ledger)
+        assert report.ok, report.problem
+        assert report.opened == 2
