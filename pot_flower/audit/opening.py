@@ -116,12 +116,13 @@ def _audit(path: Path, stored: list[StoredBlock], report: OpeningReport) -> None
     digest = genesis.model
     previous: IntArray | None = None
     pending: list[_Equation] = []
+    current = 0
     try:
         for row in stored[1:]:
+            current = report.height = row.height
             block = _parse(row.body, row.height)
             if not isinstance(block, RoundBlock) or block.height != row.height:
                 raise AuditFailure(f"block {row.height}: not the round block expected")
-            report.height = block.height
             if block.base != digest:
                 raise AuditFailure(
                     f"block {block.height}: trains from another model than the "
@@ -148,8 +149,7 @@ def _audit(path: Path, stored: list[StoredBlock], report: OpeningReport) -> None
             report.rounds += 1
     except AuditFailure:
         # An earlier block whose sum does not open is the first failure.
-        failing = report.height or 0
-        _check_equations([e for e in pending if e.height < failing])
+        _check_equations([e for e in pending if e.height < current])
         raise
     _check_equations(pending)
 

@@ -120,7 +120,11 @@ def test_chains_that_record_no_openings_are_refused(
 
 # ------------------------------------------------------------------- insiders
 def forge(
-    source: Path, target: Path, committee: EmbeddedCommittee, change: str
+    source: Path,
+    target: Path,
+    committee: EmbeddedCommittee,
+    change: str,
+    height: int = ROUNDS,
 ) -> None:
     """A quorum of the genuine committee re-signs the last block, ``change`` made.
 
@@ -132,7 +136,7 @@ def forge(
     from pot_flower.audit import read_blocks
 
     stored = {b.height: b for b in read_blocks(target)}
-    body = decode(stored[ROUNDS].body)
+    body = decode(stored[height].body)
     assert isinstance(body, dict)
     opening = body["linear-opening"]
     assert isinstance(opening, dict)
@@ -173,7 +177,7 @@ def forge(
         delta = group[1][0][1]
         group[1][0][1] = (int.from_bytes(delta, "big") ^ 1).to_bytes(32, "big")
     keys = tuple(v.key for v in committee.validators)
-    reforge(target, ROUNDS, encode(body), Variant.INSIDER, keys, 3)
+    reforge(target, height, encode(body), Variant.INSIDER, keys, 3)
 
 
 def _member_signature(source: Path, member: int) -> bytes:
@@ -266,3 +270,22 @@ def test_what_an_insider_quorum_certifies_against_the_commitments_fails(
     assert not report.ok
     assert (report.problem or "").startswith(f"block {ROUNDS}:"), report.problem
     assert reason in (report.problem or ""), report.problem
+
+
+def test_the_first_block_that_fails_is_named_even_if_a_later_one_is_malformed(
+    tmp_path: Path, chain: tuple[Path, EmbeddedCommittee]
+) -> None:
+    """Block 2's sum forged (its model recomputed to match, so only the opening
+    tells) and block 3 made malformed: the audit names block 2."""
+    source, committee = chain
+    forge(source, tmp_path / "forged", committee, "sum", height=2)
+    from pot_flower.audit import read_blocks
+
+    body = decode(read_blocks(tmp_path / "forged")[3].body)
+    assert isinstance(body, dict)
+    body["minted"] = "x"
+    keys = tuple(v.key for v in committee.validators)
+    reforge(tmp_path / "forged", 3, encode(body), Variant.INSIDER, keys, 3)
+    report = audit_openings(tmp_path / "forged")
+    assert not report.ok
+    assert (report.problem or "").startswith("block 2:"), report.problem
