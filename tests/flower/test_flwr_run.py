@@ -13,25 +13,30 @@ APP = Path(__file__).resolve().parents[2] / "examples" / "quickstart-pytorch"
 DATA = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="apt-get install dataset-fashion-mnist")
-def test_quickstart_runs_under_flwr_run_and_leaves_verified_ledgers(
-    tmp_path: Path,
-) -> None:
+def quickstart(tmp_path: Path, **config: object) -> str:
+    """The quickstart on 4 simulated SuperNodes with ``config``; its output."""
     with local_superlink(tmp_path / "flwr-home") as env:
         proc = flwr_run(
             APP,
             env,
             run_config={
-                "num-server-rounds": 2,
-                "fraction-evaluate": 0.5,
                 "pot-ledger-dir": str(tmp_path / "ledger"),
                 "pot-keystore": str(tmp_path / "keys"),
+                **config,
             },
             num_supernodes=4,
             timeout=280,
         )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
+    return output
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="apt-get install dataset-fashion-mnist")
+def test_quickstart_runs_under_flwr_run_and_leaves_verified_ledgers(
+    tmp_path: Path,
+) -> None:
+    output = quickstart(tmp_path, **{"num-server-rounds": 2, "fraction-evaluate": 0.5})
     assert "round 2/2  accuracy" in output
     assert "accepted 4  rejected 0" in output
     for i in range(4):
@@ -45,25 +50,17 @@ def test_quickstart_runs_under_flwr_run_and_leaves_verified_ledgers(
 def test_quickstart_with_central_dp_stops_at_its_budget(tmp_path: Path) -> None:
     """`-c pot-dp=central` on the quickstart: noised rounds, epsilon in every block,
     and the run ends cleanly before the budget (3.19 after 2 rounds, 4.01 after 3)."""
-    with local_superlink(tmp_path / "flwr-home") as env:
-        proc = flwr_run(
-            APP,
-            env,
-            run_config={
-                "num-server-rounds": 3,
-                "fraction-evaluate": 0.0,
-                "pot-ledger-dir": str(tmp_path / "ledger"),
-                "pot-keystore": str(tmp_path / "keys"),
-                "pot-dp": "central",
-                "pot-dp-noise-multiplier": 2.0,
-                "pot-dp-clip-norm": 1.0,
-                "pot-dp-target-epsilon": 3.5,
-            },
-            num_supernodes=4,
-            timeout=280,
-        )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-3000:]
+    output = quickstart(
+        tmp_path,
+        **{
+            "num-server-rounds": 3,
+            "fraction-evaluate": 0.0,
+            "pot-dp": "central",
+            "pot-dp-noise-multiplier": 2.0,
+            "pot-dp-clip-norm": 1.0,
+            "pot-dp-target-epsilon": 3.5,
+        },
+    )
     assert "Privacy budget" in output and "stops after round 2 of 3" in output
     assert "epsilon 3.1890" in output
     for i in range(4):
@@ -82,23 +79,15 @@ def test_quickstart_with_pedersen_commitments_passes_the_ledger_audit(
     pytest.importorskip("py_arkworks_bls12381")
     from pot_flower.audit.opening import audit_openings
 
-    with local_superlink(tmp_path / "flwr-home") as env:
-        proc = flwr_run(
-            APP,
-            env,
-            run_config={
-                "num-server-rounds": 2,
-                "fraction-evaluate": 0.0,
-                "pot-ledger-dir": str(tmp_path / "ledger"),
-                "pot-keystore": str(tmp_path / "keys"),
-                "pot-commitment": "pedersen",
-                "pot-robust": "off",
-            },
-            num_supernodes=4,
-            timeout=280,
-        )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-3000:]
+    output = quickstart(
+        tmp_path,
+        **{
+            "num-server-rounds": 2,
+            "fraction-evaluate": 0.0,
+            "pot-commitment": "pedersen",
+            "pot-robust": "off",
+        },
+    )
     assert "accepted 4  rejected 0" in output
     for i in range(4):
         ledger = tmp_path / "ledger" / f"validator-{i}"
