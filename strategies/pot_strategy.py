@@ -883,6 +883,7 @@ class PoTStrategy(Strategy):
         payloads: dict[bytes, bytes] = {}
         failures = 0
         metrics_of: dict[int, RecordDict] = {}
+        kind = self._committee().params.commitment
         for reply in replies:
             if reply.has_error():
                 failures += 1
@@ -894,9 +895,7 @@ class PoTStrategy(Strategy):
                 )
                 continue
             node = reply.metadata.src_node_id
-            ref, payload = _submission(
-                node, reply.content, self._keys, self._committee().params.commitment
-            )
+            ref, payload = _submission(node, reply.content, self._keys, kind)
             if payload is not None and ref.payload is not None:
                 payloads[ref.payload] = payload
             submissions.append(ref)

@@ -103,10 +103,6 @@ class ReferenceBackend:
         )
         self._add, self._multiply, self._zero = add, multiply, Z1
 
-    def parse_point(self, data: bytes) -> Any:
-        """A canonical G1 point in the subgroup (``CommitmentError`` if not)."""
-        return self._point(data)
-
     def _point(self, data: bytes) -> Any:
         if len(data) != POINT_SIZE:
             raise CommitmentError(f"a G1 point is {POINT_SIZE} bytes")
@@ -303,9 +299,6 @@ class FastBackend:
 
     def parse_point(self, data: bytes) -> Any:
         """A canonical G1 point in the subgroup (``CommitmentError`` if not)."""
-        return self._point(data)
-
-    def _point(self, data: bytes) -> Any:
         if len(data) != POINT_SIZE:
             raise CommitmentError(f"a G1 point is {POINT_SIZE} bytes")
         try:
@@ -317,55 +310,44 @@ class FastBackend:
             raise CommitmentError("not the canonical encoding of a G1 point")
         return point
 
-    def commit_point(self, values: np.ndarray, blinding: int) -> Any:
-        values = check_values(values)
-        blinding = check_blinding(blinding)
-        total = self._h * self._scalar(blinding)
-        if not values.size:
-            return total
-        low = int(values.min())
-        offset = -low if low < 0 else 0
-        points = self._ensure(values.size)[: values.size]
-        shifted = values + offset if offset else values
-        total = total + self._ark.G1Point.multiexp_unchecked(
-            points, self._scalars(shifted)
-        )
-        if offset:
-            total = total - self._offset_sum(values.size) * self._scalar(offset)
+    def _shifted_commit(
+        self, scalars: list[Any], size: int, offset: int, blinding: int
+    ) -> Any:
+        """``sum((m_i + offset) G_i) - offset * sum(G_i) + r H`` from the scalars."""
+        total = self._h * self._scalar(check_blinding(blinding))
+        if size:
+            points = self._ensure(size)[:size]
+            total = total + self._ark.G1Point.multiexp_unchecked(points, scalars)
+            if offset:
+                total = total - self._offset_sum(size) * self._scalar(offset)
         return total
 
     def commit(self, values: np.ndarray, blinding: int) -> bytes:
-        return bytes(self.commit_point(values, blinding).to_compressed_bytes())
+        values = check_values(values)
+        offset = max(0, -int(values.min())) if values.size else 0
+        shifted = values + offset if offset else values
+        point = self._shifted_commit(
+            self._scalars(shifted), values.size, offset, blinding
+        )
+        return bytes(point.to_compressed_bytes())
 
     def commit_wide(self, values: Sequence[int], blinding: int) -> bytes:
         """A commitment to Python integers of any size (sums of weighted vectors).
 
-        Shifted by the most negative entry as :meth:`commit_point` does; the
-        scalars are as long as the values' range (reduced mod q past it).
+        Shifted by the most negative entry as :meth:`commit` does; the scalars are
+        as long as the values' range (reduced mod q past it).
         """
-        blinding = check_blinding(blinding)
-        total = self._h * self._scalar(blinding)
-        if values:
-            low = min(values)
-            offset = -low if low < 0 else 0
-            scalars = [
-                self._ark.Scalar.from_le_bytes(
-                    ((v + offset) % ORDER).to_bytes(32, "little")
-                )
-                for v in values
-            ]
-            points = self._ensure(len(values))[: len(values)]
-            total = total + self._ark.G1Point.multiexp_unchecked(points, scalars)
-            if offset:
-                total = total - self._offset_sum(len(values)) * self._scalar(offset)
-        return bytes(total.to_compressed_bytes())
+        offset = max(0, -min(values)) if values else 0
+        scalars = [self._scalar(v + offset) for v in values]
+        point = self._shifted_commit(scalars, len(values), offset, blinding)
+        return bytes(point.to_compressed_bytes())
 
     def combine(self, points: Sequence[bytes], weights: Sequence[int]) -> bytes:
         if len(points) != len(weights):
             raise CommitmentError("one weight per point")
         if not points:
             return IDENTITY
-        parsed = [self._point(p) for p in points]
+        parsed = [self.parse_point(p) for p in points]
         scalars = [self._scalar(w) for w in weights]
         total = self._ark.G1Point.multiexp_unchecked(parsed, scalars)
         return bytes(total.to_compressed_bytes())

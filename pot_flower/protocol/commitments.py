@@ -30,6 +30,7 @@ import numpy as np
 
 from pot_flower.encoding import Decoded
 from pot_flower.protocol.fixedpoint import IntArray
+from pot_flower.zk.signatures import SIGNATURE_SIZE
 
 BLINDING_SIZE = 32
 HASH_COMMITMENT_SIZE = 32
@@ -226,9 +227,6 @@ class CopyGroup:
 
     counted: int
     members: tuple[CopyMember, ...]
-
-
-SIGNATURE_SIZE = 64
 
 
 @dataclass(frozen=True)
