@@ -36,8 +36,12 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
 import numpy as np
 
-from pot_flower.protocol.certificate import assemble_certificate, sign_block
-from pot_flower.zk.bls import fast_bls, secret_key, signer_bitmap
+from pot_flower.protocol.certificate import (
+    BlsKey,
+    CertificateKind,
+    Certifiers,
+    sign_block,
+)
 from pot_flower.zk.pedersen import (
     ORDER,
     fast_backend,
@@ -119,24 +123,30 @@ def opening_checks(miners: int, size: int, repeats: int) -> dict[str, float]:
 
 
 def certificate(n: int, repeats: int) -> dict[str, float]:
-    """One committee's certificate in both kinds: bytes and verification time."""
-    bls = fast_bls()
-    message = secrets.token_bytes(32)
+    """One committee's certificate in both kinds: ledger bytes and verification time.
+
+    Both are what the chain stores and checks (``protocol/certificate.py``):
+    every voter's Ed25519 signature, against one BLS aggregate and a bitmap.
+    """
+    digest = secrets.token_bytes(32)
     quorum = 2 * ((n - 1) // 3) + 1
-    ed_keys = [SigningKey.from_seed(secrets.token_bytes(32)) for _ in range(n)]
-    votes = {i: sign_block(k, 7, message) for i, k in enumerate(ed_keys[:quorum])}
-    today = assemble_certificate(7, message, votes, quorum)
-    validators = [k.verify_key.raw for k in ed_keys]
-    bls_keys = [secret_key(secrets.token_bytes(31).rjust(32, b"\0")) for _ in range(n)]
-    pks = [bls.public_key(k) for k in bls_keys]
-    aggregate = bls.aggregate([bls.sign(k, message) for k in bls_keys[:quorum]])
-    bitmap = signer_bitmap(range(quorum), n)
-    ed_seconds = median_seconds(lambda: today.verify(validators, quorum), repeats)
-    bls_seconds = median_seconds(
-        lambda: bls.fast_aggregate_verify(pks[:quorum], message, aggregate), repeats
+    keys = [SigningKey.from_seed(secrets.token_bytes(32)) for _ in range(n)]
+    ed = Certifiers(
+        CertificateKind.ED25519, tuple(k.verify_key.raw for k in keys), quorum
     )
-    ed_bytes = len(today.to_bytes())  # the ledger's certificate column today
-    bls_bytes = len(aggregate) + len(bitmap)  # before the height and block hash
+    bls = Certifiers(CertificateKind.BLS, tuple(BlsKey.of(k).key for k in keys), quorum)
+    made = {}
+    for certifiers in (ed, bls):
+        votes = {
+            i: sign_block(k, 7, digest, certifiers.kind)
+            for i, k in enumerate(keys[:quorum])
+        }
+        made[certifiers.kind] = certifiers.assemble(7, digest, votes)
+    today, aggregated = made[CertificateKind.ED25519], made[CertificateKind.BLS]
+    ed_seconds = median_seconds(lambda: today.verify(ed), repeats)
+    bls_seconds = median_seconds(lambda: aggregated.verify(bls), repeats)
+    ed_bytes = len(today.to_bytes())  # the ledger's certificate column
+    bls_bytes = len(aggregated.to_bytes())
     print(
         f"certificate n={n} (quorum {quorum}): Ed25519 {ed_bytes} B "
         f"{1e3 * ed_seconds:.2f} ms, BLS {bls_bytes} B {1e3 * bls_seconds:.2f} ms",

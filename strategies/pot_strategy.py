@@ -32,6 +32,7 @@ from pot_flower.committee.base import CertifiedRound, Committee
 from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SubmissionRecord
+from pot_flower.protocol.certificate import CertificateKind
 from pot_flower.protocol.commitments import BLINDING_SIZE, CommitmentKind, with_opening
 from pot_flower.protocol.fixedpoint import SCALE, max_norm_units
 from pot_flower.protocol.model import (
@@ -112,6 +113,7 @@ RUN_CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "pot-dp-clip-learning-rate": ("dp_clip_learning_rate", float),
     "pot-dp-clipped-count-stddev": ("dp_clipped_count_stddev", float),
     "pot-commitment": ("commitment", str),
+    "pot-certificate": ("certificate", str),
 }
 """``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
@@ -254,6 +256,12 @@ class PoTStrategy(Strategy):
         ``pedersen`` (a Pedersen vector commitment over BLS12-381 G1: hiding, and
         additively homomorphic; needs the ``zk`` extra). The miner's ``pot_mod``
         follows the chain's choice, sent with each round's ticket.
+    certificate : str (default: "ed25519")
+        How the committee certifies blocks: ``ed25519`` (every voter's signature,
+        64 bytes each) or ``bls`` (one 96-byte BLS aggregate and a signer bitmap,
+        checked with one pairing whatever the committee's size; a remote
+        committee's file must list its validators' BLS keys, as ``pot committee
+        init`` writes them).
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
     committee_file : str | Path | None (default: None)
@@ -315,6 +323,7 @@ class PoTStrategy(Strategy):
         dp_clip_learning_rate: float = 0.2,
         dp_clipped_count_stddev: float | None = None,
         commitment: str = "hash",
+        certificate: str = "ed25519",
         committee: CommitteeFactory | None = None,
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
@@ -332,6 +341,7 @@ class PoTStrategy(Strategy):
         self.validators = validators
         self.ledger_dir = None if ledger_dir is None else Path(ledger_dir)
         self.commitment = _commitment_kind(commitment)
+        self.certificate = _certificate_kind(certificate)
         self._set_chain_rules(
             max_update_norm, registration, allowed_miners, emission, validator_fee_ppm
         )
@@ -588,6 +598,7 @@ class PoTStrategy(Strategy):
             score_fn=self.score_fn,
             privacy=self.privacy,
             commitment=self.commitment,
+            certificate=self.certificate,
         )
 
     def _privacy_for(self, grid: Grid) -> PrivacyConfig:
@@ -674,6 +685,11 @@ class PoTStrategy(Strategy):
                 f"and {self.committee_file} names none ([privacy] noise-key-sha256; "
                 "pot committee init writes one)"
             )
+        if self.certificate == CertificateKind.BLS and not committee.bls:
+            raise ValueError(
+                f"pot-certificate = 'bls' needs every validator's BLS key in "
+                f"{self.committee_file} (pot committee init writes them)"
+            )
         key_path = self.coordinator_key or committee.directory / "coordinator.key"
         return RemoteCommittee(
             committee.config,
@@ -692,6 +708,7 @@ class PoTStrategy(Strategy):
             resume=self.resume_run is not None,
             privacy=self.privacy,
             commitment=self.commitment,
+            bls=committee.bls if self.certificate == CertificateKind.BLS else (),
         )
 
     def summary(self) -> None:
@@ -721,6 +738,7 @@ class PoTStrategy(Strategy):
         log(INFO, "\t\t├──Max update norm: %s", self.max_update_norm)
         log(INFO, "\t\t├──Registration: %s", self.registration)
         log(INFO, "\t\t├──Update commitments: %s", self.commitment.value)
+        log(INFO, "\t\t├──Block certificates: %s", self.certificate.value)
         log(INFO, "\t\t├──Robust stage: %s", describe(self.robust))
         if self.privacy.on:
             log(
@@ -1105,22 +1123,23 @@ def _privacy_note(privacy: Spent | None, clipping: ClipStep | None) -> str:
 
 
 def _commitment_kind(value: str) -> CommitmentKind:
-    """``pot-commitment``, checked (and its backend importable) at construction."""
+    """``pot-commitment``, checked at construction."""
     try:
-        kind = CommitmentKind(value)
+        return CommitmentKind(value)
     except ValueError:
         raise ValueError(
             f"pot-commitment must be 'hash' or 'pedersen', got {value!r}"
         ) from None
-    if kind == CommitmentKind.PEDERSEN:
-        try:
-            import py_arkworks_bls12381  # noqa: F401
-        except ImportError as exc:
-            raise ValueError(
-                "pot-commitment = 'pedersen' needs the zk extra: "
-                "pip install 'pot-flower[zk]'"
-            ) from exc
-    return kind
+
+
+def _certificate_kind(value: str) -> CertificateKind:
+    """``pot-certificate``, checked at construction."""
+    try:
+        return CertificateKind(value)
+    except ValueError:
+        raise ValueError(
+            f"pot-certificate must be 'ed25519' or 'bls', got {value!r}"
+        ) from None
 
 
 def _adaptive_note(privacy: PrivacyConfig) -> str:

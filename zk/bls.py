@@ -8,8 +8,9 @@ committee's size. Summing keys is only safe when every key comes with a proof of
 possession (PopVerify) checked when the committee is formed; otherwise a rogue
 key ``pk' = x*P - sum(others)`` forges the whole committee's signature.
 
-Secret keys are exchanged as 32 big-endian bytes (KeyGen from IKM differs between
-libraries); two backends give byte-identical keys, signatures and aggregates
+Secret keys are exchanged as 32 big-endian bytes; :func:`derive_secret_key` is
+the draft's KeyGen (HKDF, py-ecc's, for both backends: arkworks' own differs). Two
+backends give byte-identical keys, signatures and aggregates
 (tested): :class:`ReferenceBls` (py-ecc's ``G2ProofOfPossession``, pure Python,
 ~0.2 s a signature) and :class:`FastBls` (py-arkworks-bls12381, ~1 ms), which
 performs the draft's KeyValidate and subgroup checks itself.
@@ -31,6 +32,18 @@ POP_DST = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_"
 
 class BlsError(ValueError):
     """A malformed key or signature, or an operation that cannot be done."""
+
+
+def derive_secret_key(ikm: bytes, info: bytes) -> int:
+    """The draft's KeyGen: a secret key from >= 32 bytes of keying material.
+
+    ``info`` separates keys derived from one seed for different purposes.
+    """
+    if len(ikm) < 32:
+        raise BlsError("KeyGen needs at least 32 bytes of keying material")
+    from py_ecc.bls import G2ProofOfPossession
+
+    return int(G2ProofOfPossession.KeyGen(ikm, info))
 
 
 def secret_key(data: bytes) -> int:

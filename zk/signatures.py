@@ -31,7 +31,8 @@ PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 
 
-def _tagged(domain: bytes, message: bytes) -> bytes:
+def tagged(domain: bytes, message: bytes) -> bytes:
+    """The bytes a signature under ``domain`` covers (Ed25519 and BLS alike)."""
     return b"pot-flower/" + domain + b"\x00" + message
 
 
@@ -52,7 +53,7 @@ class VerifyKey:
             return False
         key: _NaclVerifyKey = self._key  # type: ignore[attr-defined]
         try:
-            key.verify(_tagged(domain, message), signature)
+            key.verify(tagged(domain, message), signature)
         except (BadSignatureError, CryptoError):  # CryptoError: a malformed key
             return False
         return True
@@ -93,4 +94,4 @@ class SigningKey:
 
     def sign(self, domain: bytes, message: bytes) -> bytes:
         """Sign ``message`` under ``domain``."""
-        return self._key.sign(_tagged(domain, message))
+        return self._key.sign(tagged(domain, message))

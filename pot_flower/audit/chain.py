@@ -134,7 +134,7 @@ class _Auditor:
     ) -> Certificate:
         cert = check_certificate(data, height, digest)
         try:
-            cert.verify(params.validators, params.quorum)
+            cert.verify(params.certifiers)
         except CertificateError as exc:
             raise BadBlock(
                 Failure.BAD_CERTIFICATE, f"certificate invalid: {exc}"

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pot_flower.audit.report import LiveHead
-from pot_flower.encoding import encode
 from pot_flower.protocol.block import BlockFormatError, parse_block
 from pot_flower.protocol.certificate import (
-    BLOCK_DOMAIN,
     Certificate,
     CertificateError,
+    CertificateKind,
+    Certifiers,
     block_hash,
 )
-from pot_flower.zk.signatures import VerifyKey
 
 if TYPE_CHECKING:
     from pot_flower.ops.committee_file import CommitteeFile
@@ -40,10 +39,14 @@ def _parse_reply(
     body: bytes,
     vote: bytes,
     certificate: bytes,
-    keys: Sequence[bytes],
-    quorum: int,
+    certifiers: Mapping[CertificateKind, Certifiers],
 ) -> _Reply:
-    """Check what validator ``validator`` returned for a block request."""
+    """Check what validator ``validator`` returned for a block request.
+
+    The chain's certificate kind is in its genesis, which this does not fetch: a
+    vote counts if it is the validator's under either of its keys, a certificate
+    if it verifies under the committee's keys of its own kind.
+    """
     try:
         height = parse_block(body).height
     except BlockFormatError:
@@ -51,18 +54,38 @@ def _parse_reply(
     if height < 0:
         return _Reply(validator)
     digest = block_hash(body)
-    message = encode([height, digest])
-    voted = VerifyKey(keys[validator]).verify(BLOCK_DOMAIN, message, vote)
+    voted = any(
+        c.vote_valid(validator, height, digest, vote) for c in certifiers.values()
+    )
     certified = False
     if certificate:
         try:
             cert = Certificate.from_bytes(certificate)
-            if cert.height == height and cert.block == digest:
-                cert.verify(keys, quorum)
+            kind = certifiers.get(cert.kind)
+            if kind is not None and (cert.height, cert.block) == (height, digest):
+                cert.verify(kind)
                 certified = True
         except CertificateError:
             certified = False
     return _Reply(validator, height, digest, voted, certified)
+
+
+def committee_certifiers(
+    committee: CommitteeFile,
+) -> dict[CertificateKind, Certifiers]:
+    """The committee file's keys for each certificate kind it can sign."""
+    quorum = committee.config.quorum
+    kinds = {
+        CertificateKind.ED25519: Certifiers(
+            CertificateKind.ED25519,
+            tuple(k.raw for k in committee.config.replicas),
+            quorum,
+        )
+    }
+    if committee.bls:
+        keys = tuple(k.key for k in committee.bls)
+        kinds[CertificateKind.BLS] = Certifiers(CertificateKind.BLS, keys, quorum)
+    return kinds
 
 
 def _vouched(replies: Sequence[_Reply], height: int, quorum: int) -> bytes | None:
@@ -139,8 +162,7 @@ class _BlockAsker:
         from pot_flower.transport import pot_pb2_grpc
         from pot_flower.transport.channels import open_channel
 
-        self.keys = tuple(k.raw for k in committee.config.replicas)
-        self.quorum = committee.config.quorum
+        self.certifiers = committee_certifiers(committee)
         self.run = run
         self.timeout = timeout
         credentials = committee.channel_credentials(identity)
@@ -178,8 +200,7 @@ class _BlockAsker:
             reply.body,
             reply.vote,
             reply.certificate,
-            self.keys,
-            self.quorum,
+            self.certifiers,
         )
 
     def all(self, validators: list[int], height: int) -> list[_Reply | None]:

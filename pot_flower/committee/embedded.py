@@ -23,7 +23,11 @@ from pot_flower.protocol.batch import RoundBatch, SubmissionRef
 from pot_flower.protocol.block import (
     parse_round,
 )
-from pot_flower.protocol.certificate import Certificate, assemble_certificate
+from pot_flower.protocol.certificate import (
+    BlsKey,
+    Certificate,
+    CertificateKind,
+)
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.commitments import CommitmentKind, update_arrays
 from pot_flower.protocol.model import Arrays, encode_arrays
@@ -63,6 +67,10 @@ class EmbeddedCommittee(CertifiedHead):
         key is drawn fresh per chain and held in memory only: the validators live
         in the coordinator's process, so this protects the model's users, not
         against the coordinator (a remote committee does that).
+    commitment : CommitmentKind
+        How updates are bound (see :class:`~pot_flower.protocol.params.Params`).
+    certificate : CertificateKind
+        ``ed25519`` (lists of signatures) or ``bls`` (one aggregate per block).
 
     """
 
@@ -82,12 +90,14 @@ class EmbeddedCommittee(CertifiedHead):
         score_fn: ScoreFn | None = None,
         privacy: PrivacyConfig | None = None,
         commitment: CommitmentKind = CommitmentKind.HASH,
+        certificate: CertificateKind = CertificateKind.ED25519,
     ) -> None:
         self.directory = Path(directory)
         seed = os.urandom(32)  # fresh committee keys per chain
         keys = [
             SigningKey.from_seed(seed + b"/replica/%d" % i) for i in range(validators)
         ]
+        bls = tuple(BlsKey.of(k) for k in keys) if certificate == "bls" else ()
         self._quorum = quorum(validators)
         self._params = Params(
             run=run,
@@ -101,6 +111,7 @@ class EmbeddedCommittee(CertifiedHead):
             robust=robust or RobustConfig(),
             privacy=privacy or PrivacyConfig(),
             commitment=commitment,
+            bls=bls,
         )
         noise_key = os.urandom(NOISE_KEY_SIZE)
         if self._params.robust.scored and score_fn is None:
@@ -197,7 +208,7 @@ class EmbeddedCommittee(CertifiedHead):
             raise CommitteeError(
                 f"block {height}: {len(votes)} votes, quorum is {self._quorum}"
             )
-        certificate = assemble_certificate(height, digest, votes, self._quorum)
+        certificate = self._params.certifiers.assemble(height, digest, votes)
         for v in self.validators:
             if v.app.state.head == digest:
                 v.accept_certificate(certificate)

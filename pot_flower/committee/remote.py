@@ -37,10 +37,9 @@ from pot_flower.protocol.block import (
     parse_block,
 )
 from pot_flower.protocol.certificate import (
-    BLOCK_DOMAIN,
+    BlsKey,
     Certificate,
     CertificateError,
-    assemble_certificate,
     block_hash,
 )
 from pot_flower.protocol.commitments import CommitmentKind
@@ -75,7 +74,12 @@ def _score_vector(data: bytes) -> ScoreVector | None:
 
 
 class RemoteCommittee(CertifiedHead):
-    """Validators at ``addresses`` (the :class:`~.base.Committee` seam)."""
+    """Validators at ``addresses`` (the :class:`~.base.Committee` seam).
+
+    The keyword settings are :class:`~pot_flower.protocol.params.Params`'; ``bls``
+    holds every validator's BLS key (the committee file's)
+    for a chain certified by BLS aggregates, empty for Ed25519 lists.
+    """
 
     def __init__(
         self,
@@ -97,6 +101,7 @@ class RemoteCommittee(CertifiedHead):
         resume: bool = False,
         privacy: PrivacyConfig | None = None,
         commitment: CommitmentKind = CommitmentKind.HASH,
+        bls: tuple[BlsKey, ...] = (),
     ) -> None:
         self.config = config
         self.timeout = timeout
@@ -115,6 +120,7 @@ class RemoteCommittee(CertifiedHead):
             robust=robust or RobustConfig(),
             privacy=privacy or PrivacyConfig(),
             commitment=commitment,
+            bls=bls,
         )
         self._height = -1
         self._head_hash = b""
@@ -192,6 +198,7 @@ class RemoteCommittee(CertifiedHead):
             p.robust,
             p.privacy,
             p.commitment,
+            p.certifiers.kind,
         )
         height, digest = self._order(available_request(request.to_bytes(), receipts), 0)
         return self._certify(height, digest)
@@ -436,8 +443,8 @@ class RemoteCommittee(CertifiedHead):
         model_bytes = self._model_from(sorted(votes), run, height, block.model)
         # A block certified before (a resumed run) keeps the certificate its
         # validators recorded: the next block pays fees to exactly those signers.
-        certificate = recorded or assemble_certificate(
-            height, digest, votes, self.config.quorum
+        certificate = recorded or self._params.certifiers.assemble(
+            height, digest, votes
         )
         self._hand_over(certificate, waiting_for=list(votes))
         self._height = height
@@ -519,8 +526,7 @@ class RemoteCommittee(CertifiedHead):
         deadline: float,
     ) -> tuple[bytes, bytes, bytes] | None:
         """``(vote, body, certificate)`` of ``rid`` once it has executed the block."""
-        message = encode([request.height, digest])
-        key = self.config.replicas[rid]
+        certifiers = self._params.certifiers
         pause = 0.01
         while not done.is_set() and time.monotonic() < deadline:
             try:
@@ -528,8 +534,8 @@ class RemoteCommittee(CertifiedHead):
             except grpc.RpcError:
                 pause = 0.5  # down or unreachable: ask less often
             else:
-                if block_hash(reply.body) == digest and key.verify(
-                    BLOCK_DOMAIN, message, reply.vote
+                if block_hash(reply.body) == digest and certifiers.vote_valid(
+                    rid, request.height, digest, reply.vote
                 ):
                     return reply.vote, reply.body, reply.certificate
             done.wait(pause)
@@ -545,7 +551,7 @@ class RemoteCommittee(CertifiedHead):
             certificate = Certificate.from_bytes(data)
             if (certificate.height, certificate.block) != (height, digest):
                 return None
-            certificate.verify(self._params.validators, self._params.quorum)
+            certificate.verify(self._params.certifiers)
         except CertificateError:
             return None
         return certificate

@@ -11,6 +11,10 @@ coordinator allowed to submit requests::
     id = 0
     address = "127.0.0.1:7100"
     public-key = "<64 hex digits>"
+    bls-public-key = "<96 hex digits>"   # optional, for BLS certificates: the
+    bls-proof = "<192 hex digits>"       # key derived from the validator's key,
+    bls-endorsement = "<128 hex digits>" # its proof of possession, and the
+                                         # validator's Ed25519 signature of it
 
     [[coordinators]]
     id = "coordinator"
@@ -44,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -51,6 +56,7 @@ from typing import Any, get_type_hints
 import grpc
 
 from pot_flower.consensus.config import CommitteeConfig
+from pot_flower.protocol.certificate import BlsKey, check_bls_keys
 from pot_flower.transport.limits import Limits, limits_from_table
 from pot_flower.zk.signatures import SigningKey, VerifyKey
 
@@ -77,6 +83,7 @@ class CommitteeFile:
     limits: Limits = field(default_factory=Limits)
     score_fn: str | None = None  # "module:function" every validator loads
     noise_key_digest: bytes | None = None  # SHA-256 of the validators' noise.key
+    bls: tuple[BlsKey, ...] = ()  # by validator id, or none
 
     @property
     def noise_key_path(self) -> Path:
@@ -187,6 +194,11 @@ def load_committee(path: Path) -> CommitteeFile:
         by_id[vid] = (address, key)
     if sorted(by_id) != list(range(len(by_id))):
         raise CommitteeFileError(f"{path}: validator ids must be 0..{len(by_id) - 1}")
+    bls = _bls_keys(
+        path,
+        {int(e["id"]): e for e in validators},
+        tuple(by_id[i][1].raw for i in range(len(by_id))),
+    )
     clients: dict[str, VerifyKey] = {}
     for entry in data.get("coordinators", []):
         try:
@@ -232,7 +244,38 @@ def load_committee(path: Path) -> CommitteeFile:
         limits,
         _score_fn(path, data.get("scoring", {})),
         _noise_key_digest(path, data.get("privacy", {})),
+        bls,
     )
+
+
+def _bls_keys(
+    path: Path, entries: dict[int, dict[str, Any]], validators: tuple[bytes, ...]
+) -> tuple[BlsKey, ...]:
+    """Every validator's BLS key, proof and endorsement, or none (checked here).
+
+    Refused when the committee is formed: a key without a valid proof (a rogue
+    key, which summed into an aggregate forges every certificate) or without its
+    validator's Ed25519 endorsement.
+    """
+    named = [i for i, e in entries.items() if set(e) & set(BLS_FIELDS)]
+    if not named:
+        return ()
+    if len(named) != len(entries):
+        raise CommitteeFileError(
+            f"{path}: {', '.join(BLS_FIELDS)} are given for every validator or for none"
+        )
+    try:
+        keys = tuple(
+            BlsKey(*(bytes.fromhex(entries[i][f]) for f in BLS_FIELDS))
+            for i in range(len(entries))
+        )
+        check_bls_keys(validators, keys)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CommitteeFileError(f"{path}: BLS keys: {exc}") from exc
+    return keys
+
+
+BLS_FIELDS = ("bls-public-key", "bls-proof", "bls-endorsement")
 
 
 def _noise_key_digest(path: Path, table: object) -> bytes | None:
@@ -296,8 +339,9 @@ def render_committee(
     tls: bool = True,
     score_fn: str | None = None,
     noise_key_digest: bytes | None = None,
+    bls: Sequence[BlsKey] = (),
 ) -> str:
-    """The TOML text of a committee file."""
+    """The TOML text of a committee file (``bls``: BLS keys, by index)."""
     lines = ["# pot-flower committee file", "[committee]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in sorted((tuning or {}).items())]
     lines += ["", "[transport]", f"tls = {'true' if tls else 'false'}"]
@@ -315,6 +359,12 @@ def render_committee(
             f'address = "{address}"',
             f'public-key = "{key.raw.hex()}"',
         ]
+        if bls:
+            lines += [
+                f'{name} = "{value.hex()}"'
+                for name, value in zip(BLS_FIELDS, bls[i].to_value(), strict=True)
+                if isinstance(value, bytes)
+            ]
     for cid, key in sorted(coordinators.items()):
         lines += [
             "",

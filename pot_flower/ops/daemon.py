@@ -34,6 +34,7 @@ from pot_flower.ops.committee_file import (
 )
 from pot_flower.ops.signals import StopFlag, stop_requested
 from pot_flower.patience import Interrupted
+from pot_flower.protocol.certificate import BlsKey
 from pot_flower.transport.node import ValidatorNode
 from pot_flower.validator.chains import Chains, named_payloads
 from pot_flower.validator.payloads import PayloadStore, Retention
@@ -118,6 +119,13 @@ def _identity(
     if not 0 <= vid < config.n or config.replicas[vid] != key.verify_key:
         log.error("key %s is not validator %d of %s", key_path, vid, committee_path)
         return EXIT_CONFIG
+    if committee.bls and committee.bls[vid].key != BlsKey.of(key).key:
+        log.error(
+            "validator %d's bls-public-key in %s is not the one its key derives",
+            vid,
+            committee_path,
+        )
+        return EXIT_CONFIG
     try:
         scorer = None
         if committee.score_fn is not None:  # the task owner's, on this host
@@ -162,6 +170,7 @@ def _start_node(
         retention=retention,
         scorer=identity.scorer,
         noise_key=identity.noise_key,
+        bls=committee.bls,
     )
     try:
         node = ValidatorNode(

@@ -29,6 +29,7 @@ from pot_flower.ops.committee_file import (
 from pot_flower.ops.signals import stop_requested
 from pot_flower.ops.superlink import free_port
 from pot_flower.ops.tls import issue, make_ca
+from pot_flower.protocol.certificate import BlsKey
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
 from pot_flower.zk.signatures import SigningKey
@@ -64,10 +65,12 @@ def prepare(
         return path
     addresses = hosts or [f"127.0.0.1:{free_port()}" for _ in range(n)]
     validators = []
+    bls = []  # every committee can run BLS-certified chains
     for i in range(n):
         key = SigningKey.generate()
         write_key(directory / f"validator-{i}.key", key)
         validators.append((addresses[i], key.verify_key))
+        bls.append(BlsKey.of(key))
     coordinator = SigningKey.generate()
     write_key(directory / f"{COORDINATOR}.key", coordinator)
     # The committee's DP noise key: for validator hosts only, never the coordinator's.
@@ -95,6 +98,7 @@ def prepare(
             tls=tls,
             score_fn=score_fn,
             noise_key_digest=noise_digest,
+            bls=bls,
         )
     )
     return path

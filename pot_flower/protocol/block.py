@@ -21,6 +21,7 @@ from pot_flower.protocol.params import (
     MAX_EXAMPLES,
     MAX_SUBMISSIONS,
     Params,
+    recorded_bls,
     recorded_commitment,
     recorded_privacy,
 )
@@ -663,6 +664,21 @@ class GenesisBlock:
                 "validator-fee-ppm": p.validator_fee_ppm,
                 "robust": p.robust.to_value(),
                 "commitment": p.commitment.value,
+                "certificate": p.certifiers.kind.value,
+                **(
+                    {
+                        "bls": [
+                            {
+                                "key": k.key.hex(),
+                                "proof": k.proof.hex(),
+                                "endorsement": k.endorsement.hex(),
+                            }
+                            for k in p.bls
+                        ]
+                    }
+                    if p.bls
+                    else {}
+                ),
             },
         }
 
@@ -692,7 +708,7 @@ def _params(value: Decoded) -> Params:
     params = _dict(value, "genesis params")
     _exact_keys(
         params,
-        _PARAM_FIELDS | ({"privacy", "commitment"} & set(params)),
+        _PARAM_FIELDS | ({"privacy", "commitment", "bls"} & set(params)),
         "genesis params",
     )
     validators = _bytes_list(params["validators"], "validators", KEY_SIZE)
@@ -716,6 +732,7 @@ def _params(value: Decoded) -> Params:
             robust=RobustConfig.from_value(params["robust"]),
             privacy=recorded_privacy(params),
             commitment=recorded_commitment(params),
+            bls=recorded_bls(params),
             **fields,  # type: ignore[arg-type]
         )
     except ValueError as exc:

@@ -435,7 +435,7 @@ def verified_certificate(
     try:
         if certificate.height != state.height or certificate.block != state.head:
             raise CertificateError("certifies another block")
-        certificate.verify(state.params.validators, state.params.quorum)
+        certificate.verify(state.params.certifiers)
     except CertificateError:
         return None
     return certificate

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pot_flower.encoding import Decoded
+from pot_flower.protocol.certificate import (
+    BlsKey,
+    CertificateKind,
+    Certifiers,
+    check_bls_keys,
+)
 from pot_flower.protocol.commitments import CommitmentKind, linear_auditable
 from pot_flower.protocol.fixedpoint import MAX_UNITS
 from pot_flower.protocol.privacy.config import PrivacyConfig
@@ -47,6 +53,11 @@ class Params:
     commitment : CommitmentKind
         How updates are bound to envelopes: ``hash`` (default) or ``pedersen``
         (:mod:`pot_flower.protocol.commitments`); recorded only when not hash.
+    bls : tuple[BlsKey, ...]
+        The validators' BLS keys, by index, each proven and endorsed (checked
+        here): set, blocks carry aggregated BLS certificates
+        (:mod:`pot_flower.protocol.certificate`); empty (the default), lists of
+        Ed25519 signatures. Recorded only when set.
 
     """
 
@@ -61,6 +72,7 @@ class Params:
     robust: RobustConfig = field(default_factory=RobustConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     commitment: CommitmentKind = CommitmentKind.HASH
+    bls: tuple[BlsKey, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "commitment", CommitmentKind(self.commitment))
@@ -74,6 +86,16 @@ class Params:
             raise ValueError("quorum must be between 1 and the committee size")
         if self.privacy.on:
             check_private_robust(self.robust)
+        if self.bls:
+            check_bls_keys(self.validators, self.bls)
+
+    @property
+    def certifiers(self) -> Certifiers:
+        """Who certifies this chain's blocks, and how."""
+        if self.bls:
+            keys = tuple(k.key for k in self.bls)
+            return Certifiers(CertificateKind.BLS, keys, self.quorum)
+        return Certifiers(CertificateKind.ED25519, self.validators, self.quorum)
 
     @property
     def linear_auditable(self) -> bool:
@@ -98,6 +120,7 @@ class Params:
             "validators": list(self.validators),
             **({"privacy": self.privacy.to_value()} if self.privacy.on else {}),
             **recorded_commitment_value(self.commitment),
+            **({"bls": [k.to_value() for k in self.bls]} if self.bls else {}),
         }
 
     @classmethod
@@ -117,6 +140,7 @@ class Params:
                 robust=RobustConfig.from_value(value["robust"]),
                 privacy=recorded_privacy(value),
                 commitment=recorded_commitment(value),
+                bls=recorded_bls(value),
             )
         except KeyError as exc:
             raise ValueError(f"params lack {exc}") from exc
@@ -145,6 +169,16 @@ def recorded_commitment(value: dict[str, Decoded]) -> CommitmentKind:
     if kind not in {k.value for k in CommitmentKind} or kind == "hash":
         raise ValueError("commitment must be 'pedersen' when recorded")
     return CommitmentKind(kind)
+
+
+def recorded_bls(value: dict[str, Decoded]) -> tuple[BlsKey, ...]:
+    """``value["bls"]``, recorded only when set (one encoding per chain)."""
+    if "bls" not in value:
+        return ()
+    keys = value["bls"]
+    if not isinstance(keys, list) or not keys:
+        raise ValueError("bls is a non-empty list, recorded only when set")
+    return tuple(BlsKey.from_value(k) for k in keys)
 
 
 def check_private_robust(robust: RobustConfig) -> None:

@@ -44,12 +44,14 @@ from pot_flower.audit import (
 )
 from pot_flower.committee.base import Committee
 from pot_flower.committee.embedded import EmbeddedCommittee
-from pot_flower.encoding import Decoded, decode, encode
+from pot_flower.encoding import Decoded, DecodeError, decode, encode
 from pot_flower.protocol.batch import SubmissionRef
-from pot_flower.protocol.block import SUBMISSION_FIELDS
+from pot_flower.protocol.block import SUBMISSION_FIELDS, BlockFormatError, GenesisBlock
 from pot_flower.protocol.certificate import (
     Certificate,
     CertificateError,
+    CertificateKind,
+    Certifiers,
     block_hash,
     sign_block,
 )
@@ -204,7 +206,11 @@ def round_submissions(
     return refs, payloads
 
 
-def build_genuine(directory: Path, rounds: int = ROUNDS) -> Genuine:
+def build_genuine(
+    directory: Path,
+    rounds: int = ROUNDS,
+    certificate: CertificateKind = CertificateKind.ED25519,
+) -> Genuine:
     """Run an embedded committee for ``rounds`` rounds; keep validator 0's ledger.
 
     ``directory`` receives ``committee/`` (every validator's ledger), ``wal/`` (the
@@ -215,6 +221,7 @@ def build_genuine(directory: Path, rounds: int = ROUNDS) -> Genuine:
         run=RUN,
         model=initial_model(),
         norm_bound_units=max_norm_units(10.0),
+        certificate=certificate,
     )
     keys = tuple(v.key for v in committee.validators)
     current = committee.model
@@ -446,17 +453,30 @@ def _certificate(
     height: int,
     digest: bytes,
     signers: Sequence[int] = (),
+    kind: CertificateKind = CertificateKind.ED25519,
 ) -> bytes:
     """Signed by ``keys[i]`` for i in ``signers`` (the first ``quorum`` if too few).
 
     A forger re-signs with the signers the genuine certificate names, so the next
-    block's fees (paid to those signers) stay consistent.
+    block's fees (paid to those signers) stay consistent; on a BLS chain it
+    aggregates the votes as the committee would.
     """
     chosen = [i for i in signers if i < len(keys)]
     if len(chosen) < quorum:
         chosen = list(range(quorum))
-    signatures = tuple((i, sign_block(keys[i], height, digest)) for i in chosen)
-    return Certificate(height, digest, signatures).to_bytes()
+    votes = {i: sign_block(keys[i], height, digest, kind) for i in chosen}
+    # The keys only size the bitmap: a forger's keys stand in for the committee's.
+    certifiers = Certifiers(kind, tuple(bytes(48) for _ in keys), 1)
+    return certifiers.assemble(height, digest, votes).to_bytes()
+
+
+def _certificate_kind(genesis: object) -> CertificateKind:
+    """How the genuine chain certifies its blocks (Ed25519 if its genesis is bad)."""
+    try:
+        params = GenesisBlock.params_of(decode(genesis))  # type: ignore[arg-type]
+    except (BlockFormatError, DecodeError, TypeError):
+        return CertificateKind.ED25519
+    return params.certifiers.kind
 
 
 def _signers_of(data: object) -> list[int]:
@@ -487,6 +507,7 @@ def reforge(
             db.execute("SELECT height, certificate FROM blocks").fetchall()
         )
         _update(db, start, "body", body)
+        kind = _certificate_kind(bodies.get(0))
         if variant == Variant.TAMPER:
             return
         digests = {start: block_hash(body)}
@@ -512,6 +533,7 @@ def reforge(
                     height,
                     digests[height],
                     _signers_of(certificates.get(height)),
+                    kind,
                 )
                 _update(db, height, "certificate", cert)
     finally:

@@ -83,7 +83,7 @@ class CertificateRepair(threading.Thread):
                 certificate = Certificate.from_bytes(copy.certificate)
                 if (certificate.height, certificate.block) != (height, digest):
                     continue
-                certificate.verify(params.validators, params.quorum)
+                certificate.verify(params.certifiers)
             except CertificateError:
                 continue
             return certificate

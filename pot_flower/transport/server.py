@@ -37,7 +37,12 @@ from google.protobuf.message import Message as ProtoMessage
 
 from pot_flower.consensus.messages import MessageError, decode_message
 from pot_flower.encoding import DecodeError, decode, encode
-from pot_flower.protocol.certificate import Certificate, CertificateError, sign_block
+from pot_flower.protocol.certificate import (
+    Certificate,
+    CertificateError,
+    CertificateKind,
+    sign_block,
+)
 from pot_flower.protocol.scores import ScoreVector
 from pot_flower.transport import pot_pb2
 from pot_flower.transport.channels import server_options
@@ -46,7 +51,7 @@ from pot_flower.transport.uploads import past_round_problem, upload_problem
 from pot_flower.validator.availability import sign_receipt
 from pot_flower.validator.chains import ScoringPending, ScoringRefused
 from pot_flower.validator.payloads import PayloadError
-from pot_flower.validator.reads import LATEST, read_block
+from pot_flower.validator.reads import LATEST, BlockCopy, read_block
 
 if TYPE_CHECKING:
     from pot_flower.transport.node import ValidatorNode
@@ -693,15 +698,27 @@ class ValidatorServer:
         kind, limit = ("downloads", self.limits.max_downloads)
         if not request.with_model:
             kind, limit = ("block reads", MAX_DISK_CALLS)
+        chain = service.chains.get(request.run)
+        certificates = (
+            CertificateKind.ED25519
+            if chain is None
+            else chain.state.params.certifiers.kind
+        )
+
+        def read_and_vote() -> tuple[BlockCopy | None, bytes]:
+            found = read_block(directory, request.height, request.with_model)
+            if found is None:
+                return None, b""
+            key = self.node.key
+            return found, sign_block(key, found.height, found.hash, certificates)
+
         async with self._slot(kind, limit, context):
-            found = await asyncio.to_thread(
-                read_block, directory, request.height, request.with_model
-            )
+            found, vote = await asyncio.to_thread(read_and_vote)
         if found is None:
             return pot_pb2.BlockReply()
         return pot_pb2.BlockReply(
             body=found.body,
-            vote=sign_block(self.node.key, found.height, found.hash),
+            vote=vote,
             certificate=found.certificate or b"",
             model=found.model,
         )
@@ -717,14 +734,16 @@ class ValidatorServer:
             if not isinstance(run, int) or isinstance(run, bool) or run < 0:
                 raise ValueError("run must be a non-negative integer")
             certificate = Certificate.from_value(value["certificate"])
-            certificate.verify(service.validators, service.quorum)
+            chain = service.chains.get(run)
+            if chain is None:
+                return pot_pb2.Ack(accepted=False, reason=f"no chain for run {run}")
+            certifiers = chain.state.params.certifiers
+            async with self._slot("calls", MAX_CALLS, context):
+                await asyncio.to_thread(certificate.verify, certifiers)
         except (DecodeError, ValueError, CertificateError) as exc:
             return pot_pb2.Ack(accepted=False, reason=str(exc))
 
         def store() -> str:
-            chain = service.chains.get(run)
-            if chain is None:
-                return f"no chain for run {run}"
             return chain.offer_certificate(certificate)
 
         try:

@@ -186,12 +186,12 @@ class Signer:
         state = self.app.state
         if state.height != height or state.head != digest:
             return None
-        return sign_block(self.key, height, digest)
+        return sign_block(self.key, height, digest, state.params.certifiers.kind)
 
     def accept_certificate(self, certificate: Certificate) -> None:
         """Verify a certificate for one of our blocks and store it in the ledger."""
         params = self.app.state.params
-        certificate.verify(params.validators, params.quorum)
+        certificate.verify(params.certifiers)
         ledger = self.app.ledger
         if ledger is None:
             return

@@ -78,7 +78,7 @@ def _certificate(copy: BlockCopy, height: int, params: Params) -> bytes | None:
         cert = Certificate.from_bytes(copy.certificate)
         if cert.height != height or cert.block != block_hash(copy.body):
             return None
-        cert.verify(params.validators, params.quorum)
+        cert.verify(params.certifiers)
     except CertificateError:
         return None
     return copy.certificate

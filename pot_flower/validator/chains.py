@@ -29,6 +29,7 @@ from pot_flower.encoding import (
 )
 from pot_flower.patience import Unavailable, wait_for
 from pot_flower.protocol.batch import RoundBatch
+from pot_flower.protocol.certificate import BlsKey, CertificateKind
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.commitments import CommitmentKind, update_arrays
 from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_arrays
@@ -83,12 +84,14 @@ class OpenChain:
     robust: RobustConfig = field(default_factory=RobustConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     commitment: CommitmentKind = CommitmentKind.HASH
+    certificate: CertificateKind = CertificateKind.ED25519
 
     def to_bytes(self) -> bytes:
         return encode(
             {
                 **({"privacy": self.privacy.to_value()} if self.privacy.on else {}),
                 **recorded_commitment_value(self.commitment),
+                **recorded_certificate_value(self.certificate),
                 "robust": self.robust.to_value(),
                 "allowed-miners": list(self.allowed_miners),
                 "emission": self.emission,
@@ -119,6 +122,7 @@ class OpenChain:
         robust = RobustConfig.from_value(value.get("robust"))
         privacy = recorded_privacy(value)
         commitment = recorded_commitment(value)
+        certificate = recorded_certificate(value)
         return cls(
             fields[0],
             fields[1],
@@ -130,7 +134,22 @@ class OpenChain:
             robust,
             privacy,
             commitment,
+            certificate,
         )
+
+
+def recorded_certificate_value(kind: CertificateKind) -> dict[str, Decoded]:
+    """``{"certificate": kind}`` unless the default (one encoding per request)."""
+    return {} if kind == CertificateKind.ED25519 else {"certificate": kind.value}
+
+
+def recorded_certificate(value: dict[str, Decoded]) -> CertificateKind:
+    """``value["certificate"]``, recorded only when not the default ``ed25519``."""
+    if "certificate" not in value:
+        return CertificateKind.ED25519
+    if value["certificate"] != CertificateKind.BLS.value:
+        raise ValueError("certificate must be 'bls' when recorded")
+    return CertificateKind.BLS
 
 
 def _error(reason: str) -> bytes:
@@ -204,6 +223,9 @@ class Chains:
         chains); None if the committee scores nothing.
     noise_key : bytes | None
         The committee's secret noise key (chains with central DP need it).
+    bls : tuple[BlsKey, ...]
+        Each validator's BLS key (committee file), for chains certified by BLS;
+        empty if the committee file lists none.
 
     """
 
@@ -221,8 +243,10 @@ class Chains:
         patience_s: float = 30.0,
         scorer: Scorer | None = None,
         noise_key: bytes | None = None,
+        bls: tuple[BlsKey, ...] = (),
     ) -> None:
         self.directory = Path(directory)
+        self.bls = bls
         self.scorer = scorer
         self.noise_key = noise_key
         self.validators = validators
@@ -389,6 +413,12 @@ class Chains:
         return result
 
     def _open(self, request: OpenChain) -> bytes:
+        if request.certificate == CertificateKind.BLS and not self.bls:
+            return _error(
+                "BLS certificates need every validator's BLS key in the committee "
+                "file (pot committee init writes them)"
+            )
+        bls = self.bls if request.certificate == CertificateKind.BLS else ()
         try:
             params = Params(
                 run=request.run,
@@ -402,6 +432,7 @@ class Chains:
                 robust=request.robust,
                 privacy=request.privacy,
                 commitment=request.commitment,
+                bls=bls,
             )
         except ValueError as exc:
             return _error(str(exc))

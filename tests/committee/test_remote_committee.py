@@ -15,6 +15,7 @@ from pot_flower.clients import pot_mod
 from pot_flower.committee.remote import RemoteCommittee
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.ops.superlink import free_port
+from pot_flower.protocol.certificate import BlsKey, Certificate, CertificateKind
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
 from pot_flower.strategies import PoTStrategy
@@ -29,6 +30,7 @@ N = 4
 KEYS = [SigningKey.from_seed(b"remote-validator-%d" % i) for i in range(N)]
 COORDINATOR = SigningKey.from_seed(b"remote-coordinator")
 NOISE_KEY = bytes(range(32))
+BLS_KEYS = tuple(BlsKey.of(k) for k in KEYS)  # as the committee file lists them
 
 
 def start_nodes(
@@ -49,6 +51,7 @@ def start_nodes(
             config.quorum,
             PayloadStore(home / "payloads"),
             noise_key=None if noise_keys is None else noise_keys[i],
+            bls=BLS_KEYS,
         )
         node = ValidatorNode(
             config,
@@ -100,6 +103,7 @@ def run_remote(
             robust=strategy.robust,
             privacy=strategy.privacy,
             commitment=strategy.commitment,
+            bls=BLS_KEYS if strategy.certificate == CertificateKind.BLS else (),
         )
 
     strategy = PoTStrategy(
@@ -155,15 +159,17 @@ def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
     assert keyless.head_height() == 0
 
 
-@pytest.mark.parametrize("commitment", ["hash", "pedersen"])
+@pytest.mark.parametrize(
+    "setting",
+    [{}, {"commitment": "pedersen"}, {"certificate": "bls"}],
+    ids=["hash", "pedersen", "bls-certificates"],
+)
 def test_strategy_runs_against_a_remote_committee(
     tmp_path: Path,
     committee: tuple[CommitteeConfig, dict[int, str]],
-    commitment: str,
+    setting: dict[str, str],
 ) -> None:
-    if commitment == "pedersen":
-        pytest.importorskip("py_arkworks_bls12381")
-    strategy, result = run_remote(tmp_path, committee, rounds=3, commitment=commitment)
+    strategy, result = run_remote(tmp_path, committee, rounds=3, **setting)
     assert [r.accepted for r in strategy.history] == [4, 4, 4]
     assert result.train_metrics_clientapp[3]["pot-accepted"] == 4
     bodies = []
@@ -172,7 +178,10 @@ def test_strategy_runs_against_a_remote_committee(
         report = audit_ledger(ledger_dir)
         assert report.ok, report.problem
         assert report.blocks == 4
-        bodies.append([b.body for b in Ledger(ledger_dir).blocks()])
+        blocks = list(Ledger(ledger_dir).blocks())
+        bodies.append([b.body for b in blocks])
+        kinds = {Certificate.from_bytes(b.certificate or b"").kind for b in blocks}
+        assert kinds == {CertificateKind(setting.get("certificate", "ed25519"))}
     assert bodies[0] == bodies[1] == bodies[2] == bodies[3]
 
 

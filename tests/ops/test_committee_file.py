@@ -89,3 +89,67 @@ def test_the_strategy_follows_the_committee_files_scoring(tmp_path: Path) -> Non
     strategy = PoTStrategy(committee_file=scored, score_fn="other:score")
     with pytest.raises(ValueError, match=r"score with 'my_app\.task:score'"):
         strategy._remote(1, {})
+
+
+def bls_file(tmp_path: Path, swap: dict[str, str] | None = None, only: int = 4) -> Path:
+    """A committee file whose first ``only`` validators list BLS keys."""
+    from pot_flower.ops.committee_file import render_committee
+    from pot_flower.protocol.certificate import BlsKey
+
+    keys = [SigningKey.from_seed(b"v%d" % i) for i in range(4)]
+    text = render_committee(
+        [(f"127.0.0.1:{7100 + i}", k.verify_key) for i, k in enumerate(keys)],
+        {},
+        tls=False,
+        bls=[BlsKey.of(k) for k in keys],
+    )
+    lines = text.splitlines()
+    seen = -1
+    out = []
+    for line in lines:
+        seen += line.startswith("id = ")
+        name = line.split(" = ")[0]
+        if name.startswith("bls-") and seen >= only:
+            continue
+        if swap and seen == 0 and name in swap:
+            line = f'{name} = "{swap[name]}"'
+        out.append(line)
+    path = tmp_path / "committee.toml"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def test_committee_files_list_proven_and_endorsed_bls_keys(tmp_path: Path) -> None:
+    from pot_flower.protocol.certificate import BlsKey
+
+    committee = load_committee(bls_file(tmp_path))
+    assert committee.bls == tuple(
+        BlsKey.of(SigningKey.from_seed(b"v%d" % i)) for i in range(4)
+    )
+    assert load_committee(committee_file(tmp_path, "")).bls == ()  # none: Ed25519
+    # pot committee init writes them for every validator.
+    assert len(load_committee(prepare(4, tmp_path / "init")).bls) == 4
+
+
+def test_bad_bls_keys_are_refused_when_the_committee_is_formed(
+    tmp_path: Path,
+) -> None:
+    from pot_flower.protocol.certificate import BlsKey
+
+    other = BlsKey.of(SigningKey.from_seed(b"someone else"))
+    cases = [
+        ({}, 3, "every validator or for none"),
+        ({"bls-proof": other.proof.hex()}, 4, "proof of possession"),
+        ({"bls-public-key": other.key.hex()}, 4, "endorsed"),
+        (
+            {"bls-public-key": other.key.hex(), "bls-proof": other.proof.hex()},
+            4,
+            "endorsed",
+        ),
+        ({"bls-endorsement": "zz"}, 4, "BLS keys"),
+    ]
+    for i, (swap, only, message) in enumerate(cases):
+        directory = tmp_path / str(i)
+        directory.mkdir()
+        with pytest.raises(CommitteeFileError, match=message):
+            load_committee(bls_file(directory, swap, only))
