@@ -243,19 +243,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--audit-rounds", type=int, default=200)
     parser.add_argument("--audit-miners", type=int, default=5)
     parser.add_argument("--json-out", default="benchmarks/results/commitments.json")
+    parser.add_argument(
+        "--parts",
+        default="commit,openings,certificates,audit",
+        help="what to measure; the others keep their figures in --json-out",
+    )
     args = parser.parse_args(argv)
-    out = {
-        "settings": {k: str(v) for k, v in vars(args).items()},
-        "commit": commit_costs([int(s) for s in args.sizes.split(",")], args.repeats),
-        "openings": opening_checks(args.miners, args.opening_entries, args.repeats),
-        "certificates": [
+    measure = {
+        "commit": lambda: commit_costs(
+            [int(s) for s in args.sizes.split(",")], args.repeats
+        ),
+        "openings": lambda: opening_checks(
+            args.miners, args.opening_entries, args.repeats
+        ),
+        "certificates": lambda: [
             certificate(int(n), args.repeats) for n in args.committees.split(",")
         ],
-        "audit": audit_time(args.audit_rounds, args.opening_entries, args.audit_miners),
+        "audit": lambda: audit_time(
+            args.audit_rounds, args.opening_entries, args.audit_miners
+        ),
     }
-    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(out, indent=1))
-    print(json.dumps({"commit": out["commit"], "openings": out["openings"]}))
+    path = Path(args.json_out)
+    out = json.loads(path.read_text()) if path.exists() else {}
+    settings = out.setdefault("settings", {})
+    if any(isinstance(v, str) for v in settings.values()):  # one run measured all
+        settings = out["settings"] = {part: dict(settings) for part in measure}
+    for part in args.parts.split(","):
+        out[part] = measure[part]()
+        settings[part] = {k: str(v) for k, v in vars(args).items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -4,6 +4,8 @@ Put it first (outermost) in the mod list so it sees the final update. It leaves 
 reply's ArrayRecord and MetricRecord untouched (what Flower's DP mods and wrappers
 expect) and adds a ``"pot"`` ConfigRecord with the signed envelope. Messages that do
 not carry a PoT ticket (another strategy, evaluate, query) pass through unchanged.
+On commit-reveal chains it answers the two steps itself (:mod:`.sealing`): the
+reply is kept and sealed, then revealed once the committee closed the seals.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord
 
 from pot_flower.clients.keystore import Keystore
 from pot_flower.clients.privacy import DELTA_METRIC, EPSILON_METRIC
+from pot_flower.clients.sealing import (
+    kept_seal,
+    refusal,
+    reveal_reply,
+    seal_reply,
+    sealing,
+)
 from pot_flower.protocol.commitments import BLINDING_SIZE
 from pot_flower.protocol.envelope import LocalDp
 from pot_flower.protocol.records import (
@@ -30,6 +39,7 @@ from pot_flower.protocol.submission import (
     build_submission,
     sign_without_update,
 )
+from pot_flower.zk.signatures import SigningKey
 
 ClientAppCallable = Callable[[Message, Context], Message]
 
@@ -55,10 +65,25 @@ def _local_dp(metrics: MetricRecord) -> LocalDp | None:
 def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
     """Sign the train reply's update for the PoT committee (a Flower client mod)."""
     record = msg.content.config_records.get(TICKET_RECORD)
-    if msg.metadata.message_type.split(".")[0] != "train" or record is None:
+    train = msg.metadata.message_type.split(".")[0] == "train"
+    ticket = None if record is None else TicketRecord.from_value(record)
+    if train and sealing(ctxt) and (ticket is None or not ticket.commit_reveal):
+        # No update in the clear once this node seals: a relay could hand it to
+        # a copycat before the seals close.
+        return refusal(msg, "this node runs commit-reveal rounds only")
+    if not train or record is None:
         return call_next(msg, ctxt)
+    if ticket is not None and ticket.reveal is not None:
+        # Commit-reveal: the update was trained and kept at the commit step.
+        return reveal_reply(msg, ctxt, ticket, _miner_key(ctxt))
     received_records = list(msg.content.array_records.values())
     received = arrays_of(received_records[0]) if len(received_records) == 1 else None
+    if ticket is not None and ticket.commit_reveal:
+        if received is None:
+            return refusal(msg, "a train message carries exactly one ArrayRecord")
+        again = kept_seal(msg, ctxt, ticket)
+        if again is not None:
+            return again
     reply = call_next(msg, ctxt)
     if reply.has_error() or received is None:
         return reply
@@ -71,9 +96,7 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
     elif isinstance(claimed, float) and claimed.is_integer():
         num_examples = int(claimed)
     local_dp = _local_dp(metrics[0]) if len(metrics) == 1 else None
-    keystore = Keystore(str(ctxt.run_config.get(KEYSTORE_KEY, "")) or None)
-    key = keystore.miner_key(str(ctxt.node_id))
-    ticket = TicketRecord.from_value(record)
+    key = _miner_key(ctxt)
     if ticket is None:
         return reply  # not a ticket this mod understands: leave the reply as it is
     run, round_, nonce = ticket.run, ticket.round, ticket.nonce
@@ -110,7 +133,13 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
             num_examples=num_examples,
             local_dp=local_dp,
         )
-    reply.content[SUBMISSION_RECORD] = ConfigRecord(
-        SignedReply(envelope_bytes, signature, blinding).to_value()
-    )
+    signed = SignedReply(envelope_bytes, signature, blinding)
+    if ticket.commit_reveal:
+        return seal_reply(msg, ctxt, ticket, key, reply, signed)
+    reply.content[SUBMISSION_RECORD] = ConfigRecord(signed.to_value())
     return reply
+
+
+def _miner_key(ctxt: Context) -> SigningKey:
+    keystore = Keystore(str(ctxt.run_config.get(KEYSTORE_KEY, "")) or None)
+    return keystore.miner_key(str(ctxt.node_id))

@@ -30,6 +30,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 
 from pot_flower.committee.base import CertifiedRound, Committee
 from pot_flower.committee.embedded import EmbeddedCommittee
+from pot_flower.encoding import encode
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SubmissionRecord
 from pot_flower.protocol.certificate import CertificateKind
@@ -47,14 +48,17 @@ from pot_flower.protocol.privacy.config import PrivacyConfig, privacy_settings
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.records import (
     CLIENT_KEYS,
+    REFUSED,
     SUBMISSION_RECORD,
     TICKET_RECORD,
     SignedReply,
     TicketRecord,
     arrays_of,
     in_order,
+    seal_from_record,
 )
 from pot_flower.protocol.robust import RobustConfig, robust_settings
+from pot_flower.protocol.sealing import ClosedSeals
 from pot_flower.validator.scoring import ScoreFn, load_score_fn
 
 CommitteeFactory = Callable[[int, Arrays], Committee]
@@ -114,6 +118,7 @@ RUN_CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "pot-dp-clipped-count-stddev": ("dp_clipped_count_stddev", float),
     "pot-commitment": ("commitment", str),
     "pot-certificate": ("certificate", str),
+    "pot-commit-reveal": ("commit_reveal", flag),
 }
 """``[tool.flwr.app.config]`` keys :meth:`PoTStrategy.from_run_config` reads."""
 
@@ -262,6 +267,12 @@ class PoTStrategy(Strategy):
         checked with one pairing whatever the committee's size; a remote
         committee's file must list its validators' BLS keys, as ``pot committee
         init`` writes them).
+    commit_reveal : bool (default: False)
+        Rounds in two steps (:mod:`pot_flower.protocol.sealing`): miners first
+        send only a signed seal of their envelope, the committee closes the
+        round's seals, and only then do miners reveal their updates, so nobody
+        can copy an update in time to get its miner rejected. ``pot_mod``
+        handles both steps; ClientApps are unchanged.
     committee : Callable[[int, Arrays], Committee] | None (default: None)
         Builds the committee from (run id, initial model); default: embedded.
     committee_file : str | Path | None (default: None)
@@ -324,6 +335,7 @@ class PoTStrategy(Strategy):
         dp_clipped_count_stddev: float | None = None,
         commitment: str = "hash",
         certificate: str = "ed25519",
+        commit_reveal: bool = False,
         committee: CommitteeFactory | None = None,
         committee_file: str | Path | None = None,
         coordinator_key: str | Path | None = None,
@@ -342,6 +354,9 @@ class PoTStrategy(Strategy):
         self.ledger_dir = None if ledger_dir is None else Path(ledger_dir)
         self.commitment = _commitment_kind(commitment)
         self.certificate = _certificate_kind(certificate)
+        self.commit_reveal = commit_reveal
+        self._grid: Grid | None = None  # the reveal step sends from aggregate_train
+        self._timeout = 3600.0
         self._set_chain_rules(
             max_update_norm, registration, allowed_miners, emission, validator_fee_ppm
         )
@@ -569,6 +584,7 @@ class PoTStrategy(Strategy):
                     self.on_round(self.history[-1])
                 return metrics
 
+        self._timeout = timeout
         try:
             return super().start(
                 grid,
@@ -599,6 +615,7 @@ class PoTStrategy(Strategy):
             privacy=self.privacy,
             commitment=self.commitment,
             certificate=self.certificate,
+            commit_reveal=self.commit_reveal,
         )
 
     def _privacy_for(self, grid: Grid) -> PrivacyConfig:
@@ -709,6 +726,7 @@ class PoTStrategy(Strategy):
             privacy=self.privacy,
             commitment=self.commitment,
             bls=committee.bls if self.certificate == CertificateKind.BLS else (),
+            commit_reveal=self.commit_reveal,
         )
 
     def summary(self) -> None:
@@ -739,6 +757,7 @@ class PoTStrategy(Strategy):
         log(INFO, "\t\t├──Registration: %s", self.registration)
         log(INFO, "\t\t├──Update commitments: %s", self.commitment.value)
         log(INFO, "\t\t├──Block certificates: %s", self.certificate.value)
+        log(INFO, "\t\t├──Commit-reveal rounds: %s", self.commit_reveal)
         log(INFO, "\t\t├──Robust stage: %s", describe(self.robust))
         if self.privacy.on:
             log(
@@ -844,15 +863,8 @@ class PoTStrategy(Strategy):
             )
             # A sample too small for the robust rules' f would weaken them silently.
             self.robust.check(len(nodes))
-        pot = ConfigRecord(
-            TicketRecord(
-                committee.params.run,
-                ticket.round,
-                ticket.nonce,
-                ticket.base_digest,
-                committee.params.commitment,
-            ).to_value()
-        )
+        self._grid = grid
+        pot = ConfigRecord(self._ticket_record(committee).to_value())
         train_config = ConfigRecord(dict(config))
         train_config["server-round"] = server_round
         log(
@@ -901,7 +913,10 @@ class PoTStrategy(Strategy):
         payloads: dict[bytes, bytes] = {}
         failures = 0
         metrics_of: dict[int, RecordDict] = {}
-        kind = self._committee().params.commitment
+        params = self._committee().params
+        sealed: ClosedSeals | None = None
+        if params.commit_reveal:
+            replies, sealed, failures = self._reveal(list(replies))
         for reply in replies:
             if reply.has_error():
                 failures += 1
@@ -913,13 +928,15 @@ class PoTStrategy(Strategy):
                 )
                 continue
             node = reply.metadata.src_node_id
-            ref, payload = _submission(node, reply.content, self._keys, kind)
+            ref, payload = _submission(
+                node, reply.content, self._keys, params.commitment, sealed is not None
+            )
             if payload is not None and ref.payload is not None:
                 payloads[ref.payload] = payload
             submissions.append(ref)
             metrics_of[node] = reply.content
         started = time.perf_counter()
-        certified = self._committee().certify_round(submissions, payloads)
+        certified = self._committee().certify_round(submissions, payloads, sealed)
         report = self._report(certified, failures, time.perf_counter() - started)
         self.history.append(report)
         reasons = ", ".join(f"{k} x{v}" for k, v in sorted(report.reasons.items()))
@@ -953,6 +970,74 @@ class PoTStrategy(Strategy):
             for key, value in aggregate_metricrecords(records, "num-examples").items():
                 metrics[key] = value
         return model, metrics
+
+    def _ticket_record(self, committee: Committee) -> TicketRecord:
+        """The next round's ticket; on commit-reveal chains, with the committee."""
+        ticket, params = committee.ticket(), committee.params
+        return TicketRecord(
+            params.run,
+            ticket.round,
+            ticket.nonce,
+            ticket.base_digest,
+            params.commitment,
+            params.validators if params.commit_reveal else (),
+            params.quorum if params.commit_reveal else 0,
+        )
+
+    def _reveal(self, replies: list[Message]) -> tuple[list[Message], ClosedSeals, int]:
+        """Close the commit step's seals, then ask the sealing nodes to reveal.
+
+        Returns the reveals (replies with an envelope), the closed seals, and how
+        many replies of either step failed or revealed nothing: their seals are
+        recorded ``not-revealed``.
+        """
+        committee = self._committee()
+        seals = []
+        for reply in replies:
+            if reply.has_error():
+                continue
+            found = seal_from_record(
+                reply.metadata.src_node_id,
+                reply.content.config_records.get(SUBMISSION_RECORD),
+            )
+            if found is not None:
+                seals.append(found)
+        closed = committee.close_seals(seals)
+        reveal = encode(closed.to_value())
+        ticket = replace(self._ticket_record(committee), reveal=reveal)
+        messages = [
+            Message(
+                RecordDict({TICKET_RECORD: ConfigRecord(ticket.to_value())}),
+                dst_node_id=seal.node,
+                message_type=MessageType.TRAIN,
+            )
+            for seal in closed.seals.seals
+        ]
+        assert self._grid is not None  # set by configure_train
+        answers = (
+            list(self._grid.send_and_receive(messages, timeout=self._timeout))
+            if messages
+            else []
+        )
+        revealed = []
+        for answer in answers:
+            if answer.has_error():
+                continue
+            record = answer.content.config_records.get(SUBMISSION_RECORD)
+            if SignedReply.from_value(record).envelope is not None:
+                revealed.append(answer)
+                continue
+            why = None if record is None else record.get(REFUSED)
+            node = answer.metadata.src_node_id
+            log(WARNING, "node %s revealed nothing: %s", node, why or "no envelope")
+        log(
+            INFO,
+            "commit-reveal: %d of %d replies sealed, %d revealed",
+            len(closed.seals.seals),
+            len(replies),
+            len(revealed),
+        )
+        return revealed, closed, len(replies) - len(revealed)
 
     def _report(
         self, certified: CertifiedRound, failures: int, committee_seconds: float
@@ -1053,13 +1138,18 @@ def _weighted(content: RecordDict) -> bool:
 
 
 def _submission(
-    node: int, content: RecordDict, keys: list[str], kind: CommitmentKind
+    node: int,
+    content: RecordDict,
+    keys: list[str],
+    kind: CommitmentKind,
+    revealed: bool = False,
 ) -> tuple[SubmissionRef, bytes | None]:
     """The committee's view of one reply; anything malformed stays for a verdict.
 
     On a Pedersen chain the payload carries the miner's blinding factor after the
     arrays (a reply without a well-formed one is left for the committee to
-    reject as malformed).
+    reject as malformed). A reveal (``revealed``) carries its seal's salt; any
+    other reply's salt is dropped (it would void a batch without seals).
     """
     signed = SignedReply.from_value(content.config_records.get(SUBMISSION_RECORD))
     payload: bytes | None = None
@@ -1083,6 +1173,7 @@ def _submission(
             signed.envelope,
             signed.signature,
             None if payload is None else hashlib.sha256(payload).digest(),
+            signed.salt if revealed and signed.salt else None,
         ),
         payload,
     )

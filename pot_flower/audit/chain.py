@@ -21,6 +21,7 @@ from pot_flower.audit.content import (
     check_duplicates,
     check_privacy,
     check_scores,
+    check_seals,
 )
 from pot_flower.audit.report import (
     AuditReport,
@@ -203,6 +204,7 @@ class _Auditor:
         self._links(block, height, params)
         check_duplicates(block.submissions, params.commitment)
         check_scores(block.submissions, params.robust)
+        check_seals(block, params)
         check_privacy(block, params)
         self.chain.dp_clip_units = check_clipping(
             block, params, self.chain.dp_clip_units

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from pot_flower.audit.report import BadBlock, Failure
 from pot_flower.audit.rows import storage_class
 from pot_flower.protocol.block import (
+    BEFORE_EXAMPLES,
+    PRE_ENVELOPE,
+    SEALING_FAILED,
     BlockFormatError,
     Problem,
     RoundBlock,
@@ -20,12 +23,14 @@ from pot_flower.protocol.block import (
 )
 from pot_flower.protocol.certificate import Certificate, CertificateError
 from pot_flower.protocol.commitments import CommitmentKind
+from pot_flower.protocol.envelope import Envelope
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.privacy.accountant import spent, within_tolerance
 from pot_flower.protocol.privacy.adaptive import next_clip_norm
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import PPM
 from pot_flower.protocol.robust import RobustConfig
+from pot_flower.protocol.sealing import Seal, seal_of
 
 _FAILURE = {
     Problem.CONTENT: Failure.BAD_CONTENT,
@@ -58,6 +63,118 @@ def check_certificate(data: object, height: int, digest: bytes) -> Certificate:
             Failure.BAD_CERTIFICATE, "certificate invalid: certifies another block"
         )
     return cert
+
+
+# Decided before a reveal is checked against its seal: no salt is recorded.
+BEFORE_SEAL = (
+    PRE_ENVELOPE | BEFORE_EXAMPLES | {Reason.BAD_NUM_EXAMPLES} | SEALING_FAILED
+)
+
+
+def check_seals(block: RoundBlock, params: Params) -> None:
+    """A commit-reveal round's closed seals, and the verdicts that follow from them.
+
+    The seals must be closed by a quorum of the genesis committee for this round.
+    Each seal is opened by a reveal, which records the salt: the envelope the
+    block's fields rebuild hashes, with the salt, to the seal (on DP chains with
+    hash commitments the recorded commitment is blinded: only the seal's miner
+    is checked). Each seal nothing opened is recorded once ``not-revealed``
+    under its miner and seal, with no examples. Every verdict decided after the
+    seal check records its salt; ``not-sealed`` and ``seal-mismatch`` follow
+    from the seals.
+    """
+    subs = block.submissions
+    if not params.commit_reveal:
+        if block.sealed is not None or any(
+            s.reason in SEALING_FAILED or s.salt is not None for s in subs
+        ):
+            raise BadBlock(Failure.BAD_CONTENT, "seals on a chain without them")
+        return
+    if block.sealed is None:
+        raise BadBlock(Failure.BAD_CONTENT, "a commit-reveal round without seals")
+    seals = block.sealed.seals
+    if (seals.run, seals.round) != (params.run, block.height):
+        raise BadBlock(Failure.BAD_CONTENT, "seals closed for another round")
+    problem = block.sealed.problem(params.validators, params.quorum)
+    if problem is not None:
+        raise BadBlock(Failure.BAD_CONTENT, f"sealed: {problem}")
+    opened = {s.node for s in subs if s.salt is not None}
+    recorded: list[int] = []
+    for s in subs:
+        seal = seals.of_node(s.node)
+        if s.reason == Reason.NOT_REVEALED:
+            recorded.append(s.node)
+            if not _unopened(s, seal, opened):
+                raise BadBlock(
+                    Failure.BAD_VERDICTS, f"node {s.node}: not-revealed, no such seal"
+                )
+        elif (s.reason == Reason.NOT_SEALED) != (seal is None) and (
+            s.reason in (Reason.NOT_SEALED, Reason.SEAL_MISMATCH)
+        ):
+            raise BadBlock(
+                Failure.BAD_VERDICTS, f"node {s.node}: {s.reason} contradicts the seals"
+            )
+        elif s.reason not in BEFORE_SEAL and s.salt is None:
+            raise BadBlock(
+                Failure.BAD_VERDICTS, f"node {s.node}: {s.reason} without its seal"
+            )
+        if s.salt is not None and not _opens(block, params, s, seal):
+            raise BadBlock(
+                Failure.BAD_VERDICTS, f"node {s.node}'s reveal does not open its seal"
+            )
+    unopened = [x.node for x in seals.seals if x.node not in opened]
+    if sorted(recorded) != unopened:
+        raise BadBlock(
+            Failure.BAD_VERDICTS,
+            "not-revealed records are not exactly the seals no reveal opened",
+        )
+
+
+def _unopened(s: SubmissionRecord, seal: Seal | None, opened: set[int]) -> bool:
+    """Whether ``s`` is a well-formed record of ``seal``, which nothing opened."""
+    return (
+        seal is not None
+        and s.node not in opened
+        and (s.miner, s.commitment) == (seal.miner, seal.seal)
+        and s.examples == 0
+        and s.local_dp is None
+        and s.salt is None
+    )
+
+
+def _opens(
+    block: RoundBlock, params: Params, record: SubmissionRecord, seal: Seal | None
+) -> bool:
+    """Whether ``record``'s envelope, rebuilt from the block, hashes to ``seal``."""
+    if seal is None or record.miner != seal.miner:
+        return False
+    blinded = params.privacy.on and params.commitment == CommitmentKind.HASH
+    if blinded:
+        return True  # the recorded commitment is not the signed one
+    envelope = rebuilt_envelope(block, params, record)
+    return envelope is not None and seal_of(record.salt or b"", envelope) == seal.seal
+
+
+def rebuilt_envelope(
+    block: RoundBlock, params: Params, record: SubmissionRecord
+) -> bytes | None:
+    """The envelope bytes a record's miner signed, rebuilt from the block's fields."""
+    if record.miner is None or record.commitment is None:
+        return None
+    try:
+        return Envelope(
+            run=params.run,
+            round=block.height,
+            node=record.node,
+            miner=record.miner,
+            base_digest=block.base,
+            nonce=block.nonce,
+            commitment=record.commitment,
+            num_examples=record.examples,
+            local_dp=record.local_dp,
+        ).to_bytes()
+    except ValueError:  # EnvelopeError: fields no miner could have signed
+        return None
 
 
 COUNTED_ONCE = frozenset({Reason.COPIED_UPDATE, Reason.NEAR_COPY})

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pot_flower.audit.content import COUNTED_ONCE
+from pot_flower.audit.content import COUNTED_ONCE, rebuilt_envelope
 from pot_flower.audit.report import LedgerReadError
 from pot_flower.audit.rows import read_blocks
 from pot_flower.protocol.aggregation import apply_aggregate, momentum_step
@@ -48,7 +48,7 @@ from pot_flower.protocol.block import (
     SubmissionRecord,
     parse_block,
 )
-from pot_flower.protocol.envelope import Envelope, EnvelopeError, verify_envelope
+from pot_flower.protocol.envelope import EnvelopeError, verify_envelope
 from pot_flower.protocol.execution import capped_weights
 from pot_flower.protocol.fixedpoint import IntArray
 from pot_flower.protocol.layout import Layout
@@ -298,22 +298,10 @@ def _signed_by_miner(
     block: RoundBlock, params: Params, record: SubmissionRecord, signature: bytes
 ) -> bool:
     """Whether the record's miner signed the envelope the block's fields rebuild."""
-    if record.miner is None or record.commitment is None:
-        return False
+    envelope = rebuilt_envelope(block, params, record)
     try:
-        envelope = Envelope(
-            run=params.run,
-            round=block.height,
-            node=record.node,
-            miner=record.miner,
-            base_digest=block.base,
-            nonce=block.nonce,
-            commitment=record.commitment,
-            num_examples=record.examples,
-            local_dp=record.local_dp,
-        )
-        return verify_envelope(envelope.to_bytes(), signature) is not None
-    except (ValueError, EnvelopeError):
+        return envelope is not None and verify_envelope(envelope, signature) is not None
+    except EnvelopeError:
         return False
 
 

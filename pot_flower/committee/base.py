@@ -10,7 +10,7 @@ validators in this process) and :class:`~pot_flower.committee.remote.RemoteCommi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from pot_flower.protocol.certificate import Certificate
 from pot_flower.protocol.envelope import round_nonce
 from pot_flower.protocol.model import Arrays
 from pot_flower.protocol.params import Params
+from pot_flower.protocol.sealing import ClosedSeals, Seal
 
 COORDINATOR = "coordinator"
 
@@ -71,8 +72,32 @@ class Committee(Protocol):
         """The next round's nonce and base model (from the last certified block)."""
         ...
 
+    def close_seals(self, seals: Sequence[Seal]) -> ClosedSeals:
+        """Close the next round's seals (commit-reveal chains).
+
+        Parameters
+        ----------
+        seals : Sequence[Seal]
+            The miners' signed seals, as relayed (invalid ones are dropped).
+
+        Returns
+        -------
+        ClosedSeals
+            The canonical set and the signatures of a quorum that closed it.
+
+        Raises
+        ------
+        CommitteeError
+            If no quorum closed this set (one closed another for the round).
+
+        """
+        ...
+
     def certify_round(
-        self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
+        self,
+        submissions: list[SubmissionRef],
+        payloads: Mapping[bytes, bytes],
+        sealed: ClosedSeals | None = None,
     ) -> CertifiedRound:
         """Order, execute and certify the next round's batch.
 
@@ -83,6 +108,8 @@ class Committee(Protocol):
             gets a verdict).
         payloads : Mapping[bytes, bytes]
             The replies' canonical array bytes by SHA-256 digest.
+        sealed : ClosedSeals | None
+            On a commit-reveal chain, the round's closed seals.
 
         Returns
         -------

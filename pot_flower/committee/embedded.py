@@ -7,7 +7,7 @@ each; it implements :class:`~pot_flower.committee.base.Committee`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,7 +37,14 @@ from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.privacy.mechanism import NOISE_KEY_SIZE
 from pot_flower.protocol.robust import RobustConfig
 from pot_flower.protocol.scores import ScoreVector
-from pot_flower.validator.application import PoTApplication, Signer, parse_result
+from pot_flower.protocol.sealing import SEAL_SET_DOMAIN, ClosedSeals, Seal, SealSet
+from pot_flower.validator.application import (
+    PoTApplication,
+    Signer,
+    close_seals_request,
+    parse_closed,
+    parse_result,
+)
 from pot_flower.validator.ledger import Ledger
 from pot_flower.validator.scoring import ScoreFn, score_batch
 from pot_flower.zk.signatures import SigningKey
@@ -71,6 +78,8 @@ class EmbeddedCommittee(CertifiedHead):
         How updates are bound (see :class:`~pot_flower.protocol.params.Params`).
     certificate : CertificateKind
         ``ed25519`` (lists of signatures) or ``bls`` (one aggregate per block).
+    commit_reveal : bool
+        Rounds in two steps: seals, then reveals (:mod:`~.protocol.sealing`).
 
     """
 
@@ -91,6 +100,7 @@ class EmbeddedCommittee(CertifiedHead):
         privacy: PrivacyConfig | None = None,
         commitment: CommitmentKind = CommitmentKind.HASH,
         certificate: CertificateKind = CertificateKind.ED25519,
+        commit_reveal: bool = False,
     ) -> None:
         self.directory = Path(directory)
         seed = os.urandom(32)  # fresh committee keys per chain
@@ -112,6 +122,7 @@ class EmbeddedCommittee(CertifiedHead):
             privacy=privacy or PrivacyConfig(),
             commitment=commitment,
             bls=bls,
+            commit_reveal=commit_reveal,
         )
         noise_key = os.urandom(NOISE_KEY_SIZE)
         if self._params.robust.scored and score_fn is None:
@@ -143,13 +154,42 @@ class EmbeddedCommittee(CertifiedHead):
         state = self.validators[0].app.state
         return state.height, state.head, state.model, state.model_digest
 
+    def close_seals(self, seals: Sequence[Seal]) -> ClosedSeals:
+        closing = SealSet.close(self._params.run, self.ticket().round, seals)
+        self._pbft.submit(COORDINATOR, close_seals_request(closing))
+        self._pbft.run()
+        completed = self._pbft.completed[COORDINATOR]
+        try:
+            closed = parse_closed(completed[-1].result if completed else b"")
+        except ValueError as exc:
+            message = f"round {closing.round}: seals not closed: {exc}"
+            raise CommitteeError(message) from exc
+        digest = closed.digest()
+        signatures = {
+            v.index: signature
+            for v in self.validators
+            if (signature := v.sign_closed(closed.round)) is not None
+            and v.key.verify_key.verify(SEAL_SET_DOMAIN, digest, signature)
+        }
+        if len(signatures) < self._quorum:
+            raise CommitteeError(
+                f"round {closed.round}: {len(signatures)} validators signed the "
+                f"closed seals, quorum is {self._quorum}"
+            )
+        return ClosedSeals(closed, tuple(sorted(signatures.items())))
+
     def certify_round(
-        self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
+        self,
+        submissions: list[SubmissionRef],
+        payloads: Mapping[bytes, bytes],
+        sealed: ClosedSeals | None = None,
     ) -> CertifiedRound:
         self.payloads.clear()
         self.payloads.update(payloads)
         height = self.ticket().round
-        batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
+        batch = RoundBatch(
+            self._params.run, height, tuple(submissions), self._last, sealed=sealed
+        )
         if self._params.robust.scored:
             batch = replace(batch, scores=self._scores(batch, payloads))
         if self._params.privacy.on:

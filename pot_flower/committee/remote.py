@@ -15,10 +15,10 @@ import hashlib
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent import futures
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -49,18 +49,24 @@ from pot_flower.protocol.privacy.accountant import spent
 from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.robust import RobustConfig
 from pot_flower.protocol.scores import ScoreVector
+from pot_flower.protocol.sealing import SEAL_SET_DOMAIN, ClosedSeals, Seal, SealSet
 from pot_flower.transport import pot_pb2, pot_pb2_grpc
 from pot_flower.transport.channels import open_channel
 from pot_flower.transport.gateway import Gateway
 from pot_flower.transport.server import CHUNK_BYTES
 from pot_flower.transport.uploads import first_chunk
 from pot_flower.validator import availability
-from pot_flower.validator.application import parse_result
+from pot_flower.validator.application import (
+    close_seals_request,
+    parse_closed,
+    parse_result,
+)
 from pot_flower.validator.availability import Receipt, receipt_message
 from pot_flower.validator.chains import OpenChain, available_request
 from pot_flower.validator.reads import LATEST
-from pot_flower.zk.signatures import SigningKey
+from pot_flower.zk.signatures import SigningKey, VerifyKey
 
+T = TypeVar("T")
 UPLOAD_DEADLINE_S = 120.0
 STRAGGLER_GRACE_S = 0.25
 """Longest wait, after a quorum voted, for the other validators' votes."""
@@ -71,6 +77,28 @@ def _score_vector(data: bytes) -> ScoreVector | None:
         return ScoreVector.from_value(decode(data))
     except (DecodeError, ValueError):
         return None
+
+
+def _poll(
+    ask: Callable[[], T | None], done: threading.Event, deadline: float
+) -> T | None:
+    """``ask()`` until it answers, ``done`` is set or the deadline passes.
+
+    Quickly at first (a validator about to execute), every half second once a
+    validator is down or unreachable (an RPC error).
+    """
+    pause = 0.01
+    while not done.is_set() and time.monotonic() < deadline:
+        try:
+            answer = ask()
+        except grpc.RpcError:
+            pause = 0.5
+        else:
+            if answer is not None:
+                return answer
+        done.wait(pause)
+        pause = min(2 * pause, 0.5)
+    return None
 
 
 class RemoteCommittee(CertifiedHead):
@@ -102,6 +130,7 @@ class RemoteCommittee(CertifiedHead):
         privacy: PrivacyConfig | None = None,
         commitment: CommitmentKind = CommitmentKind.HASH,
         bls: tuple[BlsKey, ...] = (),
+        commit_reveal: bool = False,
     ) -> None:
         self.config = config
         self.timeout = timeout
@@ -121,6 +150,7 @@ class RemoteCommittee(CertifiedHead):
             privacy=privacy or PrivacyConfig(),
             commitment=commitment,
             bls=bls,
+            commit_reveal=commit_reveal,
         )
         self._height = -1
         self._head_hash = b""
@@ -132,13 +162,82 @@ class RemoteCommittee(CertifiedHead):
     def _head(self) -> tuple[int, bytes, Arrays, bytes]:
         return self._height, self._head_hash, self._model, self._model_digest
 
+    def close_seals(self, seals: Sequence[Seal]) -> ClosedSeals:
+        """Order closing the seals (one PBFT step), then gather a quorum's signatures.
+
+        The committee closes the first set ordered for a round: a resumed
+        coordinator gets the set closed before it stopped, and reveals those.
+        Signatures are gathered like votes, a validator that is down or behind
+        delaying nobody.
+        """
+        height = self._height + 1
+        closing = SealSet.close(self._params.run, height, seals)
+        try:
+            result = self._client.call(close_seals_request(closing), self.timeout)
+            closed = parse_closed(result)
+        except (TimeoutError, ValueError) as exc:
+            raise CommitteeError(f"round {height}: seals not closed: {exc}") from exc
+        if closed.round != height or closed.run != self._params.run:
+            raise CommitteeError(f"round {height}: the committee closed another round")
+        deadline = time.monotonic() + self.timeout
+        done = threading.Event()
+        frame = pot_pb2.Frame(data=encode({"run": self._params.run, "round": height}))
+        jobs = {
+            self._pool.submit(
+                self._seal_signature, rid, frame, closed.digest(), done, deadline
+            ): rid
+            for rid in self._stubs
+        }
+        signatures: dict[int, bytes] = {}
+        try:
+            pending = set(jobs)
+            while pending and len(signatures) < self.config.quorum:
+                finished, pending = futures.wait(
+                    pending, return_when=futures.FIRST_COMPLETED
+                )
+                signatures |= {jobs[j]: s for j in finished if (s := j.result())}
+            if pending:  # stragglers within a short grace sign too
+                finished = futures.wait(pending, timeout=STRAGGLER_GRACE_S)[0]
+                signatures |= {jobs[j]: s for j in finished if (s := j.result())}
+        finally:
+            done.set()
+        if len(signatures) < self.config.quorum:
+            raise CommitteeError(
+                f"round {height}: {len(signatures)} validators signed the closed "
+                f"seals, quorum is {self.config.quorum}"
+            )
+        return ClosedSeals(closed, tuple(sorted(signatures.items())))
+
+    def _seal_signature(
+        self,
+        rid: int,
+        frame: pot_pb2.Frame,
+        digest: bytes,
+        done: threading.Event,
+        deadline: float,
+    ) -> bytes | None:
+        """Validator ``rid``'s verified signature of the closed seals, once signed."""
+        key = VerifyKey(self._params.validators[rid])
+
+        def signed() -> bytes | None:
+            reply = self._stubs[rid].SignSeals(frame, timeout=10)
+            valid = key.verify(SEAL_SET_DOMAIN, digest, reply.signature)
+            return bytes(reply.signature) if reply.signature and valid else None
+
+        return _poll(signed, done, deadline)
+
     def certify_round(
-        self, submissions: list[SubmissionRef], payloads: Mapping[bytes, bytes]
+        self,
+        submissions: list[SubmissionRef],
+        payloads: Mapping[bytes, bytes],
+        sealed: ClosedSeals | None = None,
     ) -> CertifiedRound:
         named = [s.payload for s in submissions if s.payload]
         receipts = self._make_available(payloads, named, round_=self._height + 1)
         height = self._height + 1
-        batch = RoundBatch(self._params.run, height, tuple(submissions), self._last)
+        batch = RoundBatch(
+            self._params.run, height, tuple(submissions), self._last, sealed=sealed
+        )
         if self._params.robust.scored:
             batch = replace(batch, scores=self._gather_scores(batch))
         if self._params.privacy.on:
@@ -199,6 +298,7 @@ class RemoteCommittee(CertifiedHead):
             p.privacy,
             p.commitment,
             p.certifiers.kind,
+            p.commit_reveal,
         )
         height, digest = self._order(available_request(request.to_bytes(), receipts), 0)
         return self._certify(height, digest)
@@ -527,20 +627,16 @@ class RemoteCommittee(CertifiedHead):
     ) -> tuple[bytes, bytes, bytes] | None:
         """``(vote, body, certificate)`` of ``rid`` once it has executed the block."""
         certifiers = self._params.certifiers
-        pause = 0.01
-        while not done.is_set() and time.monotonic() < deadline:
-            try:
-                reply = self._stubs[rid].GetBlock(request, timeout=10)
-            except grpc.RpcError:
-                pause = 0.5  # down or unreachable: ask less often
-            else:
-                if block_hash(reply.body) == digest and certifiers.vote_valid(
-                    rid, request.height, digest, reply.vote
-                ):
-                    return reply.vote, reply.body, reply.certificate
-            done.wait(pause)
-            pause = min(2 * pause, 0.5)
-        return None
+
+        def voted() -> tuple[bytes, bytes, bytes] | None:
+            reply = self._stubs[rid].GetBlock(request, timeout=10)
+            if block_hash(reply.body) == digest and certifiers.vote_valid(
+                rid, request.height, digest, reply.vote
+            ):
+                return reply.vote, reply.body, reply.certificate
+            return None
+
+        return _poll(voted, done, deadline)
 
     def _valid_certificate(
         self, data: bytes, height: int, digest: bytes

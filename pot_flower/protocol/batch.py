@@ -9,6 +9,7 @@ from pot_flower.protocol.certificate import Certificate
 from pot_flower.protocol.params import integer
 from pot_flower.protocol.privacy.accountant import Spent
 from pot_flower.protocol.scores import ScoreVector, submissions_digest
+from pot_flower.protocol.sealing import ClosedSeals
 
 
 @dataclass(frozen=True)
@@ -16,16 +17,19 @@ class SubmissionRef:
     """One reply as the coordinator relays it: the signed envelope and its arrays.
 
     ``payload`` is the SHA-256 of the canonical bytes of the returned arrays; the
-    arrays themselves travel outside the consensus messages.
+    arrays themselves travel outside the consensus messages. ``salt`` is the
+    revealed salt of the envelope's seal (commit-reveal rounds only).
     """
 
     node: int
     envelope: bytes | None
     signature: bytes | None
     payload: bytes | None
+    salt: bytes | None = None
 
     def to_value(self) -> list[Decoded]:
-        return [self.node, self.envelope, self.signature, self.payload]
+        value: list[Decoded] = [self.node, self.envelope, self.signature, self.payload]
+        return value if self.salt is None else [*value, self.salt]
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,17 @@ class RoundBatch:
     privacy: Spent | None = None
     """On a DP chain, the privacy spent once this round runs, as the coordinator
     computed it (validators check it against their own accountant)."""
+    sealed: ClosedSeals | None = None
+    """On a commit-reveal chain, the round's seals as the committee closed them."""
 
     def to_bytes(self) -> bytes:
         return encode(
             {
+                **(
+                    {"sealed": self.sealed.to_value()}
+                    if self.sealed is not None
+                    else {}
+                ),
                 **(
                     {"privacy": self.privacy.to_value()}
                     if self.privacy is not None
@@ -71,7 +82,7 @@ class RoundBatch:
             raise ValueError(f"batch is not canonical: {exc}") from exc
         if not (
             isinstance(value, dict)
-            and set(value) - {"privacy"}
+            and set(value) - {"privacy", "sealed"}
             == {"kind", "previous-certificate", "round", "run", "scores", "submissions"}
             and value["kind"] == "round"
             and isinstance(value["submissions"], list)
@@ -82,18 +93,22 @@ class RoundBatch:
         for item in value["submissions"]:
             if not (
                 isinstance(item, list)
-                and len(item) == 4
+                and len(item) in (4, 5)
                 and isinstance(item[0], int)
                 and all(x is None or isinstance(x, bytes) for x in item[1:])
+                and (len(item) == 4 or item[4] is not None)
             ):
                 raise ValueError(
-                    "submission must be [node, envelope, signature, payload]"
+                    "submission must be [node, envelope, signature, payload(, salt)]"
                 )
-            subs.append(SubmissionRef(item[0], item[1], item[2], item[3]))  # type: ignore[arg-type]
+            subs.append(SubmissionRef(*item))  # type: ignore[arg-type]
         cert_value = value["previous-certificate"]
         cert = None if cert_value is None else Certificate.from_value(cert_value)
         scores = tuple(ScoreVector.from_value(v) for v in value["scores"])
         privacy = Spent.from_value(value["privacy"]) if "privacy" in value else None
+        sealed = None
+        if "sealed" in value:
+            sealed = ClosedSeals.from_value(value["sealed"])
         return cls(
             integer(value["run"]),
             integer(value["round"]),
@@ -101,6 +116,7 @@ class RoundBatch:
             cert,
             scores,
             privacy,
+            sealed,
         )
 
     def scores_digest(self) -> bytes:

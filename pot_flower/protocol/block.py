@@ -22,6 +22,7 @@ from pot_flower.protocol.params import (
     MAX_SUBMISSIONS,
     Params,
     recorded_bls,
+    recorded_commit_reveal,
     recorded_commitment,
     recorded_privacy,
 )
@@ -30,6 +31,7 @@ from pot_flower.protocol.privacy.adaptive import ClipStep
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.rewards import PPM
 from pot_flower.protocol.robust.config import RobustConfig
+from pot_flower.protocol.sealing import SALT_SIZE, ClosedSeals
 from pot_flower.zk.signatures import PUBLIC_KEY_SIZE
 
 GENESIS = "genesis"
@@ -48,6 +50,7 @@ PRE_ENVELOPE = frozenset(
 # Rejected before num-examples was checked: any signed count may be recorded.
 BEFORE_EXAMPLES = frozenset(
     {
+        Reason.NOT_REVEALED,  # a seal, no envelope: 0 examples
         Reason.UNKNOWN_MINER,
         Reason.WRONG_RUN,
         Reason.WRONG_ROUND,
@@ -55,6 +58,10 @@ BEFORE_EXAMPLES = frozenset(
         Reason.WRONG_NODE,
         Reason.BASE_DIGEST_MISMATCH,
     }
+)
+# Commit-reveal: no seal opened (a reveal records the salt of the one it opened).
+SEALING_FAILED = frozenset(
+    {Reason.NOT_SEALED, Reason.SEAL_MISMATCH, Reason.NOT_REVEALED}
 )
 # Passed every per-submission check, then lost to another submission.
 PASSED = frozenset(
@@ -201,6 +208,9 @@ class SubmissionRecord:
     local_dp : LocalDp | None
         The local DP the miner reports in its signed envelope (self-reported;
         ``local-dp``, present only when reported).
+    salt : bytes | None
+        Commit-reveal rounds: the salt of the seal this reveal opened (``salt``,
+        present only then), so anyone can re-hash the envelope against its seal.
 
     """
 
@@ -215,6 +225,7 @@ class SubmissionRecord:
     score: int | None = None
     reputation_ppm: int = 0
     local_dp: LocalDp | None = None
+    salt: bytes | None = None
 
     @property
     def accepted(self) -> bool:
@@ -239,6 +250,7 @@ class SubmissionRecord:
             "score": self.score,
             "verdict": ACCEPTED if self.reason is None else REJECTED,
             **({"local-dp": self.local_dp.to_value()} if self.local_dp else {}),
+            **({"salt": self.salt} if self.salt is not None else {}),
         }
 
     def to_json(self) -> dict[str, object]:
@@ -260,6 +272,7 @@ class SubmissionRecord:
                 if self.local_dp is None
                 else {"epsilon": self.local_dp.epsilon, "delta": self.local_dp.delta}
             ),
+            "salt": _hex(self.salt),
         }
 
     @classmethod
@@ -267,9 +280,7 @@ class SubmissionRecord:
         what = f"submission {index}"
         sub = _dict(item, what)
         reported = "local-dp" in sub
-        _exact_keys(
-            sub, SUBMISSION_FIELDS | ({"local-dp"} if reported else set()), what
-        )
+        _exact_keys(sub, SUBMISSION_FIELDS | ({"local-dp", "salt"} & set(sub)), what)
         reason = _verdict(sub)
         node = sub["node"]
         if not isinstance(node, int):  # a coordinator's node id: any integer
@@ -315,6 +326,11 @@ class SubmissionRecord:
                 local_dp = LocalDp.from_value(sub["local-dp"])
             except ValueError as exc:
                 raise _fail(f"{what}: {exc}") from exc
+        salt = None
+        if "salt" in sub:
+            salt = _bytes(sub, "salt", SALT_SIZE)
+            if reason in PRE_ENVELOPE or reason in SEALING_FAILED:
+                raise _fail(f"{what}: {reason} yet a salt", Problem.VERDICTS)
         return cls(
             node,
             miner,
@@ -327,6 +343,7 @@ class SubmissionRecord:
             score,
             reputation,
             local_dp,
+            salt,
         )
 
 
@@ -421,6 +438,9 @@ class RoundBlock:
         On a chain whose aggregate is linear in Pedersen-committed updates, the
         weights, the weighted sum and its blinding (``linear-opening``), for
         ``pot ledger audit``; absent otherwise and in rounds nothing entered.
+    sealed : ClosedSeals | None
+        On a commit-reveal chain, the round's seals and the validators'
+        signatures that closed them (``sealed``); absent otherwise.
 
     """
 
@@ -437,6 +457,7 @@ class RoundBlock:
     privacy: Spent | None = None
     clipping: ClipStep | None = None
     opening: LinearOpening | None = None
+    sealed: ClosedSeals | None = None
 
     @property
     def accepted(self) -> tuple[SubmissionRecord, ...]:
@@ -458,6 +479,7 @@ class RoundBlock:
             **({"privacy": self.privacy.to_value()} if self.privacy else {}),
             **({"dp-clipping": self.clipping.to_value()} if self.clipping else {}),
             **({"linear-opening": self.opening.to_value()} if self.opening else {}),
+            **({"sealed": self.sealed.to_value()} if self.sealed else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -512,6 +534,23 @@ class RoundBlock:
                 if self.opening
                 else {}
             ),
+            **(
+                {
+                    "sealed": {
+                        "seals": [
+                            {
+                                "node": x.node,
+                                "miner": x.miner.hex(),
+                                "seal": x.seal.hex(),
+                            }
+                            for x in self.sealed.seals.seals
+                        ],
+                        "closed-by": [i for i, _ in self.sealed.signatures],
+                    }
+                }
+                if self.sealed
+                else {}
+            ),
         }
 
     @classmethod
@@ -519,7 +558,7 @@ class RoundBlock:
         if _kind(value) != ROUND:
             raise _fail("is not a round block")
         body = _dict(value, "round block")
-        optional = {"privacy", "dp-clipping", "linear-opening"} & set(body)
+        optional = {"privacy", "dp-clipping", "linear-opening", "sealed"} & set(body)
         _exact_keys(body, _ROUND_FIELDS | optional, "round block")
         try:
             privacy = Spent.from_value(body["privacy"]) if "privacy" in body else None
@@ -543,6 +582,12 @@ class RoundBlock:
             )
         except ValueError as exc:
             raise _fail(f"linear-opening: {exc}") from exc
+        try:
+            sealed = (
+                ClosedSeals.from_value(body["sealed"]) if "sealed" in body else None
+            )
+        except ValueError as exc:
+            raise _fail(f"sealed: {exc}") from exc
         submissions = body["submissions"]
         if not isinstance(submissions, list):
             raise _fail("submissions is not a list")
@@ -570,6 +615,7 @@ class RoundBlock:
             privacy=privacy,
             clipping=clipping,
             opening=opening,
+            sealed=sealed,
         )
 
 
@@ -665,6 +711,7 @@ class GenesisBlock:
                 "robust": p.robust.to_value(),
                 "commitment": p.commitment.value,
                 "certificate": p.certifiers.kind.value,
+                "commit-reveal": p.commit_reveal,
                 **(
                     {
                         "bls": [
@@ -708,7 +755,8 @@ def _params(value: Decoded) -> Params:
     params = _dict(value, "genesis params")
     _exact_keys(
         params,
-        _PARAM_FIELDS | ({"privacy", "commitment", "bls"} & set(params)),
+        _PARAM_FIELDS
+        | ({"privacy", "commitment", "bls", "commit-reveal"} & set(params)),
         "genesis params",
     )
     validators = _bytes_list(params["validators"], "validators", KEY_SIZE)
@@ -733,6 +781,7 @@ def _params(value: Decoded) -> Params:
             privacy=recorded_privacy(params),
             commitment=recorded_commitment(params),
             bls=recorded_bls(params),
+            commit_reveal=recorded_commit_reveal(params),
             **fields,  # type: ignore[arg-type]
         )
     except ValueError as exc:

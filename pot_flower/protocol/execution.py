@@ -60,13 +60,23 @@ from pot_flower.protocol.robust.rules import (
     median,
 )
 from pot_flower.protocol.scores import ScoreError, agreed_scores
+from pot_flower.protocol.sealing import SealSet
 from pot_flower.protocol.settlement import settle
 from pot_flower.protocol.verdicts import Verdict, check_openings, check_submission
 
 SEED_DOMAIN = b"pot-flower/round-seed/v1"
 # Rejections that do not register a miner: the envelope is not for this round.
 NOT_REGISTERING = frozenset(
-    {Reason.UNKNOWN_MINER, Reason.WRONG_RUN, Reason.WRONG_ROUND, Reason.WRONG_NONCE}
+    {
+        Reason.UNKNOWN_MINER,
+        Reason.WRONG_RUN,
+        Reason.WRONG_ROUND,
+        Reason.WRONG_NONCE,
+        # Commit-reveal: a miner that never showed an update it sealed in time.
+        Reason.NOT_SEALED,
+        Reason.SEAL_MISMATCH,
+        Reason.NOT_REVEALED,
+    }
 )
 
 
@@ -94,7 +104,28 @@ def parse_batch(state: ChainState, batch_bytes: bytes) -> RoundBatch:
         raise BatchError(f"batch for round {batch.round}, next is {state.height + 1}")
     if len(batch.submissions) > MAX_SUBMISSIONS:
         raise BatchError(f"more than {MAX_SUBMISSIONS} submissions")
+    _check_sealed(state, batch)
     return batch
+
+
+def _check_sealed(state: ChainState, batch: RoundBatch) -> None:
+    """A commit-reveal round's seals, closed by a quorum for this round; none else."""
+    params = state.params
+    if not params.commit_reveal:
+        if batch.sealed is not None or any(s.salt for s in batch.submissions):
+            raise BatchError("seals or salts on a chain without commit-reveal")
+        return
+    if batch.sealed is None:
+        raise BatchError("a commit-reveal round needs the closed seals")
+    seals = batch.sealed.seals
+    if (seals.run, seals.round) != (batch.run, batch.round):
+        raise BatchError("the seals were closed for another round")
+    problem = batch.sealed.problem(params.validators, params.quorum)
+    if problem is not None:
+        raise BatchError(f"sealed: {problem}")
+    # Each seal is opened by a submission or recorded not-revealed.
+    if len(batch.submissions) + len(seals.seals) > MAX_SUBMISSIONS:
+        raise BatchError(f"more than {MAX_SUBMISSIONS} submissions and seals")
 
 
 def _sort_key(v: Verdict, sub: SubmissionRef) -> tuple[bytes, int, bytes, bytes]:
@@ -106,14 +137,37 @@ def check_all(
 ) -> list[Verdict]:
     """Every submission's own verdict (with its agreed score), in canonical order."""
     scores = agreed(state, batch)
+    sealed = None if batch.sealed is None else batch.sealed.seals
     checked = []
     for sub, score in zip(batch.submissions, scores, strict=True):
-        verdict = check_submission(state, sub, payloads)
+        verdict = check_submission(state, sub, payloads, sealed)
         verdict.score = score
         checked.append((verdict, sub))
     check_openings(state, checked)
+    if sealed is not None:
+        checked += unrevealed(sealed, [v for v, _ in checked])
     checked.sort(key=lambda pair: _sort_key(*pair))
     return [v for v, _ in checked]
+
+
+def unrevealed(
+    sealed: SealSet, verdicts: list[Verdict]
+) -> list[tuple[Verdict, SubmissionRef]]:
+    """A ``not-revealed`` verdict for each seal that no reveal opened.
+
+    Recorded with the miner that signed the seal and the seal as its commitment,
+    so a miner that seals and walks away (or sends junk in its place) is on the
+    ledger under its key, and earns nothing.
+    """
+    revealed = {v.node for v in verdicts if v.salt is not None}
+    return [
+        (
+            Verdict(s.node, s.miner, s.seal, 0, Reason.NOT_REVEALED),
+            SubmissionRef(s.node, None, None, None),
+        )
+        for s in sealed.seals
+        if s.node not in revealed
+    ]
 
 
 def agreed(state: ChainState, batch: RoundBatch) -> list[int | None]:
@@ -528,6 +582,7 @@ def execute_round(
         privacy=claim,
         clipping=step,
         opening=opening,
+        sealed=batch.sealed,
     )
     body = block.to_bytes()
     digest = block_hash(body)

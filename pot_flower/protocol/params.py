@@ -58,6 +58,9 @@ class Params:
         here): set, blocks carry aggregated BLS certificates
         (:mod:`pot_flower.protocol.certificate`); empty (the default), lists of
         Ed25519 signatures. Recorded only when set.
+    commit_reveal : bool
+        Rounds in two steps (:mod:`pot_flower.protocol.sealing`): miners seal,
+        the committee closes the seals, miners reveal. Recorded only when on.
 
     """
 
@@ -73,6 +76,7 @@ class Params:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     commitment: CommitmentKind = CommitmentKind.HASH
     bls: tuple[BlsKey, ...] = ()
+    commit_reveal: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "commitment", CommitmentKind(self.commitment))
@@ -121,6 +125,7 @@ class Params:
             **({"privacy": self.privacy.to_value()} if self.privacy.on else {}),
             **recorded_commitment_value(self.commitment),
             **({"bls": [k.to_value() for k in self.bls]} if self.bls else {}),
+            **({"commit-reveal": True} if self.commit_reveal else {}),
         }
 
     @classmethod
@@ -141,6 +146,7 @@ class Params:
                 privacy=recorded_privacy(value),
                 commitment=recorded_commitment(value),
                 bls=recorded_bls(value),
+                commit_reveal=recorded_commit_reveal(value),
             )
         except KeyError as exc:
             raise ValueError(f"params lack {exc}") from exc
@@ -169,6 +175,15 @@ def recorded_commitment(value: dict[str, Decoded]) -> CommitmentKind:
     if kind not in {k.value for k in CommitmentKind} or kind == "hash":
         raise ValueError("commitment must be 'pedersen' when recorded")
     return CommitmentKind(kind)
+
+
+def recorded_commit_reveal(value: dict[str, Decoded]) -> bool:
+    """``value["commit-reveal"]``, recorded only when on (``true``)."""
+    if "commit-reveal" not in value:
+        return False
+    if value["commit-reveal"] is not True:
+        raise ValueError("commit-reveal is recorded only when true")
+    return True
 
 
 def recorded_bls(value: dict[str, Decoded]) -> tuple[BlsKey, ...]:

@@ -32,6 +32,9 @@ class Reason(StrEnum):
     NOT_SELECTED = "not-selected"
     NEAR_COPY = "near-copy"
     LOW_SCORE = "low-score"
+    NOT_SEALED = "not-sealed"
+    SEAL_MISMATCH = "seal-mismatch"
+    NOT_REVEALED = "not-revealed"
 
 
 REASON_TEXT = {
@@ -57,4 +60,9 @@ REASON_TEXT = {
     Reason.NEAR_COPY: "another miner's update is within the copy tolerance of it",
     Reason.LOW_SCORE: "the committee's agreed score is below the chain's threshold",
     Reason.NOT_SELECTED: "the robust aggregator (Krum, Multi-Krum) chose other updates",
+    Reason.NOT_SEALED: "commit-reveal: the node sealed nothing before the seals closed",
+    Reason.SEAL_MISMATCH: (
+        "commit-reveal: the revealed envelope is not the one its node's miner sealed"
+    ),
+    Reason.NOT_REVEALED: "commit-reveal: the miner sealed but never revealed",
 }

@@ -16,18 +16,23 @@ import numpy as np
 
 from pot_flower.protocol.commitments import CommitmentKind
 from pot_flower.protocol.model import Arrays, canonical
+from pot_flower.protocol.sealing import Seal
 
 TICKET_RECORD = "pot.ticket"
 """ConfigRecord of a train message: the round's ticket."""
 SUBMISSION_RECORD = "pot"
 """ConfigRecord of a train reply: the signed envelope."""
+REFUSED = "refused"
+"""A reply's ``"pot"`` record key saying why the miner sealed or revealed nothing."""
 KEYSTORE_KEY = "pot-keystore"
 """Run-config key naming the miners' keystore directory."""
+FINGERPRINT_KEY = "pot-committee-fingerprint"
+"""Node- or run-config key: the committee a commit-reveal miner reveals to."""
 DEMO_ATTACK_KEY = "pot-demo-attack"
 """Run-config key: the attack the demo's Byzantine nodes run (client side)."""
 DEMO_BYZANTINE_KEY = "pot-demo-byzantine"
 """Run-config key: how many nodes (the lowest partition ids) run the demo attack."""
-CLIENT_KEYS = (KEYSTORE_KEY, DEMO_ATTACK_KEY, DEMO_BYZANTINE_KEY)
+CLIENT_KEYS = (KEYSTORE_KEY, DEMO_ATTACK_KEY, DEMO_BYZANTINE_KEY, FINGERPRINT_KEY)
 """``pot-*`` run-config keys the client side reads (the strategy accepts them)."""
 
 ConfigValue = (
@@ -55,6 +60,16 @@ class TicketRecord:
     base_digest: bytes
     commitment: CommitmentKind = CommitmentKind.HASH
     """How the chain binds updates (absent from the record when ``hash``)."""
+    committee: tuple[bytes, ...] = ()
+    """Commit-reveal chains: the validators' keys, which close the seals."""
+    quorum: int = 0
+    """Commit-reveal chains: how many of them must close the seals."""
+    reveal: bytes | None = None
+    """The reveal step of a commit-reveal round: the encoded closed seals."""
+
+    @property
+    def commit_reveal(self) -> bool:
+        return bool(self.committee)
 
     def to_value(self) -> dict[str, ConfigValue]:
         value: dict[str, ConfigValue] = {
@@ -65,6 +80,11 @@ class TicketRecord:
         }
         if self.commitment != CommitmentKind.HASH:
             value["commitment"] = self.commitment.value
+        if self.committee:
+            value["committee"] = list(self.committee)
+            value["quorum"] = self.quorum
+        if self.reveal is not None:
+            value["reveal"] = self.reveal
         return value
 
     @classmethod
@@ -73,12 +93,18 @@ class TicketRecord:
         run, round_, nonce = value.get("run"), value.get("round"), value.get("nonce")
         base = value.get("base-digest")  # informative: miners sign what they got
         kind = value.get("commitment", CommitmentKind.HASH.value)
+        committee = value.get("committee", [])
+        quorum, reveal = value.get("quorum", 0), value.get("reveal")
         if not (
             isinstance(run, int)
             and isinstance(round_, int)
             and isinstance(nonce, bytes)
             and isinstance(kind, str)
             and kind in {k.value for k in CommitmentKind}
+            and isinstance(committee, list)
+            and all(isinstance(k, bytes) for k in committee)
+            and type(quorum) is int
+            and (reveal is None or isinstance(reveal, bytes))
         ):
             return None
         return cls(
@@ -87,6 +113,9 @@ class TicketRecord:
             nonce,
             base if isinstance(base, bytes) else b"",
             CommitmentKind(kind),
+            tuple(committee),
+            quorum,
+            reveal,
         )
 
 
@@ -98,12 +127,15 @@ class SignedReply:
     signature: bytes | None
     blinding: bytes | None = None
     """A Pedersen commitment's blinding factor (32 bytes), for the validators."""
+    salt: bytes | None = None
+    """The revealed salt of the envelope's seal (commit-reveal rounds)."""
 
     def to_value(self) -> dict[str, ConfigValue]:
         value = {
             "envelope": self.envelope,
             "signature": self.signature,
             "blinding": self.blinding,
+            "salt": self.salt,
         }
         return {k: v for k, v in value.items() if v is not None}
 
@@ -113,12 +145,29 @@ class SignedReply:
         if value is None:
             return cls(None, None)
         envelope, signature = value.get("envelope"), value.get("signature")
-        blinding = value.get("blinding")
+        blinding, salt = value.get("blinding"), value.get("salt")
         return cls(
             envelope if isinstance(envelope, bytes) else None,
             signature if isinstance(signature, bytes) else None,
             blinding if isinstance(blinding, bytes) else None,
+            salt if isinstance(salt, bytes) else None,
         )
+
+
+def seal_record(seal: Seal) -> dict[str, ConfigValue]:
+    """A commit reply's ``"pot"`` record: the miner's signed seal, no envelope."""
+    return {"miner": seal.miner, "seal": seal.seal, "seal-signature": seal.signature}
+
+
+def seal_from_record(node: int, value: Mapping[str, object] | None) -> Seal | None:
+    """The seal a commit reply from ``node`` carries, or None if it has none."""
+    if value is None:
+        return None
+    miner, seal = value.get("miner"), value.get("seal")
+    signature = value.get("seal-signature")
+    if not all(isinstance(v, bytes) for v in (miner, seal, signature)):
+        return None
+    return Seal(node, miner, seal, signature)  # type: ignore[arg-type]
 
 
 class _HasNumpy(Protocol):

@@ -27,6 +27,7 @@ from pot_flower.protocol.fixedpoint import FloatArray, norm_within
 from pot_flower.protocol.model import ModelFormatError, decode_arrays
 from pot_flower.protocol.params import MAX_EXAMPLES
 from pot_flower.protocol.reasons import Reason
+from pot_flower.protocol.sealing import SealSet, reveal_reason
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Verdict:
     """The miner's signature of its envelope, once it verified."""
     copy_of: Verdict | None = field(default=None, repr=False)
     """The copy group's member that entered the mean (set aside copies only)."""
+    salt: bytes | None = None
+    """Commit-reveal: the salt of the seal this reveal opened (recorded)."""
 
     @property
     def accepted(self) -> bool:
@@ -73,16 +76,21 @@ class Verdict:
             score=self.score,
             reputation_ppm=self.reputation_ppm,
             local_dp=self.local_dp,
+            salt=self.salt,
         )
 
 
 def check_submission(
-    state: ChainState, sub: SubmissionRef, payloads: Mapping[bytes, bytes]
+    state: ChainState,
+    sub: SubmissionRef,
+    payloads: Mapping[bytes, bytes],
+    sealed: SealSet | None = None,
 ) -> Verdict:
     """Every per-submission check, in a fixed order; the first failure decides.
 
     A pure function of the state and the submission: the signature, then the
-    envelope against the round's ticket, then the update against its commitment.
+    envelope against the round's ticket, then (commit-reveal rounds, ``sealed``)
+    against its node's seal, then the update against its commitment.
     """
     verdict = Verdict(sub.node, None, None, 0)
     envelope, verdict.reason = _signed_envelope(sub)
@@ -94,6 +102,12 @@ def check_submission(
     verdict.examples = envelope.num_examples
     verdict.local_dp = envelope.local_dp
     verdict.reason = _ticket_reason(state, envelope, sub.node)
+    if verdict.reason is None and sealed is not None:
+        assert sub.envelope is not None  # the envelope verified
+        verdict.reason = reveal_reason(
+            sealed, sub.node, envelope.miner, sub.envelope, sub.salt
+        )
+        verdict.salt = sub.salt if verdict.reason is None else None
     if verdict.reason is None:
         verdict.reason = _update_reason(state, envelope, sub, payloads, verdict)
     return verdict

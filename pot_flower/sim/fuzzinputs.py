@@ -125,6 +125,7 @@ RPC_SHAPES = {
     "Score": "unary",
     "GetBlock": "unary",
     "Certify": "unary",
+    "SignSeals": "unary",
     "Link": "stream-in",
     "PutPayload": "stream-in",
     "Replies": "stream-out",
@@ -153,7 +154,7 @@ def _request(method: str, rng: random.Random, corpus: list[bytes]) -> bytes:
     blob = rng.choice(corpus) if rng.random() < 0.5 else rng.randbytes(64)
     blob = mutate(blob, rng) if rng.random() < 0.7 else blob
     message: Any
-    if method in ("Deliver", "Submit", "Link", "Certify"):
+    if method in ("Deliver", "Submit", "Link", "Certify", "SignSeals"):
         more = [mutate(rng.choice(corpus), rng) for _ in range(rng.randint(0, 3))]
         message = pot_pb2.Frame(data=blob, more=more)
     elif method == "PutPayload":

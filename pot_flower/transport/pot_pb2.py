@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epot_flower/transport/pot.proto\x12\x06pot.v1\"#\n\x05\x46rame\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04more\x18\x02 \x03(\x0c\"\'\n\x03\x41\x63k\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1b\n\tSubscribe\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\"\x0f\n\rHealthRequest\"\xae\x01\n\x0bHealthReply\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\r\x12\x0c\n\x04view\x18\x03 \x01(\x04\x12\x15\n\rlast_executed\x18\x04 \x01(\x04\x12\x0e\n\x06stable\x18\x05 \x01(\x04\x12\x16\n\x0ein_view_change\x18\x06 \x01(\x08\x12\x10\n\x08received\x18\x07 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x08 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\"r\n\x05\x43hunk\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x0b\n\x03run\x18\x04 \x01(\x04\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x11\n\tsignature\x18\x06 \x01(\x0c\x12\r\n\x05round\x18\x07 \x01(\x04\" \n\x0ePayloadRequest\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\"\x1f\n\x0cHoldsRequest\x12\x0f\n\x07\x64igests\x18\x01 \x03(\x0c\".\n\nHoldsReply\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x0f\n\x07missing\x18\x02 \x03(\x0c\"*\n\x0cScoreRequest\x12\x0b\n\x03run\x18\x01 \x01(\x04\x12\r\n\x05\x62\x61tch\x18\x02 \x01(\x0c\"-\n\nScoreReply\x12\x0e\n\x06vector\x18\x01 \x01(\x0c\x12\x0f\n\x07pending\x18\x02 \x01(\t\"?\n\x0c\x42lockRequest\x12\x0b\n\x03run\x18\x01 \x01(\x04\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x12\n\nwith_model\x18\x03 \x01(\x08\"L\n\nBlockReply\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x0c\n\x04vote\x18\x02 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\x0c\x32\x89\x04\n\tValidator\x12%\n\x07\x44\x65liver\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack\x12$\n\x04Link\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack(\x01\x12$\n\x06Submit\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack\x12-\n\x07Replies\x12\x11.pot.v1.Subscribe\x1a\r.pot.v1.Frame0\x01\x12\x34\n\x06Health\x12\x15.pot.v1.HealthRequest\x1a\x13.pot.v1.HealthReply\x12*\n\nPutPayload\x12\r.pot.v1.Chunk\x1a\x0b.pot.v1.Ack(\x01\x12\x35\n\nGetPayload\x12\x16.pot.v1.PayloadRequest\x1a\r.pot.v1.Chunk0\x01\x12\x31\n\x05Holds\x12\x14.pot.v1.HoldsRequest\x1a\x12.pot.v1.HoldsReply\x12\x31\n\x05Score\x12\x14.pot.v1.ScoreRequest\x1a\x12.pot.v1.ScoreReply\x12\x34\n\x08GetBlock\x12\x14.pot.v1.BlockRequest\x1a\x12.pot.v1.BlockReply\x12%\n\x07\x43\x65rtify\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ackb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epot_flower/transport/pot.proto\x12\x06pot.v1\"#\n\x05\x46rame\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04more\x18\x02 \x03(\x0c\"\'\n\x03\x41\x63k\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\".\n\tSealReply\x12\x11\n\tsignature\x18\x01 \x01(\x0c\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1b\n\tSubscribe\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\"\x0f\n\rHealthRequest\"\xae\x01\n\x0bHealthReply\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\r\x12\x0c\n\x04view\x18\x03 \x01(\x04\x12\x15\n\rlast_executed\x18\x04 \x01(\x04\x12\x0e\n\x06stable\x18\x05 \x01(\x04\x12\x16\n\x0ein_view_change\x18\x06 \x01(\x08\x12\x10\n\x08received\x18\x07 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x08 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\"r\n\x05\x43hunk\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x0b\n\x03run\x18\x04 \x01(\x04\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x11\n\tsignature\x18\x06 \x01(\x0c\x12\r\n\x05round\x18\x07 \x01(\x04\" \n\x0ePayloadRequest\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\"\x1f\n\x0cHoldsRequest\x12\x0f\n\x07\x64igests\x18\x01 \x03(\x0c\".\n\nHoldsReply\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x0f\n\x07missing\x18\x02 \x03(\x0c\"*\n\x0cScoreRequest\x12\x0b\n\x03run\x18\x01 \x01(\x04\x12\r\n\x05\x62\x61tch\x18\x02 \x01(\x0c\"-\n\nScoreReply\x12\x0e\n\x06vector\x18\x01 \x01(\x0c\x12\x0f\n\x07pending\x18\x02 \x01(\t\"?\n\x0c\x42lockRequest\x12\x0b\n\x03run\x18\x01 \x01(\x04\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x12\n\nwith_model\x18\x03 \x01(\x08\"L\n\nBlockReply\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x0c\n\x04vote\x18\x02 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\x0c\x32\xb8\x04\n\tValidator\x12%\n\x07\x44\x65liver\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack\x12$\n\x04Link\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack(\x01\x12$\n\x06Submit\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack\x12-\n\x07Replies\x12\x11.pot.v1.Subscribe\x1a\r.pot.v1.Frame0\x01\x12\x34\n\x06Health\x12\x15.pot.v1.HealthRequest\x1a\x13.pot.v1.HealthReply\x12*\n\nPutPayload\x12\r.pot.v1.Chunk\x1a\x0b.pot.v1.Ack(\x01\x12\x35\n\nGetPayload\x12\x16.pot.v1.PayloadRequest\x1a\r.pot.v1.Chunk0\x01\x12\x31\n\x05Holds\x12\x14.pot.v1.HoldsRequest\x1a\x12.pot.v1.HoldsReply\x12\x31\n\x05Score\x12\x14.pot.v1.ScoreRequest\x1a\x12.pot.v1.ScoreReply\x12\x34\n\x08GetBlock\x12\x14.pot.v1.BlockRequest\x1a\x12.pot.v1.BlockReply\x12%\n\x07\x43\x65rtify\x12\r.pot.v1.Frame\x1a\x0b.pot.v1.Ack\x12-\n\tSignSeals\x12\r.pot.v1.Frame\x1a\x11.pot.v1.SealReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +35,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FRAME']._serialized_end=77
   _globals['_ACK']._serialized_start=79
   _globals['_ACK']._serialized_end=118
-  _globals['_SUBSCRIBE']._serialized_start=120
-  _globals['_SUBSCRIBE']._serialized_end=147
-  _globals['_HEALTHREQUEST']._serialized_start=149
-  _globals['_HEALTHREQUEST']._serialized_end=164
-  _globals['_HEALTHREPLY']._serialized_start=167
-  _globals['_HEALTHREPLY']._serialized_end=341
-  _globals['_CHUNK']._serialized_start=343
-  _globals['_CHUNK']._serialized_end=457
-  _globals['_PAYLOADREQUEST']._serialized_start=459
-  _globals['_PAYLOADREQUEST']._serialized_end=491
-  _globals['_HOLDSREQUEST']._serialized_start=493
-  _globals['_HOLDSREQUEST']._serialized_end=524
-  _globals['_HOLDSREPLY']._serialized_start=526
-  _globals['_HOLDSREPLY']._serialized_end=572
-  _globals['_SCOREREQUEST']._serialized_start=574
-  _globals['_SCOREREQUEST']._serialized_end=616
-  _globals['_SCOREREPLY']._serialized_start=618
-  _globals['_SCOREREPLY']._serialized_end=663
-  _globals['_BLOCKREQUEST']._serialized_start=665
-  _globals['_BLOCKREQUEST']._serialized_end=728
-  _globals['_BLOCKREPLY']._serialized_start=730
-  _globals['_BLOCKREPLY']._serialized_end=806
-  _globals['_VALIDATOR']._serialized_start=809
-  _globals['_VALIDATOR']._serialized_end=1330
+  _globals['_SEALREPLY']._serialized_start=120
+  _globals['_SEALREPLY']._serialized_end=166
+  _globals['_SUBSCRIBE']._serialized_start=168
+  _globals['_SUBSCRIBE']._serialized_end=195
+  _globals['_HEALTHREQUEST']._serialized_start=197
+  _globals['_HEALTHREQUEST']._serialized_end=212
+  _globals['_HEALTHREPLY']._serialized_start=215
+  _globals['_HEALTHREPLY']._serialized_end=389
+  _globals['_CHUNK']._serialized_start=391
+  _globals['_CHUNK']._serialized_end=505
+  _globals['_PAYLOADREQUEST']._serialized_start=507
+  _globals['_PAYLOADREQUEST']._serialized_end=539
+  _globals['_HOLDSREQUEST']._serialized_start=541
+  _globals['_HOLDSREQUEST']._serialized_end=572
+  _globals['_HOLDSREPLY']._serialized_start=574
+  _globals['_HOLDSREPLY']._serialized_end=620
+  _globals['_SCOREREQUEST']._serialized_start=622
+  _globals['_SCOREREQUEST']._serialized_end=664
+  _globals['_SCOREREPLY']._serialized_start=666
+  _globals['_SCOREREPLY']._serialized_end=711
+  _globals['_BLOCKREQUEST']._serialized_start=713
+  _globals['_BLOCKREQUEST']._serialized_end=776
+  _globals['_BLOCKREPLY']._serialized_start=778
+  _globals['_BLOCKREPLY']._serialized_end=854
+  _globals['_VALIDATOR']._serialized_start=857
+  _globals['_VALIDATOR']._serialized_end=1425
 # @@protoc_insertion_point(module_scope)

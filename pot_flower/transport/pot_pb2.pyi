@@ -22,6 +22,14 @@ class Ack(_message.Message):
     reason: str
     def __init__(self, accepted: bool = ..., reason: _Optional[str] = ...) -> None: ...
 
+class SealReply(_message.Message):
+    __slots__ = ("signature", "reason")
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    signature: bytes
+    reason: str
+    def __init__(self, signature: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class Subscribe(_message.Message):
     __slots__ = ("client",)
     CLIENT_FIELD_NUMBER: _ClassVar[int]

@@ -89,6 +89,11 @@ class ValidatorStub(object):
                 request_serializer=pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
                 response_deserializer=pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
                 _registered_method=True)
+        self.SignSeals = channel.unary_unary(
+                '/pot.v1.Validator/SignSeals',
+                request_serializer=pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
+                response_deserializer=pot__flower_dot_transport_dot_pot__pb2.SealReply.FromString,
+                _registered_method=True)
 
 
 class ValidatorServicer(object):
@@ -169,6 +174,14 @@ class ValidatorServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignSeals(self, request, context):
+        """Commit-reveal: this validator's signature of the seals it closed for a round
+        (closing is ordered by PBFT), Frame.data = encode({"run", "round"}).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ValidatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -226,6 +239,11 @@ def add_ValidatorServicer_to_server(servicer, server):
                     servicer.Certify,
                     request_deserializer=pot__flower_dot_transport_dot_pot__pb2.Frame.FromString,
                     response_serializer=pot__flower_dot_transport_dot_pot__pb2.Ack.SerializeToString,
+            ),
+            'SignSeals': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignSeals,
+                    request_deserializer=pot__flower_dot_transport_dot_pot__pb2.Frame.FromString,
+                    response_serializer=pot__flower_dot_transport_dot_pot__pb2.SealReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -525,6 +543,33 @@ class Validator(object):
             '/pot.v1.Validator/Certify',
             pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
             pot__flower_dot_transport_dot_pot__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignSeals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pot.v1.Validator/SignSeals',
+            pot__flower_dot_transport_dot_pot__pb2.Frame.SerializeToString,
+            pot__flower_dot_transport_dot_pot__pb2.SealReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,10 +40,10 @@ from pot_flower.encoding import DecodeError, decode, encode
 from pot_flower.protocol.certificate import (
     Certificate,
     CertificateError,
-    CertificateKind,
     sign_block,
 )
 from pot_flower.protocol.scores import ScoreVector
+from pot_flower.protocol.sealing import SealSet, sign_seal_set
 from pot_flower.transport import pot_pb2
 from pot_flower.transport.channels import server_options
 from pot_flower.transport.limits import Limits, shown
@@ -62,6 +62,7 @@ SERVICE = "pot.v1.Validator"
 CHUNK_BYTES = 1 << 20
 MAX_HELD_DIGESTS = 100_000  # digests one availability receipt may cover
 MAX_INDEX = (1 << 63) - 1  # largest height SQLite can hold (runs are any uint64)
+MAX_SEAL_CALLS = 8  # SignSeals calls waiting on the replica's thread at once
 CALL_TIMEOUT_S = 10.0  # a call onto the replica's thread (Certify)
 MAX_CALLS = 64  # calls waiting for the replica's thread at once
 MAX_DISK_CALLS = 16  # receipts and block reads on worker threads at once
@@ -240,6 +241,7 @@ class ValidatorServer:
             "Score": self._score,
             "GetBlock": self._get_block,
             "Certify": self._certify,
+            "SignSeals": self._sign_seals,
         }
         handlers: dict[str, grpc.RpcMethodHandler] = {
             name: grpc.unary_unary_rpc_method_handler(
@@ -699,18 +701,13 @@ class ValidatorServer:
         if not request.with_model:
             kind, limit = ("block reads", MAX_DISK_CALLS)
         chain = service.chains.get(request.run)
-        certificates = (
-            CertificateKind.ED25519
-            if chain is None
-            else chain.state.params.certifiers.kind
-        )
 
         def read_and_vote() -> tuple[BlockCopy | None, bytes]:
             found = read_block(directory, request.height, request.with_model)
-            if found is None:
-                return None, b""
-            key = self.node.key
-            return found, sign_block(key, found.height, found.hash, certificates)
+            if found is None or chain is None:  # no chain loaded: no vote of its kind
+                return found, b""
+            kind = chain.state.params.certifiers.kind
+            return found, sign_block(self.node.key, found.height, found.hash, kind)
 
         async with self._slot(kind, limit, context):
             found, vote = await asyncio.to_thread(read_and_vote)
@@ -722,6 +719,40 @@ class ValidatorServer:
             certificate=found.certificate or b"",
             model=found.model,
         )
+
+    async def _sign_seals(self, raw: bytes, context: Context) -> pot_pb2.SealReply:
+        """Commit-reveal: sign the seals this validator closed for a round.
+
+        Closing is a PBFT request; this signs only what it ordered, so whoever
+        asks learns nothing and can change nothing (one signature per call).
+        """
+        service = await self._service(context)
+        value = decode(parse(pot_pb2.Frame, raw).data)  # DecodeError: ValueError
+        if not isinstance(value, dict) or set(value) != {"run", "round"}:
+            raise ValueError("expected {run, round}")
+        run, round_ = value["run"], value["round"]
+        if not (type(run) is int and type(round_) is int and 0 <= round_ <= MAX_INDEX):
+            raise ValueError("run and round must be integers in range")
+
+        def closed_for() -> SealSet | str:  # on the replica's thread: its ledger
+            chain = service.chains.get(run)
+            if chain is None:
+                return f"no chain for run {run}"
+            closed = chain.closed_for(round_)
+            return f"no seals closed for round {round_}" if closed is None else closed
+
+        try:
+            # Its own slots: a flood of these cannot crowd out Certify's calls.
+            async with self._slot("seal signatures", MAX_SEAL_CALLS, context):
+                closed = await asyncio.wait_for(
+                    asyncio.wrap_future(self.node.call_future(closed_for)),
+                    CALL_TIMEOUT_S,
+                )
+        except TimeoutError:
+            return pot_pb2.SealReply(reason="validator busy")
+        if isinstance(closed, str):
+            return pot_pb2.SealReply(reason=closed)
+        return pot_pb2.SealReply(signature=sign_seal_set(self.node.key, closed))
 
     async def _certify(self, raw: bytes, context: Context) -> pot_pb2.Ack:
         service = await self._service(context)
@@ -744,7 +775,11 @@ class ValidatorServer:
             return pot_pb2.Ack(accepted=False, reason=str(exc))
 
         def store() -> str:
-            return chain.offer_certificate(certificate)
+            # Looked up again: a state transfer may have replaced the chain since.
+            current = service.chains.get(run)
+            if current is None:
+                return f"no chain for run {run}"
+            return current.offer_certificate(certificate)
 
         try:
             async with self._slot("calls", MAX_CALLS, context):

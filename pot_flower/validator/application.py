@@ -18,11 +18,14 @@ from pot_flower.protocol.certificate import Certificate, CertificateError, sign_
 from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.model import encode_arrays
+from pot_flower.protocol.sealing import SealSet, sign_seal_set
 from pot_flower.validator.catchup import NO_PEERS, BlockSource, catch_up
 from pot_flower.validator.ledger import Ledger, LedgerError
 from pot_flower.zk.signatures import SigningKey
 
 log = logging.getLogger("pot.validator")
+CLOSE_SEALS = "close-seals"
+"""The request kind that closes a commit-reveal round's seals."""
 
 
 class PoTApplication:
@@ -67,6 +70,8 @@ class PoTApplication:
         self.last_body: bytes | None = None
         #: A certificate for a block this validator has not executed yet.
         self.early_certificate: Certificate | None = None
+        #: Commit-reveal, without a ledger: the seal set closed for the next round.
+        self.closed_seals: dict[int, bytes] = {}
 
     def catch_up(self, state: ChainState) -> int:
         """Bring the ledger up to ``state`` from peers (verified); blocks appended."""
@@ -103,6 +108,11 @@ class PoTApplication:
         return appended
 
     def execute(self, client: str, timestamp: int, operation: bytes, seq: int) -> bytes:
+        closing = parse_close_seals(operation)
+        if isinstance(closing, str):
+            return encode({"error": closing})
+        if closing is not None:
+            return self.close_seals(closing)
         try:
             outcome = execute_round(
                 self.state, operation, self.payloads, noise_key=self.noise_key
@@ -151,6 +161,41 @@ class PoTApplication:
         ledger.certify(certificate.height, certificate.to_bytes())
         return ""
 
+    def close_seals(self, seals: SealSet) -> bytes:
+        """Execute an ordered close of the next round's seals; the result.
+
+        The first set ordered for a round is closed, durably (the ledger keeps
+        it across restarts); a later one gets the first back, so a resumed
+        coordinator reveals the seals closed before it stopped. Every honest
+        validator executes the same order: the same bytes everywhere.
+        """
+        state = self.state
+        next_round = state.height + 1
+        if not state.params.commit_reveal:
+            return encode({"error": "this chain has no commit-reveal rounds"})
+        if (seals.run, seals.round) != (state.params.run, next_round):
+            return encode({"error": f"the next round to seal is {next_round}"})
+        problem = seals.problem()
+        if problem is not None:
+            return encode({"error": f"seals: {problem}"})
+        encoded = encode(seals.to_value())
+        if self.ledger is not None:
+            first = self.ledger.close_seals(next_round, encoded)
+        else:
+            for old in [r for r in self.closed_seals if r < next_round]:
+                del self.closed_seals[old]
+            first = self.closed_seals.setdefault(next_round, encoded)
+        return encode({"closed": decode(first)})
+
+    def closed_for(self, round_: int) -> SealSet | None:
+        """The seal set this validator closed for ``round_`` (None: none)."""
+        data = (
+            self.ledger.closed_seals(round_)
+            if self.ledger is not None
+            else self.closed_seals.get(round_)
+        )
+        return None if data is None else SealSet.from_value(decode(data))
+
     def _apply_early_certificate(self) -> None:
         early, ledger = self.early_certificate, self.ledger
         if early is None or ledger is None or early.height > ledger.head_height():
@@ -181,6 +226,11 @@ class Signer:
         self.key = key
         self.app = app
 
+    def sign_closed(self, round_: int) -> bytes | None:
+        """Sign the seals this validator closed for ``round_`` (None: none)."""
+        closed = self.app.closed_for(round_)
+        return None if closed is None else sign_seal_set(self.key, closed)
+
     def vote(self, height: int, digest: bytes) -> bytes | None:
         """Sign block ``height`` if this validator executed it with that hash."""
         state = self.app.state
@@ -198,6 +248,40 @@ class Signer:
         if ledger.block_hash(certificate.height) != certificate.block:
             raise CertificateError("certifies a block this ledger lacks")
         ledger.certify(certificate.height, certificate.to_bytes())
+
+
+def close_seals_request(seals: SealSet) -> bytes:
+    """The request that orders closing ``seals`` (one PBFT step)."""
+    return encode({"kind": CLOSE_SEALS, "run": seals.run, "seals": seals.to_value()})
+
+
+def parse_close_seals(operation: bytes) -> SealSet | str | None:
+    """The seals a close request orders, why it is malformed, or None (not one)."""
+    try:
+        value = decode(operation)
+    except DecodeError:
+        return None
+    if not isinstance(value, dict) or value.get("kind") != CLOSE_SEALS:
+        return None
+    try:
+        if set(value) != {"kind", "run", "seals"}:
+            raise ValueError("a close request is {kind, run, seals}")
+        return SealSet.from_value(value["seals"])
+    except ValueError as exc:
+        return f"malformed close request: {exc}"
+
+
+def parse_closed(result: bytes) -> SealSet:
+    """The closed set from a close request's result; ValueError for errors."""
+    try:
+        value = decode(result)
+    except DecodeError as exc:
+        raise ValueError(f"undecodable result: {exc}") from exc
+    if isinstance(value, dict) and isinstance(value.get("error"), str):
+        raise ValueError(str(value["error"]))
+    if not isinstance(value, dict) or set(value) != {"closed"}:
+        raise ValueError("malformed result")
+    return SealSet.from_value(value["closed"])
 
 
 def parse_result(result: bytes) -> tuple[int, bytes]:

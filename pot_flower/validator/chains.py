@@ -36,13 +36,14 @@ from pot_flower.protocol.model import ModelFormatError, decode_arrays, encode_ar
 from pot_flower.protocol.params import (
     MAX_SUBMISSIONS,
     Params,
+    recorded_commit_reveal,
     recorded_commitment,
     recorded_commitment_value,
     recorded_privacy,
 )
 from pot_flower.protocol.privacy.config import PrivacyConfig
 from pot_flower.protocol.robust import RobustConfig
-from pot_flower.validator.application import PoTApplication
+from pot_flower.validator.application import CLOSE_SEALS, PoTApplication
 from pot_flower.validator.availability import (
     Receipt,
     canonical_digests,
@@ -85,10 +86,12 @@ class OpenChain:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     commitment: CommitmentKind = CommitmentKind.HASH
     certificate: CertificateKind = CertificateKind.ED25519
+    commit_reveal: bool = False
 
     def to_bytes(self) -> bytes:
         return encode(
             {
+                **({"commit-reveal": True} if self.commit_reveal else {}),
                 **({"privacy": self.privacy.to_value()} if self.privacy.on else {}),
                 **recorded_commitment_value(self.commitment),
                 **recorded_certificate_value(self.certificate),
@@ -123,6 +126,7 @@ class OpenChain:
         privacy = recorded_privacy(value)
         commitment = recorded_commitment(value)
         certificate = recorded_certificate(value)
+        commit_reveal = recorded_commit_reveal(value)
         return cls(
             fields[0],
             fields[1],
@@ -135,6 +139,7 @@ class OpenChain:
             privacy,
             commitment,
             certificate,
+            commit_reveal,
         )
 
 
@@ -355,6 +360,12 @@ class Chains:
             return encode({"ping": value.get("digest", b"")})
         if kind == "available":
             return self._execute_available(client, timestamp, value, seq)
+        if kind == CLOSE_SEALS:  # no payloads: ordered as it is
+            run = value.get("run")
+            chain = self.chains.get(run) if isinstance(run, int) else None
+            if chain is None:
+                return _error(f"no chain for run {run!r}")
+            return chain.execute(client, timestamp, operation, seq)
         if kind in ("open-chain", "round"):
             return _error(f"{kind} requests name payloads: wrap them in 'available'")
         return _error(f"unknown request kind {kind!r}")
@@ -433,6 +444,7 @@ class Chains:
                 privacy=request.privacy,
                 commitment=request.commitment,
                 bls=bls,
+                commit_reveal=request.commit_reveal,
             )
         except ValueError as exc:
             return _error(str(exc))

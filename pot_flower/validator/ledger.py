@@ -30,6 +30,10 @@ BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS blocks_append_only_update
 BEFORE UPDATE OF height, hash, body ON blocks
 BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TABLE IF NOT EXISTS closed_seals (
+    round INTEGER PRIMARY KEY,
+    seals BLOB NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS blocks_certify_once
 BEFORE UPDATE OF certificate ON blocks WHEN OLD.certificate IS NOT NULL
 BEGIN SELECT RAISE(ABORT, 'the block is already certified'); END;
@@ -108,6 +112,28 @@ class Ledger:
                 "UPDATE blocks SET certificate = ? WHERE height = ?",
                 (certificate, height),
             )
+
+    def close_seals(self, round_: int, seals: bytes) -> bytes:
+        """The seal set closed for ``round_``: ``seals`` unless another was first.
+
+        Durable before any signature leaves: a restarted validator never closes
+        a second set for a round (commit-reveal, :mod:`~.protocol.sealing`);
+        earlier rounds' sets are dropped.
+        """
+        with self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO closed_seals (round, seals) VALUES (?, ?)",
+                (round_, seals),
+            )
+            self._db.execute("DELETE FROM closed_seals WHERE round < ?", (round_,))
+        return bytes(self.closed_seals(round_) or b"")
+
+    def closed_seals(self, round_: int) -> bytes | None:
+        """The encoded seal set closed for ``round_``, if any."""
+        row = self._db.execute(
+            "SELECT seals FROM closed_seals WHERE round = ?", (round_,)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
 
     def store_model(self, digest: bytes, data: bytes) -> None:
         """Keep a model's canonical bytes under its digest (atomic, idempotent)."""

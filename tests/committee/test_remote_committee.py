@@ -15,6 +15,7 @@ from pot_flower.clients import pot_mod
 from pot_flower.committee.remote import RemoteCommittee
 from pot_flower.consensus.config import CommitteeConfig
 from pot_flower.ops.superlink import free_port
+from pot_flower.protocol.block import parse_block
 from pot_flower.protocol.certificate import BlsKey, Certificate, CertificateKind
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
@@ -104,6 +105,7 @@ def run_remote(
             privacy=strategy.privacy,
             commitment=strategy.commitment,
             bls=BLS_KEYS if strategy.certificate == CertificateKind.BLS else (),
+            commit_reveal=strategy.commit_reveal,
         )
 
     strategy = PoTStrategy(
@@ -161,13 +163,18 @@ def test_a_dp_run_against_remote_validators_agrees_on_the_noise(
 
 @pytest.mark.parametrize(
     "setting",
-    [{}, {"commitment": "pedersen"}, {"certificate": "bls"}],
-    ids=["hash", "pedersen", "bls-certificates"],
+    [
+        {},
+        {"commitment": "pedersen"},
+        {"certificate": "bls"},
+        {"commit_reveal": True, "commitment": "pedersen"},
+    ],
+    ids=["hash", "pedersen", "bls-certificates", "commit-reveal"],
 )
 def test_strategy_runs_against_a_remote_committee(
     tmp_path: Path,
     committee: tuple[CommitteeConfig, dict[int, str]],
-    setting: dict[str, str],
+    setting: dict[str, object],
 ) -> None:
     strategy, result = run_remote(tmp_path, committee, rounds=3, **setting)
     assert [r.accepted for r in strategy.history] == [4, 4, 4]
@@ -181,7 +188,10 @@ def test_strategy_runs_against_a_remote_committee(
         blocks = list(Ledger(ledger_dir).blocks())
         bodies.append([b.body for b in blocks])
         kinds = {Certificate.from_bytes(b.certificate or b"").kind for b in blocks}
-        assert kinds == {CertificateKind(setting.get("certificate", "ed25519"))}
+        assert kinds == {CertificateKind(str(setting.get("certificate", "ed25519")))}
+        if setting.get("commit_reveal"):
+            rounds = [parse_block(b.body) for b in blocks[1:]]
+            assert all(len(r.sealed.seals.seals) == 4 for r in rounds)  # type: ignore[union-attr]
     assert bodies[0] == bodies[1] == bodies[2] == bodies[3]
 
 

@@ -70,12 +70,14 @@ def test_quickstart_with_central_dp_stops_at_its_budget(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not DATA.exists(), reason="apt-get install dataset-fashion-mnist")
-def test_quickstart_with_pedersen_commitments_passes_the_ledger_audit(
+def test_quickstart_with_pedersen_commit_reveal_and_bls_passes_the_ledger_audit(
     tmp_path: Path,
 ) -> None:
-    """`-c pot-commitment=pedersen` on the quickstart under `flwr run`: miners
-    commit in Flower's simulation workers, and every model opens against their
-    commitments from the ledger alone."""
+    """`-c pot-commitment=pedersen pot-commit-reveal=true pot-certificate=bls` on
+    the quickstart under `flwr run`: miners commit and seal in Flower's simulation
+    workers and reveal from their nodes' Context.state; blocks carry aggregated
+    BLS certificates; every model opens against the commitments from the ledger
+    alone."""
     pytest.importorskip("py_arkworks_bls12381")
     from pot_flower.audit.opening import audit_openings
 
@@ -86,9 +88,12 @@ def test_quickstart_with_pedersen_commitments_passes_the_ledger_audit(
             "fraction-evaluate": 0.0,
             "pot-commitment": "pedersen",
             "pot-robust": "off",
+            "pot-commit-reveal": True,
+            "pot-certificate": "bls",
         },
     )
     assert "accepted 4  rejected 0" in output
+    assert "commit-reveal: 4 of 4 replies sealed, 4 revealed" in output
     for i in range(4):
         ledger = tmp_path / "ledger" / f"validator-{i}"
         assert audit_ledger(ledger).ok

@@ -114,7 +114,7 @@ def upload(
 
 STREAMING = {"Link": "stream_unary", "PutPayload": "stream_unary"}
 SERVER_STREAMING = {"Replies": "unary_stream", "GetPayload": "unary_stream"}
-UNARY = ["Deliver", "Submit", "Health", "Holds", "GetBlock", "Certify"]
+UNARY = ["Deliver", "Submit", "Health", "Holds", "GetBlock", "Certify", "SignSeals"]
 
 
 def call_raw(edge: Edge, method: str, data: bytes) -> grpc.StatusCode:
@@ -452,3 +452,55 @@ def test_strangers_busy_links_do_not_keep_a_restarted_validator_out(
         for call in held:
             call.cancel()
         client.close()
+
+
+def test_closed_seals_are_ordered_once_and_signed_on_request(edge: Edge) -> None:
+    import numpy as np
+
+    from pot_flower.committee.remote import RemoteCommittee
+    from pot_flower.protocol.fixedpoint import max_norm_units
+    from pot_flower.protocol.sealing import Seal
+
+    def coordinator() -> RemoteCommittee:
+        return RemoteCommittee(
+            edge.config,
+            edge.addresses,
+            "coordinator",
+            COORDINATOR,
+            run=6,
+            model={"w": np.zeros(10, np.float32)},
+            norm_bound_units=max_norm_units(10.0),
+            commit_reveal=True,
+            resume=resumed,
+        )
+
+    resumed = False
+    remote = coordinator()
+    seal = Seal.signed(STRANGER, run=6, round_=1, node=3, seal=bytes(32))
+    try:
+        closed = remote.close_seals([seal])
+        assert [s.node for s in closed.seals.seals] == [3]
+        assert len(closed.signatures) >= edge.config.quorum
+        assert closed.problem(remote.params.validators, remote.params.quorum) is None
+    finally:
+        remote.close()
+    # A resumed coordinator with other seals gets the set closed before.
+    resumed = True
+    remote = coordinator()
+    try:
+        again = remote.close_seals([])
+        assert again.seals == closed.seals
+    finally:
+        remote.close()
+
+    def ask(data: bytes) -> pot_pb2.SealReply:
+        return edge.stub(0).SignSeals(pot_pb2.Frame(data=data), timeout=5)
+
+    signed = ask(encode({"run": 6, "round": 1}))
+    assert signed.signature == dict(closed.signatures)[0]
+    assert "no seals closed" in ask(encode({"run": 6, "round": 2})).reason
+    assert "no chain" in ask(encode({"run": 99, "round": 1})).reason
+    for bad in (b"not canonical", encode({"run": 6}), encode({"run": 6, "round": -1})):
+        with pytest.raises(grpc.RpcError) as info:
+            ask(bad)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -320,3 +320,14 @@ def test_negative_counts_in_a_recertified_block_fail_cleanly(
     assert report.failure in (Failure.BAD_CONTENT, Failure.BAD_REWARDS)
     code, output = verify(target, "--expect-height", 3)
     assert code == 1 and ": block 3: " in output
+
+
+def test_the_seal_set_closed_for_a_round_survives_a_restart(tmp_path: Path) -> None:
+    first, second = b"first set", b"second set"
+    with Ledger(tmp_path) as ledger:
+        assert ledger.close_seals(3, first) == first
+        assert ledger.close_seals(3, second) == first  # the first set stays
+    with Ledger(tmp_path) as ledger:  # restarted
+        assert ledger.close_seals(3, second) == first
+        assert ledger.close_seals(4, second) == second  # the next round's own
+        assert ledger.close_seals(4, first) == second
