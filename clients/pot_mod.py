@@ -17,6 +17,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord
 from pot_flower.clients.keystore import Keystore
 from pot_flower.clients.privacy import DELTA_METRIC, EPSILON_METRIC
 from pot_flower.clients.sealing import (
+    SealStore,
     kept_seal,
     refusal,
     reveal_reply,
@@ -75,13 +76,13 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
         return call_next(msg, ctxt)
     if ticket is not None and ticket.reveal is not None:
         # Commit-reveal: the update was trained and kept at the commit step.
-        return reveal_reply(msg, ctxt, ticket, _miner_key(ctxt))
+        return reveal_reply(msg, ctxt, ticket, _miner_key(ctxt), _seal_store(ctxt))
     received_records = list(msg.content.array_records.values())
     received = arrays_of(received_records[0]) if len(received_records) == 1 else None
     if ticket is not None and ticket.commit_reveal:
         if received is None:
             return refusal(msg, "a train message carries exactly one ArrayRecord")
-        again = kept_seal(msg, ctxt, ticket)
+        again = kept_seal(msg, ctxt, ticket, _seal_store(ctxt))
         if again is not None:
             return again
     reply = call_next(msg, ctxt)
@@ -135,11 +136,18 @@ def pot_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Messag
         )
     signed = SignedReply(envelope_bytes, signature, blinding)
     if ticket.commit_reveal:
-        return seal_reply(msg, ctxt, ticket, key, reply, signed)
+        return seal_reply(msg, ctxt, ticket, key, reply, signed, _seal_store(ctxt))
     reply.content[SUBMISSION_RECORD] = ConfigRecord(signed.to_value())
     return reply
 
 
+def _keystore(ctxt: Context) -> Keystore:
+    return Keystore(str(ctxt.run_config.get(KEYSTORE_KEY, "")) or None)
+
+
 def _miner_key(ctxt: Context) -> SigningKey:
-    keystore = Keystore(str(ctxt.run_config.get(KEYSTORE_KEY, "")) or None)
-    return keystore.miner_key(str(ctxt.node_id))
+    return _keystore(ctxt).miner_key(str(ctxt.node_id))
+
+
+def _seal_store(ctxt: Context) -> SealStore:
+    return SealStore(_keystore(ctxt).directory, str(ctxt.node_id))

@@ -1,27 +1,31 @@
 """The miner's side of commit-reveal rounds, for ``pot_mod``.
 
-Commit step: the trained reply is kept in the node's ``Context.state`` and only a
-signed seal of its envelope goes back (:func:`seal_reply`). Reveal step: once a
-quorum of the committee pinned at the run's first sealed round has closed the
-seals, and the miner's own seal is among them, the kept reply goes back with its
-envelope and salt (:func:`reveal_reply`); otherwise nothing is revealed and the
-reply says why.
+Commit step: the trained reply is kept on the miner's disk (:class:`SealStore`)
+and only a signed seal of its envelope goes back (:func:`seal_reply`). Reveal
+step: once a quorum of the pinned committee has closed the seals, and the
+miner's own seal is among them, the kept reply goes back with its envelope and
+salt (:func:`reveal_reply`); otherwise nothing is revealed and the reply says
+why.
 
 The committee is pinned once per node and run (``Context.state``): by the
-operator, with ``pot-committee-fingerprint`` in the node's or the run's config
-(:func:`committee_fingerprint` of the validators' keys and quorum), or else
-trust-on-first-use, from the first commit ticket. A node that seals never sends
-an update in the clear again in that run.
+node's operator, with ``pot-committee-fingerprint`` in the node config
+(:func:`committee_fingerprint` of the validators' keys and quorum; in the run
+config it is only the coordinator's word), or else trust-on-first-use, from the
+first commit ticket. A node that seals never sends an update in the clear again
+in that run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from flwr.app import (
+    Array,
     ArrayRecord,
     ConfigRecord,
     Context,
@@ -31,12 +35,15 @@ from flwr.app import (
 )
 
 from pot_flower.encoding import DecodeError, decode, encode
+from pot_flower.protocol.model import decode_arrays, encode_arrays
 from pot_flower.protocol.records import (
     FINGERPRINT_KEY,
     REFUSED,
     SUBMISSION_RECORD,
+    ConfigValue,
     SignedReply,
     TicketRecord,
+    arrays_of,
     seal_record,
 )
 from pot_flower.protocol.sealing import (
@@ -48,8 +55,6 @@ from pot_flower.protocol.sealing import (
 )
 from pot_flower.zk.signatures import SigningKey
 
-KEPT = "pot.sealed"
-"""``Context.state`` prefix of the reply kept between commit and reveal."""
 PINNED = "pot.committee"
 """``Context.state`` record of the committee pinned for the run."""
 
@@ -82,7 +87,7 @@ def sealing(ctxt: Context) -> bool:
 def _pin(ctxt: Context, ticket: TicketRecord) -> str | None:
     """Pin the ticket's committee, once; why not, if it is not the pinned one."""
     keys, quorum = list(ticket.committee), ticket.quorum
-    if not intersecting(len(keys), quorum):
+    if not intersecting(len(keys), quorum) or any(len(k) != 32 for k in keys):
         return "the ticket names no committee with a Byzantine quorum"
     configured = _configured(ctxt)
     if configured is not None and committee_fingerprint(keys, quorum) != configured:
@@ -98,9 +103,63 @@ def _pin(ctxt: Context, ticket: TicketRecord) -> str | None:
     return None
 
 
-def _forget(ctxt: Context) -> None:
-    for name in [k for k in ctxt.state if k.startswith(KEPT)]:
-        del ctxt.state[name]
+@dataclass(frozen=True)
+class Kept:
+    """A sealed round's reply, kept by the miner until it reveals it.
+
+    ``record`` holds the signed envelope, blinding, salt and seal; ``arrays`` the
+    reply's ArrayRecords (canonical bytes) and ``metrics`` its MetricRecords
+    (JSON), each under its record name.
+    """
+
+    run: int
+    round: int
+    record: dict[str, bytes]
+    arrays: dict[str, bytes]
+    metrics: dict[str, str]
+
+    def reply(self) -> RecordDict:
+        """The reply to reveal: the kept records and the envelope with its salt."""
+        content = RecordDict()
+        for name, data in self.arrays.items():
+            arrays = decode_arrays(data)
+            content[name] = ArrayRecord({k: Array(v) for k, v in arrays.items()})
+        for name, text in self.metrics.items():
+            content[name] = MetricRecord(json.loads(text))
+        signed = SignedReply.from_value(self.record)
+        content[SUBMISSION_RECORD] = ConfigRecord(signed.to_value())
+        return content
+
+
+class SealStore:
+    """The round a miner sealed last, on its own disk beside its key.
+
+    Not in ``Context.state``: a coordinator resumed after a crash starts a new
+    Flower run, whose nodes get a fresh Context, and must still be able to
+    collect the reveals of seals closed before it stopped.
+    """
+
+    def __init__(self, keystore: Path, name: str) -> None:
+        self.path = keystore / "sealed" / f"miner-{name}.bin"
+
+    def load(self, run: int, round_: int) -> Kept | None:
+        """The reply sealed for ``run`` and ``round_``, if it is the kept one."""
+        try:
+            value = decode(self.path.read_bytes())
+            assert isinstance(value, dict)
+            kept = Kept(**value)  # type: ignore[arg-type]
+        except (OSError, DecodeError, AssertionError, TypeError):
+            return None
+        return kept if (kept.run, kept.round) == (run, round_) else None
+
+    def save(self, kept: Kept) -> None:
+        """Keep ``kept`` instead of any earlier round (atomic, owner-only)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(encode(asdict(kept)))
+        os.replace(tmp, self.path)
 
 
 def seal_reply(
@@ -110,6 +169,7 @@ def seal_reply(
     key: SigningKey,
     reply: Message,
     signed: SignedReply,
+    store: SealStore,
 ) -> Message:
     """Keep ``reply`` and its signed envelope; answer with a signed seal only."""
     problem = _pin(ctxt, ticket)
@@ -123,54 +183,55 @@ def seal_reply(
         node=msg.metadata.dst_node_id,
         seal=seal_of(salt, signed.envelope),
     )
-    _forget(ctxt)  # one sealed round at a time
-    kept = replace(signed, salt=salt).to_value()
-    ctxt.state[KEPT] = ConfigRecord(
-        {
-            **kept,
-            **seal_record(seal),
-            "run": ticket.run,
-            "round": ticket.round,
-        }
+    record = {**replace(signed, salt=salt).to_value(), **seal_record(seal)}
+    store.save(
+        Kept(
+            ticket.run,
+            ticket.round,
+            {k: v for k, v in record.items() if isinstance(v, bytes)},
+            {
+                name: encode_arrays(arrays_of(r))
+                for name, r in reply.content.array_records.items()
+            },
+            {
+                name: json.dumps(dict(r))
+                for name, r in reply.content.metric_records.items()
+            },
+        )
     )
-    for name, record in reply.content.items():
-        if isinstance(record, (ArrayRecord, MetricRecord)):
-            ctxt.state[f"{KEPT}/{name}"] = record
     content = RecordDict({SUBMISSION_RECORD: ConfigRecord(seal_record(seal))})
     return Message(content, reply_to=msg)
 
 
-def kept_seal(msg: Message, ctxt: Context, ticket: TicketRecord) -> Message | None:
+def kept_seal(
+    msg: Message, ctxt: Context, ticket: TicketRecord, store: SealStore
+) -> Message | None:
     """The seal already sent for ``ticket``'s round, again (None: none kept).
 
     A coordinator that stopped after the seals closed asks again when it
     resumes: the node answers with the same seal, so it can still reveal the
     update the closed seals name; it never seals a round twice.
     """
-    kept = ctxt.state.config_records.get(KEPT)
-    if kept is None or (kept.get("run"), kept.get("round")) != (
-        ticket.run,
-        ticket.round,
-    ):
+    kept = store.load(ticket.run, ticket.round)
+    if kept is None:
         return None
     if _pin(ctxt, ticket) is not None:
         return refusal(msg, "the ticket names another run or committee")
-    record = {k: kept[k] for k in ("miner", "seal", "seal-signature")}
+    record: dict[str, ConfigValue] = {
+        k: kept.record[k] for k in ("miner", "seal", "seal-signature")
+    }
     return Message(RecordDict({SUBMISSION_RECORD: ConfigRecord(record)}), reply_to=msg)
 
 
 def _reveal_problem(
     ctxt: Context,
     ticket: TicketRecord,
-    kept: ConfigRecord | None,
+    kept: Kept | None,
     key: SigningKey,
     node: int,
 ) -> str | None:
     """Why the kept reply must not be revealed for ``ticket`` (None: reveal it)."""
-    if kept is None or (kept.get("run"), kept.get("round")) != (
-        ticket.run,
-        ticket.round,
-    ):
+    if kept is None:
         return "this node sealed nothing for the round"
     pinned = ctxt.state.config_records.get(PINNED)
     if pinned is None or pinned.get("run") != ticket.run:
@@ -179,34 +240,32 @@ def _reveal_problem(
     assert isinstance(keys, list) and isinstance(quorum, int)  # written by _pin
     try:
         closed = ClosedSeals.from_value(decode(ticket.reveal or b""))
-    except (DecodeError, ValueError) as exc:
-        return f"the closed seals are malformed: {exc}"
-    seals = closed.seals
-    if (seals.run, seals.round) != (ticket.run, ticket.round):
-        return "the seals were closed for another round"
-    problem = closed.closed_by(keys, quorum)  # type: ignore[arg-type]
+        seals = closed.seals
+        if (seals.run, seals.round) != (ticket.run, ticket.round):
+            return "the seals were closed for another round"
+        problem = closed.closed_by(keys, quorum)  # type: ignore[arg-type]
+    except (DecodeError, ValueError) as exc:  # a malformed set or pinned key
+        return f"the closed seals cannot be checked: {exc}"
     if problem is not None:
         return f"the seals are not closed by the pinned committee: {problem}"
     mine = seals.of_node(node)
-    if mine is None or (mine.miner, mine.seal) != (key.verify_key.raw, kept["seal"]):
+    sealed = (key.verify_key.raw, kept.record.get("seal"))
+    if mine is None or (mine.miner, mine.seal) != sealed:
         return "this node's seal is not among the closed seals"
     return None
 
 
 def reveal_reply(
-    msg: Message, ctxt: Context, ticket: TicketRecord, key: SigningKey
+    msg: Message, ctxt: Context, ticket: TicketRecord, key: SigningKey, store: SealStore
 ) -> Message:
-    """The kept reply with its envelope and salt, if the seals closed with ours."""
-    kept = ctxt.state.config_records.get(KEPT)
+    """The kept reply with its envelope and salt, if the seals closed with ours.
+
+    Kept until the next round's seal: asked again (a lost reply, a resumed
+    coordinator), the node reveals the same update to the same closed seals.
+    """
+    kept = store.load(ticket.run, ticket.round)
     problem = _reveal_problem(ctxt, ticket, kept, key, msg.metadata.dst_node_id)
     if problem is not None:
         return refusal(msg, problem)
     assert kept is not None
-    prefix = f"{KEPT}/"
-    content = RecordDict(
-        {k[len(prefix) :]: v for k, v in ctxt.state.items() if k.startswith(prefix)}
-    )
-    signed = SignedReply.from_value(kept)
-    content[SUBMISSION_RECORD] = ConfigRecord(signed.to_value())
-    _forget(ctxt)
-    return Message(content, reply_to=msg)
+    return Message(kept.reply(), reply_to=msg)

@@ -259,7 +259,7 @@ class PoTStrategy(Strategy):
     commitment : str (default: "hash")
         How each update is bound to its signed envelope: ``hash`` (SHA-256) or
         ``pedersen`` (a Pedersen vector commitment over BLS12-381 G1: hiding, and
-        additively homomorphic; needs the ``zk`` extra). The miner's ``pot_mod``
+        additively homomorphic). The miner's ``pot_mod``
         follows the chain's choice, sent with each round's ticket.
     certificate : str (default: "ed25519")
         How the committee certifies blocks: ``ed25519`` (every voter's signature,

@@ -76,12 +76,13 @@ def check_seals(block: RoundBlock, params: Params) -> None:
 
     The seals must be closed by a quorum of the genesis committee for this round.
     Each seal is opened by a reveal, which records the salt: the envelope the
-    block's fields rebuild hashes, with the salt, to the seal (on DP chains with
-    hash commitments the recorded commitment is blinded: only the seal's miner
-    is checked). Each seal nothing opened is recorded once ``not-revealed``
-    under its miner and seal, with no examples. Every verdict decided after the
-    seal check records its salt; ``not-sealed`` and ``seal-mismatch`` follow
-    from the seals.
+    block's fields rebuild hashes, with the salt, to the seal. Each seal nothing
+    opened is recorded once ``not-revealed`` under its miner and seal, with no
+    examples. Every verdict decided after the seal check records its salt, but
+    on DP chains with hash commitments, whose records are blinded, none does (a
+    salt and the seal would let anyone test a guessed update): there the
+    verdicts only say which seals were opened. ``not-sealed`` and
+    ``seal-mismatch`` follow from the seals.
     """
     subs = block.submissions
     if not params.commit_reveal:
@@ -98,10 +99,16 @@ def check_seals(block: RoundBlock, params: Params) -> None:
     problem = block.sealed.problem(params.validators, params.quorum)
     if problem is not None:
         raise BadBlock(Failure.BAD_CONTENT, f"sealed: {problem}")
-    opened = {s.node for s in subs if s.salt is not None}
+    # On DP chains with hash commitments, records are blinded and keep no salt.
+    blinded = params.privacy.on and params.commitment == CommitmentKind.HASH
+    opened = {s.node for s in subs if s.salt is not None or _opened_blind(s, blinded)}
     recorded: list[int] = []
     for s in subs:
         seal = seals.of_node(s.node)
+        if blinded and s.salt is not None:
+            raise BadBlock(
+                Failure.BAD_CONTENT, f"node {s.node}: a salt would unblind its hash"
+            )
         if s.reason == Reason.NOT_REVEALED:
             recorded.append(s.node)
             if not _unopened(s, seal, opened):
@@ -114,7 +121,7 @@ def check_seals(block: RoundBlock, params: Params) -> None:
             raise BadBlock(
                 Failure.BAD_VERDICTS, f"node {s.node}: {s.reason} contradicts the seals"
             )
-        elif s.reason not in BEFORE_SEAL and s.salt is None:
+        elif s.reason not in BEFORE_SEAL and s.salt is None and not blinded:
             raise BadBlock(
                 Failure.BAD_VERDICTS, f"node {s.node}: {s.reason} without its seal"
             )
@@ -128,6 +135,11 @@ def check_seals(block: RoundBlock, params: Params) -> None:
             Failure.BAD_VERDICTS,
             "not-revealed records are not exactly the seals no reveal opened",
         )
+
+
+def _opened_blind(s: SubmissionRecord, blinded: bool) -> bool:
+    """On a blinded chain, whether ``s`` was decided after its seal opened."""
+    return blinded and s.reason not in BEFORE_SEAL
 
 
 def _unopened(s: SubmissionRecord, seal: Seal | None, opened: set[int]) -> bool:
@@ -148,9 +160,6 @@ def _opens(
     """Whether ``record``'s envelope, rebuilt from the block, hashes to ``seal``."""
     if seal is None or record.miner != seal.miner:
         return False
-    blinded = params.privacy.on and params.commitment == CommitmentKind.HASH
-    if blinded:
-        return True  # the recorded commitment is not the signed one
     envelope = rebuilt_envelope(block, params, record)
     return envelope is not None and seal_of(record.salt or b"", envelope) == seal.seal
 

@@ -112,7 +112,9 @@ def _check_sealed(state: ChainState, batch: RoundBatch) -> None:
     """A commit-reveal round's seals, closed by a quorum for this round; none else."""
     params = state.params
     if not params.commit_reveal:
-        if batch.sealed is not None or any(s.salt for s in batch.submissions):
+        if batch.sealed is not None or any(
+            s.salt is not None for s in batch.submissions
+        ):
             raise BatchError("seals or salts on a chain without commit-reveal")
         return
     if batch.sealed is None:
@@ -521,14 +523,20 @@ def pay(
 def records(
     verdicts: list[Verdict], noise_key: bytes | None
 ) -> tuple[SubmissionRecord, ...]:
-    """The block's records; on a DP chain with commitments blinded by the key."""
+    """The block's records; on a DP chain with commitments blinded by the key.
+
+    Hash commitments only: a Pedersen commitment hides the update already, and
+    a ``not-revealed`` record's is its seal, public in the block anyway. A
+    blinded record keeps no salt: with the seal, it would unblind the hash.
+    """
     out = [v.record() for v in verdicts]
     if noise_key is None:
         return tuple(out)
-    # Hash commitments only: a Pedersen commitment hides the update already.
     return tuple(
-        replace(r, commitment=blind_commitment(noise_key, r.commitment))
-        if r.commitment is not None and len(r.commitment) == HASH_COMMITMENT_SIZE
+        replace(r, commitment=blind_commitment(noise_key, r.commitment), salt=None)
+        if r.commitment is not None
+        and len(r.commitment) == HASH_COMMITMENT_SIZE
+        and r.reason != Reason.NOT_REVEALED
         else r
         for r in out
     )

@@ -175,6 +175,9 @@ class PoTApplication:
             return encode({"error": "this chain has no commit-reveal rounds"})
         if (seals.run, seals.round) != (state.params.run, next_round):
             return encode({"error": f"the next round to seal is {next_round}"})
+        closed = self.closed_for(next_round)
+        if closed is not None:  # closed before: checked then, returned as it is
+            return encode({"closed": closed.to_value()})
         problem = seals.problem()
         if problem is not None:
             return encode({"error": f"seals: {problem}"})

@@ -261,8 +261,10 @@ def test_each_validator_closes_the_first_set_ordered_for_a_round() -> None:
     forged = SealSet(
         77, 1, (Seal(1003, miner(3).verify_key.raw, bytes(32), bytes(64)),)
     )
+    fresh = PoTApplication(state, {})  # a forged set is refused before any closes
     with pytest.raises(ValueError, match="not its miner"):
-        parse_closed(app.execute("c", 4, close_seals_request(forged), 4))
+        parse_closed(fresh.execute("c", 4, close_seals_request(forged), 4))
+    assert fresh.closed_for(1) is None
     with pytest.raises(ValueError, match="malformed close request"):
         parse_closed(app.execute("c", 5, encode({"kind": "close-seals"}), 5))
     plain = PoTApplication(chain(), {})
@@ -379,3 +381,56 @@ def test_the_audit_refuses_inconsistent_commit_reveal_records(change: str) -> No
         params = chain().params
     with pytest.raises(BadBlock):
         check_seals(replace(block, submissions=tuple(records)), params)
+
+
+@pytest.mark.parametrize("commitment", ["hash", "pedersen"])
+def test_dp_rounds_record_no_salt_that_would_unblind_a_hash(commitment: str) -> None:
+    """On DP chains the block blinds hash commitments: a salt with the seal would
+    let anyone test a guessed update, so reveals record none there; seals never
+    revealed keep their (public) seal, and the audit accepts the honest block."""
+    from dataclasses import replace
+
+    from pot_flower.protocol.commitments import CommitmentKind
+    from pot_flower.protocol.privacy.accountant import spent
+    from pot_flower.protocol.privacy.config import privacy_settings
+    from pot_flower.protocol.robust import RobustConfig
+
+    dp = privacy_settings(
+        dp="central", noise_multiplier=1.0, clip_norm=0.05, expected_participants=5
+    )
+    kind = CommitmentKind(commitment)
+    state = chain(
+        commit_reveal=True,
+        privacy=dp,
+        robust=RobustConfig(copy_tolerance_ppm=0),
+        commitment=kind,
+    )
+    r = Round(state)
+    subs = []
+    for i in range(4):
+        sub = r.b.sign(i, trained(state.model, i), commitment=kind)
+        r.seal(i, sub)
+        subs.append(sub)
+    for i, sub in enumerate(subs[:3]):
+        r.b.add(sub, node=1000 + i, payload=sub.validator_payload)
+        ref = r.b.refs[-1]
+        r.b.refs[-1] = replace(ref, salt=r.salts[1000 + i])
+    batch = r.b.batch(sealed=r.closed(), privacy=spent(dp, 1))
+    outcome = execute_round(state, batch, r.b.payloads, noise_key=bytes(range(32)))
+    block = parse_block(outcome.body)
+    assert isinstance(block, RoundBlock)
+    check_seals(block, state.params)
+    accepted = [s for s in block.submissions if s.accepted]
+    assert len(accepted) == 3
+    silent = next(s for s in block.submissions if s.reason == Reason.NOT_REVEALED)
+    assert silent.commitment == r.seals[3].seal
+    if kind == CommitmentKind.HASH:
+        assert all(s.salt is None for s in block.submissions)
+        leaked = tuple(
+            replace(s, salt=r.salts[s.node]) if s.accepted else s
+            for s in block.submissions
+        )
+        with pytest.raises(BadBlock, match="unblind"):
+            check_seals(replace(block, submissions=leaked), state.params)
+    else:
+        assert all(s.salt is not None for s in accepted)

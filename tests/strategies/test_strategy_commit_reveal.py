@@ -20,6 +20,7 @@ from pot_flower.audit import audit_ledger, read_blocks
 from pot_flower.clients import pot_mod
 from pot_flower.clients.keystore import Keystore
 from pot_flower.clients.sealing import (
+    SealStore,
     committee_fingerprint,
     reveal_reply,
     seal_reply,
@@ -192,7 +193,11 @@ def ticket(
 
 def sealed_node(tmp_path: Path) -> tuple[Context, SigningKey, Seal, Message]:
     context = Context(
-        run_id=RUN_ID, node_id=5, node_config={}, state=RecordDict(), run_config={}
+        run_id=RUN_ID,
+        node_id=5,
+        node_config={},
+        state=RecordDict(),
+        run_config={"pot-keystore": str(tmp_path / "keys")},
     )
     key = SigningKey.from_seed(b"cr-miner")
     train = Message(RecordDict(), dst_node_id=5, message_type="train")
@@ -200,7 +205,13 @@ def sealed_node(tmp_path: Path) -> tuple[Context, SigningKey, Seal, Message]:
         RecordDict({"arrays": ArrayRecord(Net().state_dict())}), reply_to=train
     )
     sealed = seal_reply(
-        train, context, ticket(), key, reply, SignedReply(b"envelope", b"sig")
+        train,
+        context,
+        ticket(),
+        key,
+        reply,
+        SignedReply(b"envelope", b"sig"),
+        store(context),
     )
     seal = seal_from_record(5, sealed.content.config_records[SUBMISSION_RECORD])
     assert seal is not None and not sealed.content.array_records
@@ -209,7 +220,12 @@ def sealed_node(tmp_path: Path) -> tuple[Context, SigningKey, Seal, Message]:
 
 def reveal_with(context: Context, key: SigningKey, closed: ClosedSeals) -> Message:
     msg = Message(RecordDict(), dst_node_id=5, message_type="train")
-    return reveal_reply(msg, context, ticket(encode(closed.to_value())), key)
+    reveal = ticket(encode(closed.to_value()))
+    return reveal_reply(msg, context, reveal, key, store(context))
+
+
+def store(context: Context) -> SealStore:
+    return SealStore(Path(str(context.run_config["pot-keystore"])), "5")
 
 
 def refused(reply: Message) -> str | None:
@@ -248,8 +264,13 @@ def test_the_miner_reveals_only_to_seals_its_pinned_committee_closed(
     signed = SignedReply.from_value(revealed.content.config_records[SUBMISSION_RECORD])
     assert signed.envelope == b"envelope" and signed.salt is not None
     assert len(revealed.content.array_records) == 1
-    # Revealed once: nothing is kept for a second reveal.
-    assert refused(reveal_with(context, key, close([seal], VALIDATORS[:3])))
+    # Asked again, it reveals the same update to the same seals, nothing else.
+    again = reveal_with(context, key, close([seal], VALIDATORS[:3]))
+    assert (
+        SignedReply.from_value(again.content.config_records[SUBMISSION_RECORD])
+        == signed
+    )
+    assert refused(reveal_with(context, key, close([], VALIDATORS[:3])))
 
 
 def test_the_pinned_committee_cannot_change_within_a_run(tmp_path: Path) -> None:
@@ -257,12 +278,20 @@ def test_the_pinned_committee_cannot_change_within_a_run(tmp_path: Path) -> None
     others = [SigningKey.from_seed(b"other-%d" % i) for i in range(4)]
     reply = Message(RecordDict(), reply_to=train)
     again = seal_reply(
-        train, context, ticket(keys=others), key, reply, SignedReply(b"e", b"s")
+        train,
+        context,
+        ticket(keys=others),
+        key,
+        reply,
+        SignedReply(b"e", b"s"),
+        store(context),
     )
     assert "another run or committee" in (refused(again) or "")
     # Nor by naming another run (a coordinator's made-up one).
     other_run = replace(ticket(keys=others), run=RUN_ID + 1)
-    again = seal_reply(train, context, other_run, key, reply, SignedReply(b"e", b"s"))
+    again = seal_reply(
+        train, context, other_run, key, reply, SignedReply(b"e", b"s"), store(context)
+    )
     assert "another run or committee" in (refused(again) or "")
 
 
@@ -291,7 +320,6 @@ def pot_mod_on(
 
 def test_a_sealing_node_sends_no_update_in_the_clear(tmp_path: Path) -> None:
     context, _, _, _ = sealed_node(tmp_path)
-    context.run_config["pot-keystore"] = str(tmp_path / "keys")
     plain = replace(ticket(), committee=(), quorum=0)
     for record in (plain, None):
         reply, trained = pot_mod_on(context, record)
@@ -336,3 +364,32 @@ def test_an_operator_pins_the_committee_by_fingerprint(tmp_path: Path) -> None:
         if not sealed:  # and nothing in the clear either, from the first message
             plain, trained = pot_mod_on(context, None)
             assert refused(plain) and not trained
+
+
+def test_a_node_in_a_new_flower_run_reveals_what_it_sealed_before(
+    tmp_path: Path,
+) -> None:
+    """A coordinator resumed after the seals closed starts a new Flower run: the
+    node's Context is fresh, yet it re-sends its seal and reveals that update."""
+
+    def fresh() -> Context:
+        return Context(
+            run_id=RUN_ID + 1,
+            node_id=5,
+            node_config={},
+            state=RecordDict(),
+            run_config={"pot-keystore": str(tmp_path / "keys")},
+        )
+
+    first, trained = pot_mod_on(fresh(), ticket())
+    seal = seal_from_record(5, first.content.config_records[SUBMISSION_RECORD])
+    assert seal is not None and trained == [1]
+    resumed = fresh()
+    again, retrained = pot_mod_on(resumed, ticket())
+    assert retrained == []
+    assert seal_from_record(5, again.content.config_records[SUBMISSION_RECORD]) == seal
+    key = Keystore(str(tmp_path / "keys")).miner_key("5")
+    revealed = reveal_with(resumed, key, close([seal], VALIDATORS[:3]))
+    assert refused(revealed) is None
+    assert len(revealed.content.array_records) == 1
+    assert len(revealed.content.metric_records) == 1
