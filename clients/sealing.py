@@ -146,9 +146,10 @@ class SealStore:
         """The reply sealed for ``run`` and ``round_``, if it is the kept one."""
         try:
             value = decode(self.path.read_bytes())
-            assert isinstance(value, dict)
-            kept = Kept(**value)  # type: ignore[arg-type]
-        except (OSError, DecodeError, AssertionError, TypeError):
+            kept = Kept(**value) if isinstance(value, dict) else None  # type: ignore[arg-type]
+        except (OSError, DecodeError, TypeError):
+            return None
+        if kept is None:
             return None
         return kept if (kept.run, kept.round) == (run, round_) else None
 

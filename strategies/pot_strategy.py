@@ -9,10 +9,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from functools import partial
 from logging import INFO, WARNING
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flwr.app import (
     Array,
@@ -62,6 +63,7 @@ from pot_flower.protocol.sealing import ClosedSeals
 from pot_flower.validator.scoring import ScoreFn, load_score_fn
 
 CommitteeFactory = Callable[[int, Arrays], Committee]
+E = TypeVar("E", bound=Enum)
 
 
 def flag(value: object) -> bool:
@@ -352,8 +354,8 @@ class PoTStrategy(Strategy):
         self.min_available_nodes = min_available_nodes
         self.validators = validators
         self.ledger_dir = None if ledger_dir is None else Path(ledger_dir)
-        self.commitment = _commitment_kind(commitment)
-        self.certificate = _certificate_kind(certificate)
+        self.commitment = _choice(CommitmentKind, "pot-commitment", commitment)
+        self.certificate = _choice(CertificateKind, "pot-certificate", certificate)
         self.commit_reveal = commit_reveal
         self._grid: Grid | None = None  # the reveal step sends from aggregate_train
         self._timeout = 3600.0
@@ -1213,24 +1215,13 @@ def _privacy_note(privacy: Spent | None, clipping: ClipStep | None) -> str:
     )
 
 
-def _commitment_kind(value: str) -> CommitmentKind:
-    """``pot-commitment``, checked at construction."""
+def _choice(kind: type[E], key: str, value: str) -> E:
+    """Config ``key``'s value as a member of ``kind``, checked at construction."""
     try:
-        return CommitmentKind(value)
+        return kind(value)
     except ValueError:
-        raise ValueError(
-            f"pot-commitment must be 'hash' or 'pedersen', got {value!r}"
-        ) from None
-
-
-def _certificate_kind(value: str) -> CertificateKind:
-    """``pot-certificate``, checked at construction."""
-    try:
-        return CertificateKind(value)
-    except ValueError:
-        raise ValueError(
-            f"pot-certificate must be 'ed25519' or 'bls', got {value!r}"
-        ) from None
+        names = " or ".join(repr(k.value) for k in kind)
+        raise ValueError(f"{key} must be {names}, got {value!r}") from None
 
 
 def _adaptive_note(privacy: PrivacyConfig) -> str:

@@ -115,8 +115,8 @@ def check_seals(block: RoundBlock, params: Params) -> None:
                 raise BadBlock(
                     Failure.BAD_VERDICTS, f"node {s.node}: not-revealed, no such seal"
                 )
-        elif (s.reason == Reason.NOT_SEALED) != (seal is None) and (
-            s.reason in (Reason.NOT_SEALED, Reason.SEAL_MISMATCH)
+        elif (s.reason == Reason.NOT_SEALED and seal is not None) or (
+            s.reason == Reason.SEAL_MISMATCH and seal is None
         ):
             raise BadBlock(
                 Failure.BAD_VERDICTS, f"node {s.node}: {s.reason} contradicts the seals"

@@ -32,6 +32,7 @@ from pot_flower.validator.application import (
     PoTApplication,
     Signer,
     close_seals_request,
+    parse_close_seals,
     parse_closed,
 )
 
@@ -434,3 +435,12 @@ def test_dp_rounds_record_no_salt_that_would_unblind_a_hash(commitment: str) -> 
             check_seals(replace(block, submissions=leaked), state.params)
     else:
         assert all(s.salt is not None for s in accepted)
+
+
+def test_close_requests_are_told_from_batches_by_their_first_bytes() -> None:
+    r = Round(sealing_chain())
+    honest(r, 0)
+    seals = r.closed().seals
+    assert parse_close_seals(close_seals_request(seals)) == seals
+    assert parse_close_seals(r.b.batch(sealed=r.closed())) is None
+    assert parse_close_seals(b"junk") is None

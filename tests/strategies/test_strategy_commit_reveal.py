@@ -393,3 +393,8 @@ def test_a_node_in_a_new_flower_run_reveals_what_it_sealed_before(
     assert refused(revealed) is None
     assert len(revealed.content.array_records) == 1
     assert len(revealed.content.metric_records) == 1
+
+
+def test_the_certificate_kind_is_checked_at_construction() -> None:
+    with pytest.raises(ValueError, match="pot-certificate must be 'ed25519' or 'bls'"):
+        PoTStrategy(certificate="rsa")
