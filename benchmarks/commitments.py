@@ -44,6 +44,7 @@ from pot_flower.protocol.certificate import (
 )
 from pot_flower.zk.pedersen import (
     ORDER,
+    FastBackend,
     fast_backend,
     reference_backend,
     verify_openings,
@@ -65,7 +66,9 @@ def update(size: int, seed: int) -> np.ndarray:
 
 
 def commit_costs(sizes: Sequence[int], repeats: int) -> list[dict[str, float]]:
+    """The default engine against arkworks (same cache) and the py-ecc reference."""
     fast, ref = fast_backend(), reference_backend()
+    ark = FastBackend(engine="arkworks")
     ref_values = update(1000, 1)
     ref_seconds = median_seconds(lambda: ref.commit(ref_values, 12345), 1)
     rows = []
@@ -75,20 +78,27 @@ def commit_costs(sizes: Sequence[int], repeats: int) -> list[dict[str, float]]:
         fast.commit(values[:1], 1)  # generators: hashed or loaded once
         fast.commit(values, 1)
         warm = time.perf_counter() - started
+        ark.commit(values, 1)
         seconds = median_seconds(
             lambda v=values: fast.commit(v, secrets.randbelow(ORDER)), repeats
+        )
+        ark_seconds = median_seconds(
+            lambda v=values: ark.commit(v, secrets.randbelow(ORDER)), repeats
         )
         rows.append(
             {
                 "entries": size,
+                "engine": fast.name,
                 "fast_seconds": seconds,
+                "arkworks_seconds": ark_seconds,
                 "reference_seconds_estimated": ref_seconds * size / 1000,
                 "first_use_seconds": warm,
             }
         )
         print(
-            f"commit {size:>9,d} entries: fast {seconds:.3f} s, reference "
-            f"~{ref_seconds * size / 1000:.0f} s (first use {warm:.1f} s)",
+            f"commit {size:>9,d} entries: {fast.name} {seconds:.3f} s, arkworks "
+            f"{ark_seconds:.3f} s, reference ~{ref_seconds * size / 1000:.0f} s "
+            f"(first use {warm:.1f} s)",
             flush=True,
         )
     return rows

@@ -6,7 +6,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 extras=${EXTRAS:-dev,torch,dp,simulation,examples,zk,fast}
 stamp=".venv/.pot-flower-installed"
-want=$(cat pyproject.toml constraints.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)-$extras
+# zk/_msm.c: an editable install compiles it once; a change needs a rebuild.
+want=$(cat pyproject.toml setup.py constraints.txt scripts/bootstrap.sh zk/_msm.c | sha256sum | cut -c1-16)-$extras
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

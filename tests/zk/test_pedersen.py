@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +21,21 @@ from pot_flower.zk.pedersen import (
     CommitmentError,
     FastBackend,
     GeneratorCache,
+    native_msm,
     reference_backend,
+    signed_words,
     verify_openings,
     weighted_sum,
 )
 
+ENGINES = ["native", "arkworks"] if native_msm is not None else ["arkworks"]
 
-@pytest.fixture(scope="module")
-def fast(tmp_path_factory: pytest.TempPathFactory) -> FastBackend:
-    return FastBackend(GeneratorCache(tmp_path_factory.mktemp("g1")))
+
+@pytest.fixture(scope="module", params=ENGINES)
+def fast(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> FastBackend:
+    return FastBackend(GeneratorCache(tmp_path_factory.mktemp("g1")), request.param)
 
 
 vectors = st.lists(st.integers(-(2**40), 2**40), min_size=0, max_size=12)
@@ -159,6 +167,42 @@ def test_the_weighted_sum_is_exact(
     assert got == want
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(
+            st.integers(-(2**40), 2**40) | st.integers(-3, 3), min_size=4, max_size=4
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    weights=st.data(),
+)
+def test_signed_words_are_the_weighted_sum(
+    rows: list[list[int]], weights: st.DataObject
+) -> None:
+    w = weights.draw(
+        st.lists(
+            st.integers(0, 2**128 - 1) | st.integers(0, 2),
+            min_size=len(rows),
+            max_size=len(rows),
+        )
+    )
+    vectors = [np.array(r, dtype=np.int64) for r in rows]
+    words = signed_words(vectors, w)
+    assert words is not None
+    magnitudes, negative = words
+    got = [
+        (-1 if neg else 1) * sum(int(x) << (64 * k) for k, x in enumerate(row))
+        for row, neg in zip(magnitudes, negative, strict=True)
+    ]
+    assert got == weighted_sum(vectors, w)
+
+
+def test_signed_words_give_way_where_int64_would_overflow() -> None:
+    assert signed_words([np.array([2**50])] * 4, [1, 2, 3, 4]) is None
+
+
 # ------------------------------------------------------------------ the cache
 def test_the_cache_is_reused_and_a_corrupt_one_rebuilt(tmp_path: Path) -> None:
     cache = GeneratorCache(tmp_path)
@@ -201,3 +245,208 @@ def test_entries_past_the_range_are_refused_not_wrapped(
 ) -> None:
     with pytest.raises(CommitmentError):
         fast.commit(values, 1)
+
+
+# ------------------------------------------------------------ the C engine
+needs_native = pytest.mark.skipif(
+    native_msm is None and not os.environ.get("CI"),
+    reason="the C extension pot_flower.zk._msm is not built",
+)
+
+
+def test_ci_builds_the_c_engine() -> None:
+    """Where CI runs, the extension must have compiled: a silent fallback would
+    hide a 4x slowdown."""
+    if os.environ.get("CI"):
+        assert native_msm is not None
+
+
+def multipliers() -> list[str]:
+    """The C engine's field multiplications this CPU can run."""
+    if native_msm is None:
+        return []
+    kept = native_msm.multiplier()
+    try:
+        native_msm.multiplier("adx")
+        return ["adx", "portable"]
+    except ValueError:
+        return ["portable"]
+    finally:
+        native_msm.multiplier(kept)
+
+
+@pytest.fixture(params=multipliers() or ["none"])
+def multiplier(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test under each field multiplication (then restores the default)."""
+    if native_msm is None:
+        pytest.skip("the C extension pot_flower.zk._msm is not built")
+    kept = native_msm.multiplier()
+    native_msm.multiplier(request.param)
+    yield request.param
+    native_msm.multiplier(kept)
+
+
+@needs_native
+@pytest.mark.parametrize(
+    ("size", "high"),
+    [
+        (1, 1),
+        (2, 3),
+        (7, 2**62 - 1),
+        (300, 2**8),
+        (300, 2**20),
+        (2000, 2**14),
+        (2000, 2**40),
+        (5000, 1),
+    ],
+)
+def test_the_engines_commit_to_the_same_bytes(
+    tmp_path_factory: pytest.TempPathFactory, size: int, high: int, multiplier: str
+) -> None:
+    cache = GeneratorCache(tmp_path_factory.mktemp("g1"))
+    native, ark = FastBackend(cache, "native"), FastBackend(cache, "arkworks")
+    rng = np.random.default_rng(size ^ high)
+    for values in (
+        rng.integers(-high, high + 1, size),
+        rng.integers(0, high + 1, size),
+        -rng.integers(0, high + 1, size),
+        np.full(size, high),
+        np.zeros(size, dtype=np.int64),
+    ):
+        r = secrets.randbelow(ORDER)
+        assert native.commit(values, r) == ark.commit(values, r)
+
+
+@needs_native
+@settings(max_examples=20, deadline=None)
+@given(
+    values=st.lists(
+        st.integers(-(2**400), 2**400) | st.integers(-(2**70), 2**70),
+        min_size=0,
+        max_size=9,
+    )
+)
+def test_the_engines_agree_on_wide_scalars(values: list[int]) -> None:
+    kept = native_msm.multiplier() if native_msm is not None else ""
+    for name in multipliers():
+        assert native_msm is not None
+        native_msm.multiplier(name)
+        try:
+            _engines_agree_on_wide(values)
+        finally:
+            native_msm.multiplier(kept)
+
+
+def _engines_agree_on_wide(values: list[int]) -> None:
+    """Sums of weighted vectors: any width, either sign, past q too."""
+    cache = GeneratorCache(Path("/nonexistent/none"))
+    native, ark = FastBackend(cache, "native"), FastBackend(cache, "arkworks")
+    assert native.commit_wide(values, 11) == ark.commit_wide(values, 11)
+    ref = reference_backend()
+    want = ref.combine(
+        [ref.generator(i) for i in range(len(values))] + [ref.blinding_generator()],
+        [*values, 11],
+    )
+    assert native.commit_wide(values, 11) == want
+
+
+@needs_native
+def test_the_engine_adds_a_point_to_itself_and_to_its_negation(
+    multiplier: str,
+) -> None:
+    """Partial sums meeting themselves or their negation (impossible with
+    independent generators, but the arithmetic must still be right)."""
+    fast = FastBackend(GeneratorCache(Path("/nonexistent/none")), "native")
+    xy = bytes(fast._ensure(2)[1].to_xy_bytes_be())
+    assert native_msm is not None
+    bases = native_msm.prepare(xy * 6)
+    one = np.ones(6, dtype="<u8").tobytes()
+    doubled = native_msm.msm(bases, one, bytes(6), 1)
+    assert doubled == native_msm.msm(
+        bases[: len(bases) // 6], (6).to_bytes(8, "little"), bytes(1), 1
+    )
+    assert native_msm.msm(bases, one, bytes([0, 1] * 3), 1) is None
+    assert native_msm.msm(bases, bytes(48), bytes(6), 1) is None
+
+
+@needs_native
+def test_the_engine_refuses_malformed_input() -> None:
+    assert native_msm is not None
+    with pytest.raises(ValueError, match="96-byte"):
+        native_msm.prepare(bytes(95))
+    with pytest.raises(ValueError, match="below p"):
+        native_msm.prepare(b"\xff" * 96)
+    bases = native_msm.prepare(b"")
+    with pytest.raises(ValueError, match="disagree"):
+        native_msm.msm(bases, bytes(8), bytes(1), 1)  # no generator for it
+    good = FastBackend(GeneratorCache(Path("/nonexistent/none")), "native")
+    bases = good._ensure_prepared(2)
+    for mags, signs, limbs in [(bytes(8), bytes(2), 1), (bytes(16), bytes(2), 0)]:
+        with pytest.raises(ValueError, match="disagree"):
+            native_msm.msm(bases, mags, signs, limbs)
+
+
+def test_ci_runs_the_fast_multiplication_where_the_cpu_has_it() -> None:
+    """x86-64 CPUs with BMI2/ADX (every one since 2015) take the mulx path."""
+    if native_msm is not None and os.environ.get("CI") and "adx" in multipliers():
+        assert native_msm.multiplier() == "adx"
+
+
+@needs_native
+def test_a_misaligned_buffer_is_refused_not_read() -> None:
+    assert native_msm is not None
+    fast = FastBackend(GeneratorCache(Path("/nonexistent/none")), "native")
+    bases = fast._ensure_prepared(1)
+    shifted = memoryview(b"\0" + bases)[1:]
+    with pytest.raises(ValueError, match="aligned"):
+        native_msm.msm(shifted, bytes(8), bytes(1), 1)
+
+
+@needs_native
+def test_a_refused_generator_row_leaves_the_backend_consistent(tmp_path: Path) -> None:
+    """A cached row that is no field element (checksum intact) fails every
+    commit the same way, and never desynchronises the two generator forms."""
+    cache = GeneratorCache(tmp_path)
+    FastBackend(cache, "native").commit(np.arange(4), 1)
+    body = bytearray(cache.load(0))
+    body[96 * 2 : 96 * 2 + 48] = b"\xff" * 48  # G_2's x >= p
+    cache.store(0, bytes(body))
+    fast = FastBackend(cache, "native")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="below p"):
+            fast.commit(np.arange(4), 1)
+        assert len(fast._xy) == 0 and len(fast._prepared) == 0
+
+
+@needs_native
+def test_a_forked_child_gets_its_own_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The split sums' thread pool does not survive fork(): a child that had
+    inherited it would wait forever for threads it does not have."""
+    import multiprocessing
+
+    from pot_flower.zk import pedersen
+
+    monkeypatch.setattr(pedersen, "THREADS", 2)
+    fast = FastBackend(GeneratorCache(Path("/nonexistent/none")), "native")
+    rng = np.random.default_rng(9)
+    values = [
+        int(v) << 20 for v in rng.integers(-(2**50), 2**50, 2 * pedersen.PARALLEL_MIN)
+    ]
+    want = fast.commit_wide(values, 3)  # split in two: the parent's pool now exists
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=lambda: send.send(fast.commit_wide(values, 3)))
+    child.start()
+    try:
+        assert receive.poll(60), "the child hung"
+        assert receive.recv() == want
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+
+
+def test_weights_outside_128_bits_are_refused(fast: FastBackend) -> None:
+    for bad in (-1, 1 << 128):
+        with pytest.raises(CommitmentError, match="weights"):
+            fast.commit_weighted([np.arange(3)], [bad], 1)
