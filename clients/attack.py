@@ -11,9 +11,11 @@ Put it after ``pot_mod``: ``ClientApp(mods=[pot_mod, demo_attack_mod])``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from logging import WARNING
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.common import log
 
 from pot_flower.attacks import MAX_CLAIM
 from pot_flower.protocol.records import (
@@ -81,6 +83,14 @@ def demo_attack_mod(
     if set(received) != set(returned):
         return reply
     attacked = _attacked(received, returned, attack, seed=int(partition))
+    # Ground truth for demos: which node attacked (the ledger only names miners).
+    log(
+        WARNING,
+        "demo attack: node %d (partition %s) sends %s",
+        ctxt.node_id,
+        partition,
+        attack,
+    )
     content = RecordDict(
         {key_out: ArrayRecord({k: Array(v) for k, v in attacked.items()})}
     )

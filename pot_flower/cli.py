@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -124,16 +126,21 @@ def simulate(
     print(line)
 
 
-def _campaign_with_progress(spec: CampaignSpec, jobs: int | None) -> CampaignReport:
-    """Run the campaign with a progress bar on stderr (gone once it is done)."""
-    with Progress(
+def _bar() -> Progress:
+    """A progress bar on stderr, gone once it is done (stdout stays for results)."""
+    return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=True,
-    ) as progress:
+    )
+
+
+def _campaign_with_progress(spec: CampaignSpec, jobs: int | None) -> CampaignReport:
+    """Run the campaign with a progress bar on stderr (gone once it is done)."""
+    with _bar() as progress:
         name = f"n={spec.validators}"
         task = progress.add_task(name, total=spec.runs)
         bad = [0]
@@ -143,6 +150,22 @@ def _campaign_with_progress(spec: CampaignSpec, jobs: int | None) -> CampaignRep
             progress.update(task, advance=1, description=f"{name} failing={bad[0]}")
 
         return run_campaign(spec, jobs=jobs, on_result=advance)
+
+
+@contextmanager
+def _blocks_progress(verb: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over blocks on stderr, for terminals and long ledgers only."""
+    if not err.is_terminal:
+        yield lambda done, total: None
+        return
+    with _bar() as progress:
+        task = progress.add_task(verb, total=None, visible=False)
+
+        def advance(done: int, total: int) -> None:
+            if total >= 200:  # short ledgers verify in a blink: no bar
+                progress.update(task, completed=done, total=total, visible=True)
+
+        yield advance
 
 
 def _print_figures(report: CampaignReport, summary: dict[str, Any], title: str) -> None:
@@ -435,7 +458,8 @@ def ledger_verify(
         identity,
         timeout,
     )
-    report = audit_ledger(path, pins)
+    with _blocks_progress("verifying") as progress:
+        report = audit_ledger(path, pins, progress)
     if not report.ok:
         code = 3 if report.failure == Failure.LIVE_HEAD_UNKNOWN else 1
         raise _fail_line(
@@ -519,6 +543,38 @@ def rewards(
     table.add_row("total minted", "", str(report.minted))
     Console().print(table)
     typer.echo(report.trust())
+
+
+@app.command("report")
+def report_command(
+    path: LedgerPath,
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Folder for the PNGs and README.md (created)."),
+    ] = Path("pot-report"),
+    committee: CommitteeOpt = None,
+    validator_keys: KeysOpt = None,
+    genesis_hash: GenesisOpt = None,
+    expect_height: HeightOpt = None,
+) -> None:
+    """Plot a verified ledger: verdicts, rewards, quality, epsilon; a summary.
+
+    Takes the pins of ``pot ledger verify``; exit 1 (one line) if the ledger does
+    not verify (nothing is written), 2 on a usage error.
+    """
+    from pot_flower.report import LedgerNotVerified, write_report
+
+    try:
+        written = write_report(
+            path, out, _pins(committee, validator_keys, genesis_hash, expect_height)
+        )
+    except LedgerNotVerified as exc:
+        raise _fail_line(str(exc), 1) from None
+    except RuntimeError as exc:  # matplotlib missing
+        raise _fail_line(str(exc), 2) from None
+    for picture in written.pictures:
+        typer.echo(f"wrote {picture}")
+    typer.echo(f"wrote {written.summary}")
 
 
 @keys.command("new")

@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-extras=${EXTRAS:-dev,torch,dp,simulation,examples,zk,fast}
+extras=${EXTRAS:-dev,torch,tensorflow,dp,simulation,examples,zk,fast,report,notebooks}
 stamp=".venv/.pot-flower-installed"
 # zk/_msm.c: an editable install compiles it once; a change needs a rebuild.
 want=$(cat pyproject.toml setup.py constraints.txt scripts/bootstrap.sh zk/_msm.c | sha256sum | cut -c1-16)-$extras

@@ -5,14 +5,8 @@
 # Overrides: ROUNDS (default 5), NODES (default 10).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get install -y -q dataset-fashion-mnist >/dev/null
-    else
-        echo "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist" >&2
-        exit 1
-    fi
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/datasets.sh"
+ensure_fashion_mnist
 out="$root/runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 python -m pot_flower.ops.superlink examples/quickstart-pytorch --home "$out/flwr-home" \

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -340,7 +341,11 @@ def _read_regular(file: Path) -> bytes:
         return f.read()
 
 
-def audit_ledger(path: Path, pins: Pins | None = None) -> AuditReport:
+def audit_ledger(
+    path: Path,
+    pins: Pins | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditReport:
     """Recompute the whole ledger at ``path`` under ``pins``; never raises.
 
     Parameters
@@ -349,6 +354,8 @@ def audit_ledger(path: Path, pins: Pins | None = None) -> AuditReport:
         A ledger directory or its ``ledger.sqlite``.
     pins : Pins | None
         What to trust beyond the ledger (default: nothing; see :class:`Pins`).
+    progress : Callable[[int, int], None] | None
+        Called with (blocks checked, blocks stored) after each block (progress bars).
 
     Returns
     -------
@@ -365,7 +372,7 @@ def audit_ledger(path: Path, pins: Pins | None = None) -> AuditReport:
         pinned_by=pins.committee.source if pins.committee is not None else None,
     )
     try:
-        _audit(report, pins)
+        _audit(report, pins, progress or (lambda done, total: None))
     except BadBlock as exc:  # a ledger-level failure
         report.fail(exc.failure, exc.detail, None)
     except Exception as exc:  # a bug in a check: report it, never raise
@@ -373,7 +380,9 @@ def audit_ledger(path: Path, pins: Pins | None = None) -> AuditReport:
     return report
 
 
-def _audit(report: AuditReport, pins: Pins) -> None:
+def _audit(
+    report: AuditReport, pins: Pins, progress: Callable[[int, int], None]
+) -> None:
     try:
         rows = read_rows(report.path)
     except LedgerReadError as exc:
@@ -385,6 +394,7 @@ def _audit(report: AuditReport, pins: Pins) -> None:
         return
     by_height, strays = _rows_by_height(rows)
     auditor = _Auditor(report, pins, db_file.parent / MODELS_DIR)
+    total = len(rows)
     height = 0
     while height in by_height:
         stored = by_height.pop(height)
@@ -399,4 +409,5 @@ def _audit(report: AuditReport, pins: Pins) -> None:
             report.fail(Failure.UNEXPECTED, f"{type(exc).__name__}: {exc}", height)
             return
         height += 1
+        progress(height, total)
     _after_last(report, pins, height, by_height, strays)

@@ -22,7 +22,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pot_flower.encoding import encode
-from pot_flower.protocol.aggregation import apply_aggregate, as_float, momentum_step
+from pot_flower.protocol.aggregation import (
+    apply_aggregate,
+    as_float,
+    momentum_step,
+    within_updates,
+)
 from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
 from pot_flower.protocol.block import RoundBlock, SubmissionRecord, ValidatorFee
 from pot_flower.protocol.certificate import Certificate, CertificateError, block_hash
@@ -350,7 +355,8 @@ def aggregate(
     verdict): updates a selecting rule drops become ``not-selected``, clipped ones
     are flagged, and each update still accepted is scored against
     :func:`quality_reference` (a quality below the noise floor counts as 0). The
-    model moves by the aggregate plus the server momentum's share of the last move.
+    model moves by the aggregate plus the server momentum's share of the last move,
+    held within the range of the combined updates (:func:`within_updates`).
     """
     config = state.params.robust
     if not contributing or rows is None:
@@ -376,12 +382,12 @@ def aggregate(
             ref_flat, ref_sq = as_float(reference(i))
             quality = quality_ppm(v.flat, ref_flat, ref_sq)
             v.quality_ppm = quality if quality >= floor else 0
-    move = momentum_step(
-        result.aggregate,
-        state.aggregate,
-        config.momentum_ppm,
-        state.layout.float_size,
-    )
+    size = state.layout.float_size
+    move = momentum_step(result.aggregate, state.aggregate, config.momentum_ppm, size)
+    combined = np.delete(rows, result.excluded, axis=0)
+    # A linear opening recomputes the model from the sum alone: no box there.
+    if config.momentum_ppm and len(combined) and not state.params.linear_auditable:
+        move = within_updates(move, combined, size)
     model = apply_aggregate(state.model, state.layout, move)
     kept = move if config.keeps_aggregate else None
     return model, model_digest(model), kept

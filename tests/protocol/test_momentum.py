@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pot_support import RoundBuilder, chain
 
-from pot_flower.protocol.aggregation import apply_aggregate, momentum_step
+from pot_flower.protocol.aggregation import momentum_step, within_updates
 from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.fixedpoint import MAX_UNITS
@@ -54,19 +54,58 @@ def _honest_round(state: ChainState) -> ChainState:
     return execute_round(state, b.batch(), b.payloads).state
 
 
-def test_momentum_carries_the_last_move_through_a_round_without_updates() -> None:
+def test_momentum_never_carries_the_model_past_what_the_miners_returned() -> None:
+    """Every miner sends the model back unchanged: momentum would move it on its
+    own, out of the range of every update; held within it, the model stays."""
     state = _honest_round(chain(robust=RobustConfig(momentum_ppm=400_000)))
     first = state.aggregate
     assert first is not None and first.any()
     after = _lazy_round(state)
-    move = momentum_step(np.zeros_like(first), first, 400_000, state.layout.float_size)
-    assert after.aggregate is not None and np.array_equal(after.aggregate, move)
-    want = apply_aggregate(state.model, state.layout, move)
-    for name, array in after.model.items():
-        assert np.array_equal(array, want[name]), name
-    # Integer arrays (counters) move by the aggregate alone: here not at all.
-    for name in state.layout.int_names:
-        assert np.array_equal(after.model[name], state.model[name])
+    assert after.aggregate is not None and not after.aggregate.any()
+    assert after.model_digest == state.model_digest
+
+
+def test_a_shrinking_statistic_stays_positive_under_momentum() -> None:
+    """BatchNorm's running variance shrinks round after round; FedAvgM's move
+    (aggregate + 0.4 x last) overshoots it below zero, the box does not."""
+    state = chain(robust=RobustConfig(momentum_ppm=400_000))
+    name = next(iter(state.model))
+    for round_ in range(6):
+        b = RoundBuilder(state)
+        current = state.model[name]
+        for i in range(5):
+            returned = dict(state.model)
+            # Each miner's statistic drops to about a third: always positive.
+            returned[name] = np.abs(current) * np.float32(0.3 + 0.02 * i)
+            b.add(b.sign(i, returned), node=1000 + i)
+        state = execute_round(state, b.batch(), b.payloads).state
+        if round_ > 0:  # from a positive model on
+            assert (state.model[name] > 0).all(), round_
+    # Unbounded, the move (-2/3 now, 0.4 x -2/3 of three times as much before)
+    # would have taken it below zero.
+    assert state.aggregate is not None
+
+
+@given(
+    st.lists(st.lists(units, min_size=4, max_size=4), min_size=1, max_size=6),
+    st.lists(units, min_size=4, max_size=4),
+    st.integers(0, 4),
+)
+def test_the_move_is_held_between_zero_and_the_updates_extremes(
+    rows, move, floats
+) -> None:
+    r = np.array(rows, dtype=np.int64)
+    m = np.array(move, dtype=np.int64)
+    got = within_updates(m, r, floats)
+    low, high = np.minimum(r.min(0), 0), np.maximum(r.max(0), 0)
+    for i in range(4):
+        if i < floats:
+            assert got[i] == min(max(m[i], low[i]), high[i])
+        else:
+            assert got[i] == m[i]  # counters: untouched
+    # The mean of the updates is already inside: the box never changes it.
+    mean = r.sum(0) // len(r)
+    assert np.array_equal(within_updates(mean, r, floats), mean)
 
 
 def test_without_momentum_a_round_without_updates_keeps_the_model() -> None:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-IDX_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-HUB_DATASET = "zalando-datasets/fashion_mnist"
+from pot_flower import datasets
+from pot_flower.datasets import load_split
+
+__all__ = [
+    "Net",
+    "evaluate",
+    "load_partition",
+    "load_split",
+    "load_test",
+    "score",
+    "to_tensors",
+    "train",
+]
 
 
 class Net(nn.Module):
@@ -35,81 +41,12 @@ class Net(nn.Module):
         return self.fc2(torch.relu(self.fc1(x.flatten(1))))
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def local_files_present(data_dir: str) -> bool:
-    """Whether the Debian package's idx files are in ``data_dir``."""
-    return all(
-        (Path(data_dir) / f).exists() for pair in IDX_FILES.values() for f in pair
-    )
-
-
-@cache
-def load_split(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 28, 28) uint8 and labels (N,) from the Debian package's idx files."""
-    images, labels = IDX_FILES[split]
-    return _read_idx(Path(data_dir) / images), _read_idx(Path(data_dir) / labels)
-
-
 def to_tensors(
     images: np.ndarray, labels: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalized float images (N, 1, 28, 28) and int64 labels."""
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-    x = (x - 0.2860) / 0.3530  # Fashion-MNIST mean / std
+    x = torch.from_numpy(datasets.normalized(images)).unsqueeze(1)
     return x, torch.from_numpy(labels.astype(np.int64))
-
-
-def _dirichlet(num_partitions: int, alpha: float, seed: int):  # type: ignore[no-untyped-def]
-    from flwr_datasets.partitioner import DirichletPartitioner
-
-    return DirichletPartitioner(
-        num_partitions=num_partitions,
-        partition_by="label",
-        alpha=alpha,
-        seed=seed,
-        min_partition_size=10,
-        self_balancing=True,
-    )
-
-
-@cache
-def _partitioner(num_partitions: int, alpha: float, seed: int, data_dir: str):  # type: ignore[no-untyped-def]
-    from datasets import Dataset
-
-    _, labels = load_split("train", data_dir)
-    partitioner = _dirichlet(num_partitions, alpha, seed)
-    # Partition indices by label: the images stay in numpy.
-    partitioner.dataset = Dataset.from_dict(
-        {"label": labels.astype(np.int64), "index": np.arange(len(labels))}
-    )
-    return partitioner
-
-
-@cache
-def _hub_dataset(num_partitions: int, alpha: float, seed: int):  # type: ignore[no-untyped-def]
-    from flwr_datasets import FederatedDataset
-
-    partitioner = _dirichlet(num_partitions, alpha, seed)
-    return FederatedDataset(dataset=HUB_DATASET, partitioners={"train": partitioner})
-
-
-def use_local(source: str, data_dir: str) -> bool:
-    """Whether to read local files ('auto' prefers them when present)."""
-    if source == "local" or (source == "auto" and local_files_present(data_dir)):
-        if not local_files_present(data_dir):
-            raise FileNotFoundError(
-                f"Fashion-MNIST not found in {data_dir}: "
-                "apt-get install dataset-fashion-mnist (or data-source='hub')"
-            )
-        return True
-    return False
 
 
 def load_partition(
@@ -122,27 +59,21 @@ def load_partition(
     data_dir: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One client's non-IID (Dirichlet) share of the training set."""
-    if use_local(source, data_dir):
-        part = _partitioner(num_partitions, alpha, seed, data_dir).load_partition(
-            partition_id
+    return to_tensors(
+        *datasets.load_partition(
+            partition_id,
+            num_partitions,
+            alpha=alpha,
+            seed=seed,
+            source=source,
+            data_dir=data_dir,
         )
-        index = np.asarray(part[:]["index"], dtype=np.int64)
-        images, labels = load_split("train", data_dir)
-        return to_tensors(images[index], labels[index])
-    part = _hub_dataset(num_partitions, alpha, seed).load_partition(partition_id)
-    images = np.stack([np.asarray(img, dtype=np.uint8) for img in part[:]["image"]])
-    return to_tensors(images, np.asarray(part[:]["label"]))
+    )
 
 
 def load_test(source: str, data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The 10,000-image test set (centralized evaluation)."""
-    if use_local(source, data_dir):
-        return to_tensors(*load_split("test", data_dir))
-    from datasets import load_dataset
-
-    test = load_dataset(HUB_DATASET, split="test")
-    images = np.stack([np.asarray(img, dtype=np.uint8) for img in test[:]["image"]])
-    return to_tensors(images, np.asarray(test[:]["label"]))
+    return to_tensors(*datasets.load_test(source, data_dir))
 
 
 def train(

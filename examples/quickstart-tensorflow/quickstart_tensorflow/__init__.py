@@ -1,0 +1,1 @@
+"""Proof of Training with Keras miners (Fashion-MNIST)."""
