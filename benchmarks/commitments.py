@@ -29,6 +29,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -283,7 +284,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings[part] = {k: str(v) for k, v in vars(args).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
+    if out.get("commit") and out.get("certificates"):
+        plot(out, path.with_suffix(".png"))
     return 0
+
+
+def plot(out: dict[str, Any], path: Path) -> None:
+    """Commit time per engine against entries; certificate bytes against n."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (commit, certs) = plt.subplots(1, 2, figsize=(10, 3.8))
+    rows = out["commit"]
+    entries = [r["entries"] for r in rows]
+    for key, label in (
+        ("fast_seconds", "C engine (zk/_msm.c)"),
+        ("arkworks_seconds", "py-arkworks"),
+        ("reference_seconds_estimated", "py-ecc reference (estimated)"),
+    ):
+        commit.loglog(entries, [r[key] for r in rows], marker="o", label=label)
+    commit.set_xlabel("entries committed")
+    commit.set_ylabel("seconds per commitment")
+    commit.set_title("Pedersen commit, one core")
+    rows = out["certificates"]
+    sizes = [r["validators"] for r in rows]
+    certs.plot(
+        sizes, [r["ed25519_bytes"] for r in rows], marker="o", label="Ed25519 list"
+    )
+    certs.plot(sizes, [r["bls_bytes"] for r in rows], marker="o", label="BLS aggregate")
+    certs.set_xlabel("validators")
+    certs.set_ylabel("bytes per block certificate")
+    certs.set_title("Certificate size")
+    for ax in (commit, certs):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from progress import steps
 from robustness import (
     Arrays,
     FlowerRule,
@@ -172,7 +173,13 @@ def current_clip(rule: Rule) -> float | None:
 
 
 def run(
-    task: Task, rule: str, sigma: float | None, clip: float, rounds: int, seed: int
+    task: Task,
+    rule: str,
+    sigma: float | None,
+    clip: float,
+    rounds: int,
+    seed: int,
+    on_round: Callable[[], None] = lambda: None,
 ) -> dict[str, object]:
     model = get_arrays(make_model(seed, task.hidden))
     miners = len(task.parts)
@@ -193,6 +200,7 @@ def run(
         model = chosen.round(model, replies, set())
         set_arrays(net, model)
         accuracy.append(task.accuracy(net))
+        on_round()
     epsilon = None
     if sigma is not None:
         epsilon = (
@@ -305,7 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sigma in (float(s) for s in args.adaptive.split(",") if s):
             plan += [("pot-adaptive", sigma), ("flwr-adaptive", sigma)]
         for rule, sigma in plan:
-            result = run(task, rule, sigma, args.clip, args.rounds, seed)
+            with steps(f"seed {seed} {rule} sigma={sigma}", args.rounds) as advance:
+                result = run(
+                    task, rule, sigma, args.clip, args.rounds, seed, on_round=advance
+                )
             result["seed"] = seed
             runs.append(result)
             print(

@@ -54,6 +54,7 @@ from pot_flower.zk.signatures import SigningKey
 sys.path.insert(
     0, str(Path(__file__).resolve().parents[1] / "examples/quickstart-pytorch")
 )
+from progress import steps
 from quickstart_pytorch.task import load_split, to_tensors
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -611,13 +612,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
-    for rule in rules_for(0.0):
-        report(run_cell(task, rule, None, 0, args.rounds, args.seed))
-    for fraction in fractions:
-        f = round(fraction * args.miners)
-        for attack in attacks:
-            for rule in rules_for(fraction):
-                report(run_cell(task, rule, attack, f, args.rounds, args.seed))
+    total = len(rules_for(0.0)) + sum(
+        len(attacks) * len(rules_for(fraction)) for fraction in fractions
+    )
+    with steps("cells", total) as advance:
+        for rule in rules_for(0.0):
+            report(run_cell(task, rule, None, 0, args.rounds, args.seed))
+            advance()
+        for fraction in fractions:
+            f = round(fraction * args.miners)
+            for attack in attacks:
+                for rule in rules_for(fraction):
+                    report(run_cell(task, rule, attack, f, args.rounds, args.seed))
+                    advance()
 
     baseline = (
         next(c for c in cells if c.rule == "flwr:FedAvg" and c.attack == "none")

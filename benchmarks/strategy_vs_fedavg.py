@@ -17,6 +17,9 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from progress import steps
 
 from pot_flower.ops.superlink import flwr_run, local_superlink
 
@@ -79,6 +82,34 @@ def pair_ratio(fedavg: dict[str, object], pot: dict[str, object]) -> float:
     )
 
 
+def plot(summary: dict[str, Any], path: Path) -> None:
+    """Accuracy and seconds per round, FedAvg against PoT (the first pair), as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fedavg, pot = summary["fedavg"], summary["pot"]
+    fig, (acc, secs) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, run in (("FedAvg", fedavg), ("PoT", pot)):
+        accuracy = run["accuracy_by_round"]
+        acc.plot(range(len(accuracy)), accuracy, marker="o", label=name)
+        seconds = run["round_seconds"]
+        secs.plot(range(1, len(seconds) + 1), seconds, marker="o", label=name)
+    committee = pot.get("committee_seconds")
+    if committee:
+        secs.plot(range(1, len(committee) + 1), committee, "--", label="PoT: committee")
+    acc.set_title("test accuracy")
+    secs.set_title(f"seconds per round ({summary['nodes']} nodes)")
+    for ax in (acc, secs):
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=100)
@@ -105,7 +136,10 @@ def main() -> None:
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.pot_config)
     pairs: list[tuple[dict[str, object], dict[str, object]]] = []
-    with tempfile.TemporaryDirectory(prefix="pot-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="pot-bench-") as tmp,
+        steps("flwr runs", 2 * args.repeats) as advance,
+    ):
         for k in range(args.repeats):
             order = ("fedavg", "pot") if k % 2 == 0 else ("pot", "fedavg")
             runs = {}
@@ -119,6 +153,7 @@ def main() -> None:
                     work,
                     extra if name == "pot" else None,
                 )
+                advance()
             pairs.append((runs["fedavg"], runs["pot"]))
     fedavg, pot = pairs[0]
     ratios = [pair_ratio(f, p) for f, p in pairs]
@@ -138,6 +173,7 @@ def main() -> None:
     }
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(summary, indent=1))
+    plot(summary, args.json_out.with_suffix(".png"))
     for (f, p), ratio in zip(pairs, ratios, strict=True):
         print(
             f"fedavg acc {f['final_accuracy']:.4f} pot acc {p['final_accuracy']:.4f}; "

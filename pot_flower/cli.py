@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -155,7 +156,8 @@ def _campaign_with_progress(spec: CampaignSpec, jobs: int | None) -> CampaignRep
 @contextmanager
 def _blocks_progress(verb: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar over blocks on stderr, for terminals and long ledgers only."""
-    if not err.is_terminal:
+    # The stream itself: rich takes FORCE_COLOR (set in Jupyter kernels) for a tty.
+    if not sys.stderr.isatty():
         yield lambda done, total: None
         return
     with _bar() as progress:
