@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from pot_flower.consensus.memory import MemoryDriver
 from pot_flower.sim.simulator import percentile
@@ -78,6 +79,35 @@ def measure(
     }
 
 
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Decisions per second and median latency against committee size, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (rate, latency) = plt.subplots(1, 2, figsize=(10, 3.6))
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in report["rows"]:
+        series.setdefault(f"{row['votes']}, {row['clients']} client(s)", []).append(row)
+    for label, rows in sorted(series.items()):
+        sizes = [r["validators"] for r in rows]
+        rate.plot(sizes, [r["decisions_per_s"] for r in rows], marker="o", label=label)
+        latency.plot(
+            sizes, [r["latency_p50_ms"] for r in rows], marker="o", label=label
+        )
+    rate.set_ylabel("decisions / s")
+    latency.set_ylabel("median latency (ms)")
+    for ax in (rate, latency):
+        ax.set_xlabel("validators")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("PBFT core, in memory, Ed25519")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="4,7,16")
@@ -102,6 +132,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, args.out.with_suffix(".png"))
     for row in rows:
         print(
             f"n={row['validators']:>2} {row['votes']:>9} clients={row['clients']}: "

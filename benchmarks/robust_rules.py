@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -104,7 +105,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.json_out.write_text(
         json.dumps({"params": args.params, "seconds": results}, indent=1)
     )
+    plot({"params": args.params, "seconds": results}, args.json_out.with_suffix(".png"))
     return 0
+
+
+def plot(out: dict[str, Any], path: Path) -> None:
+    """Validator seconds per rule against miners per round (log-log), as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # 13 rules: no repeats
+    for name, by_n in out["seconds"].items():
+        sizes = sorted(by_n, key=int)
+        ax.loglog(
+            [int(n) for n in sizes], [by_n[n] for n in sizes], marker="o", label=name
+        )
+    ax.set_xlabel("miners per round")
+    ax.set_ylabel("seconds per round (one validator)")
+    ax.set_title(f"Robust rules at {out['params']:,} parameters")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
