@@ -18,6 +18,7 @@ works.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,22 +33,54 @@ class _Variable(Protocol):
     def assign(self, value: np.ndarray) -> Any: ...
 
 
+_UNNAMED = re.compile(r"variable(_\d+)?")  # add_weight() without a name
+
+
+def _short(variable: Any, position: int) -> str:
+    """A weight's own name; its position in its layer where Keras numbered it."""
+    short = str(variable.name).rsplit("/", 1)[-1].split(":")[0]
+    # Unnamed weights are numbered per process ("variable_7"): not stable.
+    return str(position) if _UNNAMED.fullmatch(short) else short
+
+
 def _variables(model: Any) -> list[tuple[str, _Variable]]:
-    """``(stable name, variable)`` for every weight, in the model's order."""
+    """``(stable name, variable)`` for every weight, in the model's order.
+
+    A layer shared by nested models is sent once; weights the model owns itself
+    (``add_weight`` on a subclassed ``keras.Model``) come last, as ``model.*``.
+    """
     named: list[tuple[str, _Variable]] = []
-    seen: set[str] = set()
+    seen: set[int] = set()
+    names: set[str] = set()
+
+    def add(prefix: str, position: int, variable: Any) -> None:
+        if id(variable) in seen:
+            return
+        name = f"{prefix}.{_short(variable, position)}"
+        if name in names:  # a nested layer reusing a short name
+            name = f"{prefix}.{position}.{_short(variable, position)}"
+        seen.add(id(variable))
+        names.add(name)
+        named.append((name, variable))
+
     for index, layer in enumerate(model.layers):
         kind = type(layer).__name__.lower()
         for position, variable in enumerate(layer.weights):
-            short = str(variable.name).rsplit("/", 1)[-1].split(":")[0]
-            name = f"{index}.{kind}.{short}"
-            if name in seen:  # a nested layer reusing a short name
-                name = f"{index}.{kind}.{position}.{short}"
-            seen.add(name)
-            named.append((name, variable))
+            add(f"{index}.{kind}", position, variable)
+    for position, variable in enumerate(v for v in model.weights if id(v) not in seen):
+        add("model", position, variable)
     if not named:
         raise ValueError("the Keras model has no weights yet: build it first")
     return named
+
+
+def _exportable(name: str, value: np.ndarray) -> np.ndarray:
+    if value.dtype.kind not in "biuf":  # bfloat16 (ml_dtypes) and the like
+        raise ValueError(
+            f"{name}: {value.dtype} weights cannot travel in an ArrayRecord; keep "
+            "variables in float32 (Keras' mixed precision policies do)"
+        )
+    return value
 
 
 def keras_names(model: Any) -> list[str]:
@@ -58,7 +91,10 @@ def keras_names(model: Any) -> list[str]:
 def keras_arrays(model: Any) -> ArrayRecord:
     """``model``'s weights (trainable and not) as an ArrayRecord, stable names."""
     return ArrayRecord(
-        {name: Array(np.asarray(v.numpy())) for name, v in _variables(model)}
+        {
+            name: Array(_exportable(name, np.asarray(v.numpy())))
+            for name, v in _variables(model)
+        }
     )
 
 

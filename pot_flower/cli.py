@@ -562,18 +562,20 @@ def report_command(
     """Plot a verified ledger: verdicts, rewards, quality, epsilon; a summary.
 
     Takes the pins of ``pot ledger verify``; exit 1 (one line) if the ledger does
-    not verify (nothing is written), 2 on a usage error.
+    not verify (nothing is written), 2 on a usage error (matplotlib missing, --out
+    not writable).
     """
-    from pot_flower.report import LedgerNotVerified, write_report
+    from pot_flower.report import LedgerNotVerified, PlottingUnavailable, write_report
 
+    pins = _pins(committee, validator_keys, genesis_hash, expect_height)
     try:
-        written = write_report(
-            path, out, _pins(committee, validator_keys, genesis_hash, expect_height)
-        )
+        written = write_report(path, out, pins)
     except LedgerNotVerified as exc:
         raise _fail_line(str(exc), 1) from None
-    except RuntimeError as exc:  # matplotlib missing
+    except PlottingUnavailable as exc:
         raise _fail_line(str(exc), 2) from None
+    except OSError as exc:  # --out is a file, or not writable
+        raise _fail_line(f"cannot write the report to {out}: {exc}", 2) from None
     for picture in written.pictures:
         typer.echo(f"wrote {picture}")
     typer.echo(f"wrote {written.summary}")

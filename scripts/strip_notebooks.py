@@ -33,6 +33,7 @@ def strip(notebook: nbformat.NotebookNode) -> None:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+            cell.metadata.pop("execution", None)
     notebook.metadata.pop("widgets", None)
 
 

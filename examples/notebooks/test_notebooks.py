@@ -34,15 +34,17 @@ def test_the_notebook_runs_from_top_to_bottom(path: Path) -> None:
         resources={"metadata": {"path": str(HERE)}},
     )
     started = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:  # a failing notebook's outputs are what one needs to see
+        executed = os.environ.get("POT_NOTEBOOK_OUT")
+        if executed:
+            Path(executed).mkdir(parents=True, exist_ok=True)
+            nbformat.write(notebook, Path(executed) / path.name)
     TIMES[path.name] = round(time.perf_counter() - started, 1)
     out = os.environ.get("POT_NOTEBOOK_TIMES")
     if out:
         Path(out).write_text(json.dumps(TIMES, indent=1, sort_keys=True))
-    executed = os.environ.get("POT_NOTEBOOK_OUT")  # keep the executed copies
-    if executed:
-        Path(executed).mkdir(parents=True, exist_ok=True)
-        nbformat.write(notebook, Path(executed) / path.name)
     errors = [
         o
         for c in notebook.cells

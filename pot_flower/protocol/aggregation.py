@@ -42,21 +42,21 @@ def momentum_step(
     return out
 
 
-def within_updates(move: IntArray, rows: IntArray, float_size: int) -> IntArray:
-    """``move`` held, per float weight, between 0 and the extremes of ``rows``.
+def within_bounds(
+    move: IntArray, low: IntArray, high: IntArray, float_size: int
+) -> IntArray:
+    """``move`` held, per float weight, within ``[low, high]``.
 
     Server momentum extrapolates: it can carry a weight past every value the
     miners returned, and for statistics such as BatchNorm's running variance
     (which shrink round after round) past zero, where the model breaks (FedAvgM's
-    known failure). The mean of updates, and any rule that combines them, stays
-    in this box; momentum may move the model anywhere in it, never out of it.
-    ``rows`` are the updates the rule combined (at least one).
+    known failure). The box (``RobustResult.low`` and ``high``: 0, the round's
+    aggregate and every row the rule combined) holds the momentum-free move;
+    momentum may move the model anywhere in it, never out of it. Integer arrays
+    (counters) are left alone.
     """
-    floats = rows[:, :float_size]
-    low = np.minimum(floats.min(axis=0), 0)
-    high = np.maximum(floats.max(axis=0), 0)
     out = move.copy()
-    out[:float_size] = np.clip(move[:float_size], low, high)
+    out[:float_size] = np.clip(move[:float_size], low[:float_size], high[:float_size])
     return out
 
 

@@ -26,7 +26,7 @@ from pot_flower.protocol.aggregation import (
     apply_aggregate,
     as_float,
     momentum_step,
-    within_updates,
+    within_bounds,
 )
 from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
 from pot_flower.protocol.block import RoundBlock, SubmissionRecord, ValidatorFee
@@ -356,17 +356,26 @@ def aggregate(
     are flagged, and each update still accepted is scored against
     :func:`quality_reference` (a quality below the noise floor counts as 0). The
     model moves by the aggregate plus the server momentum's share of the last move,
-    held within the range of the combined updates (:func:`within_updates`).
+    held within the range of what the rule combined (:func:`within_bounds`).
     """
     config = state.params.robust
     if not contributing or rows is None:
         return state.model, state.model_digest, state.aggregate
+    # A linear opening recomputes the model from the sum alone: no box there;
+    # and none on chains from before the box (they replay as certified).
+    boxed = (
+        config.momentum_ppm > 0
+        and config.momentum_box
+        and state.aggregate is not None
+        and not state.params.linear_auditable
+    )
     result = robust_aggregate(
         config,
         rows,
         capped_weights([v.examples for v in contributing]),
         seed=round_seed(state, contributing),
         previous=state.aggregate,
+        bounds=boxed,
     )
     for i in result.clipped:
         if contributing[i].accepted:
@@ -384,10 +393,8 @@ def aggregate(
             v.quality_ppm = quality if quality >= floor else 0
     size = state.layout.float_size
     move = momentum_step(result.aggregate, state.aggregate, config.momentum_ppm, size)
-    combined = np.delete(rows, result.excluded, axis=0)
-    # A linear opening recomputes the model from the sum alone: no box there.
-    if config.momentum_ppm and len(combined) and not state.params.linear_auditable:
-        move = within_updates(move, combined, size)
+    if boxed and result.low is not None and result.high is not None:
+        move = within_bounds(move, result.low, result.high, size)
     model = apply_aggregate(state.model, state.layout, move)
     kept = move if config.keeps_aggregate else None
     return model, model_digest(model), kept

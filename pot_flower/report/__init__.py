@@ -20,9 +20,18 @@ from pathlib import Path
 from pot_flower.audit import AuditReport, audit_ledger
 from pot_flower.audit.report import Pins
 from pot_flower.report import plots
-from pot_flower.report.series import LedgerSeries, ledger_series, miner_label
+from pot_flower.report.plots import PlottingUnavailable
+from pot_flower.report.series import LedgerSeries, ledger_series, short_labels
 
-__all__ = ["LedgerNotVerified", "Written", "ledger_series", "write_report"]
+__all__ = [
+    "LedgerNotVerified",
+    "PlottingUnavailable",
+    "Written",
+    "ledger_series",
+    "write_report",
+]
+
+PICTURES = ("verdicts.png", "rewards.png", "quality.png", "privacy.png")
 
 
 class LedgerNotVerified(ValueError):
@@ -44,13 +53,21 @@ def write_report(path: Path, out: Path, pins: Pins | None = None) -> Written:
     ------
     LedgerNotVerified
         The audit failed (its problem is the message); nothing is written.
+    PlottingUnavailable
+        matplotlib is not installed (checked before the audit).
+    OSError
+        ``out`` cannot be made or written (a file, no permission).
 
     """
+    plots.require()
     report = audit_ledger(path, pins)
     if not report.ok:
         raise LedgerNotVerified(f"ledger does not verify: {report.problem}")
-    series = ledger_series(path)
+    # Read only the verified heights: a block appended since is not reported.
+    series = ledger_series(path, up_to=report.blocks - 1)
     out.mkdir(parents=True, exist_ok=True)
+    for name in PICTURES:  # a previous report's pictures would be stale
+        (out / name).unlink(missing_ok=True)
     written = Written(summary=out / "README.md")
     if series.rounds:
         written.pictures.append(plots.verdicts(series, out / "verdicts.png"))
@@ -75,7 +92,7 @@ def summary(
         "",
         f"Verified: {report.blocks} blocks (genesis + {len(series.rounds)} rounds), "
         f"run {report.run}, committee of {len(report.validators)}; "
-        f"{report.minted} token units minted.",
+        f"{report.minted} token units minted. Trust: {report.trust()}.",
         "",
         "| round | accepted (paid nothing) | rejected (by reason) | clipped | minted |"
         + (" epsilon |" if any(e is not None for e in series.epsilon) else ""),
@@ -99,11 +116,12 @@ def summary(
         "| miner | nodes | balance |",
         "|---|---|---|",
     ]
-    ranked = sorted(report.miner_balances.items(), key=lambda kv: (-kv[1], kv[0]))
-    for key, amount in ranked:
-        label = miner_label(key)
+    # Every miner that submitted, paid or not (the audit lists only the paid).
+    balance = {k: v[-1] for k, v in series.miner_balance.items()}
+    short = short_labels(balance)
+    for label, amount in sorted(balance.items(), key=lambda kv: (-kv[1], kv[0])):
         nodes = ", ".join(str(n) for n in sorted(series.miner_nodes.get(label, ())))
-        lines.append(f"| `{label}` | {nodes} | {amount} |")
+        lines.append(f"| `{short[label]}` | {nodes} | {amount} |")
     for index, amount in sorted(report.validator_balances.items()):
         lines.append(f"| validator {index} | | {amount} |")
     lines.append("")

@@ -5,16 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pot_flower.report.series import LedgerSeries
+from pot_flower.report.series import LedgerSeries, short_labels
 
 MAX_LINES = 20  # miners drawn one line each; the rest are summed into "others"
+
+
+class PlottingUnavailable(RuntimeError):
+    """matplotlib (the ``report`` extra) is not installed."""
+
+
+def require() -> None:
+    """:class:`PlottingUnavailable` unless matplotlib imports (check it first)."""
+    _pyplot()
 
 
 def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as exc:  # an optional extra
-        raise RuntimeError(
+        raise PlottingUnavailable(
             "pot report draws with matplotlib: pip install 'pot-flower[report]'"
         ) from exc
     matplotlib.use("Agg")  # files only: no display needed
@@ -52,10 +61,17 @@ def verdicts(series: LedgerSeries, path: Path) -> Path:
         hatch="//",
     )
     bottom = list(series.accepted)
-    colors = plt.get_cmap("tab10")
+    colors = plt.get_cmap("tab20")  # 25 reasons exist; 20 colours, then hatches
     for i, reason in enumerate(series.reasons):
         counts = [r.get(reason, 0) for r in series.rejected]
-        ax.bar(series.rounds, counts, bottom=bottom, label=reason, color=colors(i % 10))
+        ax.bar(
+            series.rounds,
+            counts,
+            bottom=bottom,
+            label=reason,
+            color=colors(i % 20),
+            hatch="xx" if i >= 20 else None,
+        )
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     _rounds_axis(ax)
     ax.set_ylabel("submissions")
@@ -103,12 +119,16 @@ def quality(series: LedgerSeries, path: Path) -> Path:
     axes = axes if len(panels) > 1 else [axes]
     for ax, (title, table) in zip(axes, panels, strict=True):
         labels = sorted(table)
+        short = short_labels(labels)
         grid = [[float("nan") if v is None else v for v in table[k]] for k in labels]
         image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
         ax.set_yticks(range(len(labels)))
-        ax.set_yticklabels(labels if len(labels) <= 30 else [""] * len(labels))
-        ax.set_xticks(range(len(series.rounds)))
-        ax.set_xticklabels(series.rounds)
+        ax.set_yticklabels(
+            [short[k] for k in labels] if len(labels) <= 30 else [""] * len(labels)
+        )
+        step = max(1, len(series.rounds) // 20)  # at most ~20 round ticks
+        ax.set_xticks(range(0, len(series.rounds), step))
+        ax.set_xticklabels(series.rounds[::step])
         ax.set_xlabel("round (blank: not accepted or absent)")
         ax.set_title(title)
         fig.colorbar(image, ax=ax)
@@ -122,9 +142,12 @@ def privacy(series: LedgerSeries, path: Path) -> Path:
     if any(e is not None for e in series.epsilon):
         eps = [float("nan") if e is None else e for e in series.epsilon]
         ax.plot(series.rounds, eps, marker="o", color="black", label="central DP")
+    short = short_labels(series.local_epsilon)
     for label, values in sorted(series.local_epsilon.items())[:MAX_LINES]:
         eps = [float("nan") if e is None else e for e in values]
-        ax.plot(series.rounds, eps, marker=".", alpha=0.7, label=f"miner {label}")
+        ax.plot(
+            series.rounds, eps, marker=".", alpha=0.7, label=f"miner {short[label]}"
+        )
     delta = f", delta {series.delta:g}" if series.delta else ""
     ax.set_title(f"Privacy spent (epsilon{delta})")
     _rounds_axis(ax)

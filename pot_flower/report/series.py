@@ -2,13 +2,14 @@
 
 Pure reading: the typed blocks (:mod:`pot_flower.protocol.block`) of a ledger
 that :func:`~pot_flower.audit.audit_ledger` verified, turned into per-round
-counts and per-miner series. Miners are labelled by the first 8 hex digits of
-their key (``pot rewards`` prints the first 16).
+counts and per-miner series. Miners are keyed by their full key in hex and drawn
+under its shortest unambiguous prefix (:func:`short_labels`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,21 @@ PPM = 1_000_000
 
 
 def miner_label(key: bytes) -> str:
-    """A miner's short name: the first 8 hex digits of its key."""
-    return key.hex()[:8]
+    """A miner's series key: its full key in hex (shortened for display only)."""
+    return key.hex()
+
+
+def short_labels(labels: Iterable[str]) -> dict[str, str]:
+    """Each full hex key -> the shortest of 8, 16 or 64 digits naming it alone.
+
+    Keys are ground cheaply to a chosen 8-digit prefix: a miner sharing an
+    honest one's prefix must not be drawn as that miner.
+    """
+    labels = list(labels)
+    for width in (8, 16, 64):
+        if len({label[:width] for label in labels}) == len(set(labels)):
+            return {label: label[:width] for label in labels}
+    return {label: label for label in labels}
 
 
 @dataclass
@@ -68,12 +82,17 @@ def _extend(series: dict[Any, list[Any]], label: object, length: int) -> list[An
     return values
 
 
-def ledger_series(path: Path) -> LedgerSeries:
-    """Read the series of the ledger at ``path`` (verify it first)."""
+def ledger_series(path: Path, up_to: int | None = None) -> LedgerSeries:
+    """Read the series of the ledger at ``path`` (verify it first).
+
+    Blocks up to height ``up_to`` (all by default: pass the verified height).
+    """
     out = LedgerSeries()
     miners: Counter[str] = Counter()
     validators: Counter[int] = Counter()
     for stored in read_blocks(path):
+        if up_to is not None and stored.height > up_to:
+            break
         block = parse_block(stored.body)
         if isinstance(block, GenesisBlock):
             privacy = block.params.privacy

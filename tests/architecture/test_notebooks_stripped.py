@@ -10,7 +10,11 @@ import nbformat
 
 REPO = Path(__file__).resolve().parents[2]
 STRIP = REPO / "scripts" / "strip_notebooks.py"
-NOTEBOOKS = sorted((REPO / "examples").rglob("*.ipynb"))
+NOTEBOOKS = sorted(
+    p
+    for p in (REPO / "examples").rglob("*.ipynb")
+    if ".ipynb_checkpoints" not in p.parts  # Jupyter's autosaves, not in git
+)
 
 
 def check(*paths: Path) -> subprocess.CompletedProcess[str]:

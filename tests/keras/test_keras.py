@@ -185,3 +185,60 @@ def test_a_heldout_keras_app_under_pot_matches_fedavg(tmp_path: Path) -> None:
     assert accuracy["fedavg"] > 0.6, accuracy
     # PoT rounds weights to fixed point: the same training, within noise.
     assert abs(accuracy["pot"] - accuracy["fedavg"]) <= 0.03, accuracy
+
+
+class Scale(keras.layers.Layer):
+    """Keras' subclassing guide's way: add_weight() without a name."""
+
+    def build(self, shape: tuple[int, ...]) -> None:
+        self.w = self.add_weight(shape=(shape[-1],), initializer="ones")
+        self.b = self.add_weight(shape=(shape[-1],), initializer="zeros")
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        return x * self.w + self.b
+
+
+class Tempered(keras.Model):
+    """A model owning a weight of its own besides its layers'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = keras.layers.Dense(2)
+        self.temperature = self.add_weight(shape=(), initializer="ones")
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        return self.dense(x) / self.temperature
+
+
+def test_unnamed_weights_are_named_by_position_not_by_keras_counter() -> None:
+    def build() -> keras.Model:
+        return keras.Sequential([keras.Input((3,)), Scale(), keras.layers.Dense(2)])
+
+    first, second = build(), build()
+    assert first.layers[0].weights[0].name != second.layers[0].weights[0].name
+    assert keras_names(first) == keras_names(second)
+    assert keras_names(first)[:2] == ["0.scale.0", "0.scale.1"]
+    load_keras_arrays(second, keras_arrays(first))
+
+
+def test_weights_the_model_owns_travel_too() -> None:
+    model = Tempered()
+    model(np.zeros((1, 4), np.float32))
+    names = keras_names(model)
+    assert len(names) == len(model.weights) == 3
+    assert names[-1] == "model.0"
+
+
+def test_a_shared_layer_is_sent_once() -> None:
+    shared = keras.layers.Dense(3)
+    inner = keras.Sequential([keras.Input((3,)), shared])
+    outer = keras.Sequential([keras.Input((3,)), shared, inner])
+    assert len(keras_names(outer)) == len({id(v) for v in outer.weights}) == 2
+
+
+def test_bfloat16_weights_are_refused_with_a_reason() -> None:
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(2, dtype="bfloat16")]
+    )
+    with pytest.raises(ValueError, match="bfloat16 weights cannot travel"):
+        keras_arrays(model)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pot_support import RoundBuilder, chain
 
-from pot_flower.protocol.aggregation import momentum_step, within_updates
+from pot_flower.protocol.aggregation import momentum_step, within_bounds
 from pot_flower.protocol.chain import ChainState
 from pot_flower.protocol.execution import execute_round
 from pot_flower.protocol.fixedpoint import MAX_UNITS
-from pot_flower.protocol.robust import RobustConfig, robust_settings
+from pot_flower.protocol.robust import PRESETS, RobustConfig, robust_settings
+from pot_flower.protocol.robust.pipeline import robust_aggregate
 
 units = st.integers(-MAX_UNITS, MAX_UNITS)
 
@@ -90,22 +92,62 @@ def test_a_shrinking_statistic_stays_positive_under_momentum() -> None:
     st.lists(st.lists(units, min_size=4, max_size=4), min_size=1, max_size=6),
     st.lists(units, min_size=4, max_size=4),
     st.integers(0, 4),
+    st.sampled_from(sorted(PRESETS)),
 )
-def test_the_move_is_held_between_zero_and_the_updates_extremes(
-    rows, move, floats
+def test_the_move_is_held_within_what_the_rule_combined(
+    rows, move, floats, preset
 ) -> None:
     r = np.array(rows, dtype=np.int64)
     m = np.array(move, dtype=np.int64)
-    got = within_updates(m, r, floats)
-    low, high = np.minimum(r.min(0), 0), np.maximum(r.max(0), 0)
+    result = robust_aggregate(PRESETS[preset], r, [1] * len(r), seed=b"s", bounds=True)
+    assert result.low is not None and result.high is not None
+    # The box holds 0 and the rule's own result: it never changes a move
+    # without momentum.
+    assert (result.low <= np.minimum(result.aggregate, 0)).all()
+    assert (result.high >= np.maximum(result.aggregate, 0)).all()
+    held = within_bounds(result.aggregate, result.low, result.high, floats)
+    assert np.array_equal(held, result.aggregate)
+    got = within_bounds(m, result.low, result.high, floats)
     for i in range(4):
-        if i < floats:
-            assert got[i] == min(max(m[i], low[i]), high[i])
-        else:
-            assert got[i] == m[i]  # counters: untouched
-    # The mean of the updates is already inside: the box never changes it.
-    mean = r.sum(0) // len(r)
-    assert np.array_equal(within_updates(mean, r, floats), mean)
+        want = min(max(m[i], result.low[i]), result.high[i]) if i < floats else m[i]
+        assert got[i] == want
+
+
+def test_a_clipped_outlier_does_not_widen_the_box() -> None:
+    """The box is what the mean combined: the attacker's row after clipping."""
+    unit = 1 << 20
+    rows = np.array([[-unit, 0]] * 4 + [[-50 * unit, 0]], dtype=np.int64)
+    result = robust_aggregate(
+        PRESETS["default"], rows, [1] * 5, seed=b"s", previous=None, bounds=True
+    )
+    assert result.clipped == (4,)
+    assert result.low is not None
+    assert -3 * unit < result.low[0] < -unit  # clipped to twice the median norm
+    far = np.array([-10 * unit, 0], dtype=np.int64)
+    assert within_bounds(far, result.low, result.high, 2)[0] == result.low[0]
+
+
+def test_chains_from_before_the_box_replay_without_it() -> None:
+    """Their genesis has no ``momentum-box`` field: parsed, the box is off, and the
+    value encodes back to the same bytes; new chains carry ``momentum-box: true``."""
+    new = RobustConfig(momentum_ppm=400_000)
+    assert new.to_value()["momentum-box"] is True
+    old_value = {k: v for k, v in new.to_value().items() if k != "momentum-box"}
+    old = RobustConfig.from_value(old_value)
+    assert old.momentum_box is False and old.to_value() == old_value
+    assert RobustConfig.from_value(new.to_value()) == new
+    for bad in (False, 1, "yes"):
+        with pytest.raises(ValueError, match="momentum-box"):
+            RobustConfig.from_value({**new.to_value(), "momentum-box": bad})
+
+
+def test_an_old_chain_keeps_momentum_unboxed() -> None:
+    state = _honest_round(
+        chain(robust=RobustConfig(momentum_ppm=400_000, momentum_box=False))
+    )
+    after = _lazy_round(state)  # momentum alone moves the model, as it used to
+    assert after.aggregate is not None and after.aggregate.any()
+    assert after.model_digest != state.model_digest
 
 
 def test_without_momentum_a_round_without_updates_keeps_the_model() -> None:

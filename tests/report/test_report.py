@@ -17,7 +17,7 @@ from pot_flower.audit import audit_ledger
 from pot_flower.cli import app
 from pot_flower.clients import pot_mod
 from pot_flower.report import LedgerNotVerified, ledger_series, write_report
-from pot_flower.report.series import miner_label
+from pot_flower.report.series import miner_label, short_labels
 from pot_flower.strategies import PoTStrategy
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -145,3 +145,33 @@ def test_verification_reports_its_progress_block_by_block(ledger: Path) -> None:
     report = audit_ledger(ledger, progress=lambda d, t: calls.append((d, t)))
     assert report.ok
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_miners_sharing_a_prefix_are_never_drawn_as_one() -> None:
+    honest, grinder = "ab12cd34" + "0" * 56, "ab12cd34" + "f" * 56
+    other = "99" * 32
+    short = short_labels([honest, grinder, other])
+    assert len(set(short.values())) == 3
+    assert short[honest] == honest[:16] and short[other] == other[:16]
+    assert short_labels([honest, other]) == {honest: honest[:8], other: other[:8]}
+
+
+def test_the_summary_says_what_was_trusted_and_lists_the_unpaid(
+    ledger: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "privacy.png").write_bytes(b"stale")  # from another ledger's report
+    text = write_report(ledger, out).summary.read_text()
+    assert "Trust: committee not pinned" in text
+    assert text.count(" | 0 |") >= 2  # the two rejected miners, paid nothing
+    assert not (out / "privacy.png").exists()
+
+
+def test_an_out_path_that_is_a_file_is_a_usage_error(
+    ledger: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(app, ["report", str(ledger), "--out", str(blocker)])
+    assert result.exit_code == 2 and "cannot write the report" in result.output

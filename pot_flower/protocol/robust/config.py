@@ -109,6 +109,11 @@ class RobustConfig:
         aggregate plus ``beta`` times the previous move (Hsu et al. 2019, FedAvgM),
         kept in the chain state (see ``aggregation.momentum_step``); 0 turns it
         off.
+    momentum_box : bool
+        Whether the move is held within the range of what the rule combined
+        (``aggregation.within_updates``); True for every chain made now, False
+        only for chains whose genesis predates it (no ``momentum-box`` field),
+        which replay as they were certified.
 
     """
 
@@ -125,6 +130,7 @@ class RobustConfig:
     score_threshold: int = 0
     reputation_rate_ppm: int = 100_000
     momentum_ppm: int = 0
+    momentum_box: bool = True
 
     def __post_init__(self) -> None:
         # Normalize strings (keywords, genesis) to members; reject the unknown.
@@ -160,6 +166,8 @@ class RobustConfig:
             raise ValueError("reputation rate must be in [0, 1]")
         if not 0 <= self.momentum_ppm <= MAX_MOMENTUM_PPM:
             raise ValueError("server momentum must be in [0, 0.99]")
+        if not isinstance(self.momentum_box, bool):
+            raise ValueError("momentum-box must be a boolean")
 
     @property
     def keeps_aggregate(self) -> bool:
@@ -223,6 +231,8 @@ class RobustConfig:
             "copy-tolerance-ppm": self.copy_tolerance_ppm,
             "iterations": self.iterations,
             "momentum-ppm": self.momentum_ppm,
+            # Present (true) on chains made since the box; absent on older ones.
+            **({"momentum-box": True} if self.momentum_box else {}),
             "pre-aggregators": [p.value for p in self.pre_aggregators],
             "radius-units": self.radius_units,
             "reputation-rate-ppm": self.reputation_rate_ppm,
@@ -232,8 +242,15 @@ class RobustConfig:
 
     @classmethod
     def from_value(cls, value: Decoded) -> RobustConfig:
-        if not isinstance(value, dict) or set(value) != set(cls().to_value()):
+        fields = set(cls().to_value())
+        if not isinstance(value, dict) or set(value) not in (
+            fields,
+            fields - {"momentum-box"},  # a chain from before the momentum box
+        ):
             raise ValueError("robust config must have exactly its fields")
+        box = value.get("momentum-box", False)
+        if box is not True and "momentum-box" in value:
+            raise ValueError("momentum-box, where present, must be true")
         pre = value["pre-aggregators"]
         aggregator = value["aggregator"]
         if not isinstance(pre, list) or not all(isinstance(p, str) for p in pre):
@@ -261,6 +278,7 @@ class RobustConfig:
             raise ValueError("scored must be a boolean")
         return cls(
             scored=value["scored"],
+            momentum_box=bool(box),
             aggregator=parse_aggregator(aggregator),
             pre_aggregators=parse_pre_aggregators(",".join(pre)),  # type: ignore[arg-type]
             **ints,

@@ -27,6 +27,10 @@ class RobustResult:
         Updates (by position) a clipping step scaled down.
     tolerated : int
         The number of Byzantine updates the round's rules were set for.
+    low, high : IntArray | None
+        With ``bounds``: per coordinate, the least and greatest of 0, the
+        aggregate and every row the aggregator combined (after clipping, mixing
+        and bucketing; selected rows only), the box server momentum stays in.
 
     """
 
@@ -34,6 +38,8 @@ class RobustResult:
     excluded: tuple[int, ...]
     clipped: tuple[int, ...]
     tolerated: int
+    low: IntArray | None = None
+    high: IntArray | None = None
 
 
 def robust_aggregate(
@@ -43,12 +49,14 @@ def robust_aggregate(
     *,
     seed: bytes,
     previous: IntArray | None = None,
+    bounds: bool = False,
 ) -> RobustResult:
     """Apply ``config`` to ``rows`` (one per accepted update, canonical order).
 
     ``weights`` weigh the plain mean (ignored once bucketing mixes the rows);
     ``seed`` shuffles the buckets (the round's nonce); ``previous`` is the last
-    round's aggregate, the centre of centered clipping (zeros if None).
+    round's aggregate, the centre of centered clipping (zeros if None);
+    ``bounds`` asks for the box of what was combined (``low``, ``high``).
     """
     n = rows.shape[0]
     f = config.tolerated(n)
@@ -77,7 +85,12 @@ def robust_aggregate(
         if kept is not None and groups is None
         else ()
     )
-    return RobustResult(aggregate, excluded, tuple(sorted(clipped)), f)
+    low = high = None
+    if bounds:
+        combined = rows if kept is None else rows[kept]
+        low = np.minimum(np.minimum(combined.min(axis=0), aggregate), 0)
+        high = np.maximum(np.maximum(combined.max(axis=0), aggregate), 0)
+    return RobustResult(aggregate, excluded, tuple(sorted(clipped)), f, low, high)
 
 
 def _aggregate(
