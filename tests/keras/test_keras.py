@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ if not os.environ.get("CI"):  # CI installs the tensorflow extra: no skipping th
     pytest.importorskip("keras")
 import keras
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quickstart-tensorflow"
 DATA = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 
@@ -110,15 +108,6 @@ def test_arrays_that_do_not_fit_are_refused_and_nothing_is_assigned(
 def test_an_unbuilt_model_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no weights yet"):
         keras_arrays(keras.Sequential([keras.layers.Dense(2)]))
-
-
-@pytest.fixture
-def example() -> Iterator[None]:
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(EXAMPLE))
 
 
 def test_the_keras_cnn_is_the_pytorch_cnn_in_the_torch_layout(example: None) -> None:

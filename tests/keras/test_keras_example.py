@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,15 +22,6 @@ DATA = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 pytestmark = pytest.mark.skipif(
     not DATA.exists(), reason="apt-get install dataset-fashion-mnist"
 )
-
-
-@pytest.fixture
-def example() -> Iterator[None]:
-    sys.path.insert(0, str(APP))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(APP))
 
 
 def test_keras_miners_send_stable_names_and_are_all_accepted(

@@ -111,7 +111,7 @@ class RobustConfig:
         off.
     momentum_box : bool
         Whether the move is held within the range of what the rule combined
-        (``aggregation.within_updates``); True for every chain made now, False
+        (``aggregation.within_bounds``); True for every chain made now, False
         only for chains whose genesis predates it (no ``momentum-box`` field),
         which replay as they were certified.
 
