@@ -7,6 +7,16 @@ to the start of the next one's (train + aggregation/certification); round 1 (Ray
 start-up) is excluded from means.
 
     python benchmarks/strategy_vs_fedavg.py --nodes 100 --rounds 20
+
+At scale: ``--registered 10000 --nodes 1000`` simulates 10,000 SuperNodes and samples
+1,000 a round (``fraction-train`` 0.1) for both strategies; PoT's miners are all
+registered in genesis (``pot keys miners`` makes partition-0..9999's keys and the
+allow-list; ``pot-miner-name = "partition-id"``), or register as they come with
+``--registration open``. ``--data-partitions 1000``: node i trains on Dirichlet
+share i mod 1000 (60,000 images do not make 10,000 shares of ten). Peak memory is
+sampled every 0.2 s: the summed RSS of every process the run starts (SuperLink,
+simulation, Ray) and the largest single one (the simulation process, which holds
+the ServerApp and, for PoT, the embedded committee).
 """
 
 from __future__ import annotations
@@ -14,8 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,25 +42,74 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "examples" / "quickstart-pytorch"
 
 
+@contextmanager
+def peak_memory() -> Iterator[dict[str, int]]:
+    """Peak summed and largest RSS of this process's descendants while inside."""
+    import psutil
+
+    peaks = {"tree_rss": 0, "largest_rss": 0}
+    stop = threading.Event()
+    me = psutil.Process()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            rss = []
+            for child in me.children(recursive=True):
+                try:
+                    rss.append(child.memory_info().rss)
+                except psutil.Error:
+                    continue
+            peaks["tree_rss"] = max(peaks["tree_rss"], sum(rss))
+            peaks["largest_rss"] = max(peaks["largest_rss"], max(rss, default=0))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        thread.join()
+
+
+def allow_list(work: Path, registered: int) -> dict[str, object]:
+    """Keys for partition-0..N-1 and their allow-list (``pot keys miners``)."""
+    keys, listed = work / "keys", work / "allowed.txt"
+    command = [sys.executable, "-m", "pot_flower", "keys", "miners", str(keys)]
+    subprocess.run(
+        [*command, "--count", str(registered), "--allow-list", str(listed)],
+        check=True,
+        capture_output=True,
+    )
+    return {
+        "pot-keystore": str(keys),
+        "pot-miner-name": "partition-id",
+        "pot-registration": "allow-list",
+        "pot-allowed-miners": str(listed),
+    }
+
+
 def run_one(
     strategy: str,
     nodes: int,
     rounds: int,
     work: Path,
     extra: dict[str, object] | None = None,
+    registered: int | None = None,
 ) -> dict[str, object]:
     out = work / f"{strategy}.json"
+    supernodes = registered or nodes
     config: dict[str, object] = {
         "strategy": strategy,
         "num-server-rounds": rounds,
         "metrics-out": str(out),
         "pot-ledger-dir": str(work / f"ledger-{strategy}"),
         "pot-keystore": str(work / "keys"),
+        "fraction-train": nodes / supernodes,
         **(extra or {}),
     }
     started = time.perf_counter()
-    with local_superlink(work / f"home-{strategy}") as env:
-        proc = flwr_run(APP, env, run_config=config, num_supernodes=nodes)
+    with local_superlink(work / f"home-{strategy}") as env, peak_memory() as peaks:
+        proc = flwr_run(APP, env, run_config=config, num_supernodes=supernodes)
     wall = time.perf_counter() - started
     if proc.returncode != 0 or not out.exists():
         raise RuntimeError(
@@ -64,6 +128,8 @@ def run_one(
         "mean_round_seconds_excl_first": statistics.mean(times[1:]),
         "median_round_seconds_excl_first": statistics.median(times[1:]),
         "wall_seconds": wall,
+        "peak_tree_rss_mb": peaks["tree_rss"] / 2**20,
+        "peak_largest_process_rss_mb": peaks["largest_rss"] / 2**20,
     }
     if data.get("pot_rounds"):
         committee = [r["committee_seconds"] for r in data["pot_rounds"]]
@@ -112,7 +178,26 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--nodes", type=int, default=100, help="miners per round")
+    parser.add_argument(
+        "--registered",
+        type=int,
+        default=None,
+        help="SuperNodes simulated (default: --nodes); --nodes of them train a round",
+    )
+    parser.add_argument(
+        "--registration",
+        choices=("allow-list", "open"),
+        default=None,
+        help="with --registered: every miner in genesis (allow-list, default) or "
+        "registering on first submission (open)",
+    )
+    parser.add_argument(
+        "--data-partitions",
+        type=int,
+        default=0,
+        help="Dirichlet shares (0: one per SuperNode); node i trains on i mod this",
+    )
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument(
         "--repeats",
@@ -134,7 +219,8 @@ def main() -> None:
         default=ROOT / "benchmarks/results/strategy_vs_fedavg.json",
     )
     args = parser.parse_args()
-    extra = dict(item.split("=", 1) for item in args.pot_config)
+    extra: dict[str, object] = dict(item.split("=", 1) for item in args.pot_config)
+    both: dict[str, object] = {"data-partitions": args.data_partitions}
     pairs: list[tuple[dict[str, object], dict[str, object]]] = []
     with (
         tempfile.TemporaryDirectory(prefix="pot-bench-") as tmp,
@@ -146,12 +232,11 @@ def main() -> None:
             for name in order:
                 work = Path(tmp) / f"{k}-{name}"
                 work.mkdir()
+                config = {**both, **(extra if name == "pot" else {})}
+                if name == "pot" and args.registered and args.registration != "open":
+                    config.update(allow_list(work, args.registered))
                 runs[name] = run_one(
-                    name,
-                    args.nodes,
-                    args.rounds,
-                    work,
-                    extra if name == "pot" else None,
+                    name, args.nodes, args.rounds, work, config, args.registered
                 )
                 advance()
             pairs.append((runs["fedavg"], runs["pot"]))
@@ -159,6 +244,10 @@ def main() -> None:
     ratios = [pair_ratio(f, p) for f, p in pairs]
     summary = {
         "nodes": args.nodes,
+        "registered": args.registered or args.nodes,
+        "registration": args.registration
+        or ("allow-list" if args.registered else "open"),
+        "data_partitions": args.data_partitions,
         "rounds": args.rounds,
         "pot_config": extra,
         "fedavg": fedavg,
@@ -170,6 +259,9 @@ def main() -> None:
         "pairs": [{"fedavg": f, "pot": p} for f, p in pairs[1:]],
         "round_time_ratio_median_per_pair": ratios,
         "round_time_ratio_median_of_pairs": statistics.median(ratios),
+        "memory_ratio_tree": pot["peak_tree_rss_mb"] / fedavg["peak_tree_rss_mb"],  # type: ignore[operator]
+        "memory_ratio_largest_process": pot["peak_largest_process_rss_mb"]  # type: ignore[operator]
+        / fedavg["peak_largest_process_rss_mb"],
     }
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(summary, indent=1))
@@ -179,7 +271,10 @@ def main() -> None:
             f"fedavg acc {f['final_accuracy']:.4f} pot acc {p['final_accuracy']:.4f}; "
             f"median round fedavg {f['median_round_seconds_excl_first']:.2f}s pot "
             f"{p['median_round_seconds_excl_first']:.2f}s (ratio {ratio:.3f}; "
-            f"committee {p['mean_committee_seconds_excl_first']:.2f}s/round)"
+            f"committee {p['mean_committee_seconds_excl_first']:.2f}s/round); "
+            f"peak RSS fedavg {f['peak_tree_rss_mb']:.0f} MB "
+            f"({f['peak_largest_process_rss_mb']:.0f} largest) pot "
+            f"{p['peak_tree_rss_mb']:.0f} MB ({p['peak_largest_process_rss_mb']:.0f})"
         )
     print(f"median of per-pair ratios: {statistics.median(ratios):.3f}")
 

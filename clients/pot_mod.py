@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from flwr.app import ConfigRecord, Context, Message, MetricRecord
 
-from pot_flower.clients.keystore import Keystore
 from pot_flower.clients.privacy import DELTA_METRIC, EPSILON_METRIC
 from pot_flower.clients.sealing import (
     SealStore,
@@ -24,10 +23,12 @@ from pot_flower.clients.sealing import (
     seal_reply,
     sealing,
 )
+from pot_flower.keystore import Keystore, miner_name
 from pot_flower.protocol.commitments import BLINDING_SIZE
 from pot_flower.protocol.envelope import LocalDp
 from pot_flower.protocol.records import (
     KEYSTORE_KEY,
+    MINER_NAME_KEY,
     SUBMISSION_RECORD,
     TICKET_RECORD,
     SignedReply,
@@ -145,9 +146,14 @@ def _keystore(ctxt: Context) -> Keystore:
     return Keystore(str(ctxt.run_config.get(KEYSTORE_KEY, "")) or None)
 
 
+def _miner_name(ctxt: Context) -> str:
+    how = str(ctxt.run_config.get(MINER_NAME_KEY, "") or "node-id")
+    return miner_name(how, ctxt.node_id, dict(ctxt.node_config))
+
+
 def _miner_key(ctxt: Context) -> SigningKey:
-    return _keystore(ctxt).miner_key(str(ctxt.node_id))
+    return _keystore(ctxt).miner_key(_miner_name(ctxt))
 
 
 def _seal_store(ctxt: Context) -> SealStore:
-    return SealStore(_keystore(ctxt).directory, str(ctxt.node_id))
+    return SealStore(_keystore(ctxt).directory, _miner_name(ctxt))

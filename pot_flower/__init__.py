@@ -21,7 +21,7 @@ _EXPORTS = {
     "pot_mod": "pot_flower.clients.pot_mod",
     "PoTClientApp": "pot_flower.clients.wrap",
     "with_pot": "pot_flower.clients.wrap",
-    "Keystore": "pot_flower.clients.keystore",
+    "Keystore": "pot_flower.keystore",
     "Committee": "pot_flower.committee.base",
     "CertifiedRound": "pot_flower.committee.base",
     "EmbeddedCommittee": "pot_flower.committee.embedded",
@@ -59,12 +59,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from pot_flower.audit import AuditReport, Pins, audit_ledger
-    from pot_flower.clients.keystore import Keystore
     from pot_flower.clients.pot_mod import pot_mod
     from pot_flower.clients.wrap import PoTClientApp, with_pot
     from pot_flower.committee.base import CertifiedRound, Committee
     from pot_flower.committee.embedded import EmbeddedCommittee
     from pot_flower.committee.remote import RemoteCommittee
+    from pot_flower.keystore import Keystore
     from pot_flower.protocol.block import (
         GenesisBlock,
         RoundBlock,

@@ -14,14 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from pot_flower.sim.campaign import CampaignReport, CampaignSpec, run_campaign
 from pot_flower.sim.faults import FAULT_KINDS
-from pot_flower.sim.simulator import RunResult
 
 if TYPE_CHECKING:
     from pot_flower.audit import HeadSource, LiveHead, Pins
     from pot_flower.ops.committee_file import CommitteeFile
     from pot_flower.protocol.block import RoundBlock
+    from pot_flower.sim.campaign import CampaignReport, CampaignSpec
+    from pot_flower.sim.simulator import RunResult
 
 app = typer.Typer(
     help="pot-flower: Proof of Training for Flower with a PBFT validator committee.",
@@ -97,6 +97,9 @@ def simulate(
 
     The last line printed is one JSON object with the aggregated figures.
     """
+    # Here, not at the top: the PBFT simulator costs every other command ~0.3 s.
+    from pot_flower.sim.campaign import CampaignSpec
+
     kinds = (
         frozenset(FAULT_KINDS)
         if faults == "all"
@@ -141,6 +144,8 @@ def _bar() -> Progress:
 
 def _campaign_with_progress(spec: CampaignSpec, jobs: int | None) -> CampaignReport:
     """Run the campaign with a progress bar on stderr (gone once it is done)."""
+    from pot_flower.sim.campaign import run_campaign
+
     with _bar() as progress:
         name = f"n={spec.validators}"
         task = progress.add_task(name, total=spec.runs)
@@ -242,13 +247,20 @@ def _pins(
     from dataclasses import replace
 
     from pot_flower.audit import CommitteePin, Pins
-    from pot_flower.ops.committee_file import CommitteeFileError, load_committee
 
     if committee is not None and validator_keys is not None:
         raise _fail_line("error: give --committee or --validator-keys, not both", 2)
+    errors: tuple[type[Exception], ...] = (ValueError,)
+    live_file: CommitteeFile | None = None
+    if committee is not None or against is not None:
+        # Only here: committee files bring grpc (~0.15 s a plain verify need not pay).
+        from pot_flower.ops.committee_file import CommitteeFileError, load_committee
+
+        errors = (CommitteeFileError, ValueError)
     try:
         pin: CommitteePin | None = None
-        live_file = load_committee(against) if against is not None else None
+        if against is not None:
+            live_file = load_committee(against)
         if live_file is not None:
             live_file.channel_credentials(identity)  # the TLS files exist
         if committee is not None:
@@ -264,7 +276,7 @@ def _pins(
                 if pin is None
                 else replace(pin, genesis_hash=hashed.genesis_hash)
             )
-    except (CommitteeFileError, ValueError) as exc:
+    except errors as exc:
         raise _fail_line(f"error: {exc}", 2) from exc
     live: HeadSource | None = None
     if live_file is not None:
@@ -435,6 +447,14 @@ def ledger_verify(
         float,
         typer.Option(min=0.1, help="Seconds to wait for each validator (--against)."),
     ] = 5.0,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Recompute every block even where this machine's checkpoint of an "
+            "earlier verification matches.",
+        ),
+    ] = False,
 ) -> None:
     """Recompute the hash chain, certificates, rewards and model files.
 
@@ -450,6 +470,7 @@ def ledger_verify(
     vouched for a block).
     """
     from pot_flower.audit import Failure, audit_ledger
+    from pot_flower.audit.checkpoint import CheckpointStore
 
     pins = _pins(
         committee,
@@ -460,18 +481,26 @@ def ledger_verify(
         identity,
         timeout,
     )
+    store = CheckpointStore()
     with _blocks_progress("verifying") as progress:
-        report = audit_ledger(path, pins, progress)
+        report = audit_ledger(path, pins, progress, store, resume=not full)
     if not report.ok:
         code = 3 if report.failure == Failure.LIVE_HEAD_UNKNOWN else 1
         raise _fail_line(
             f"{typer.style('FAIL', fg='red')} {path}: {report.problem}", code
         )
+    resumed = ""
+    if report.resumed_at is not None:
+        resumed = (
+            f" (blocks 1-{report.resumed_at} re-hashed and matched this machine's "
+            f"earlier verification, {report.head - report.resumed_at} recomputed; "
+            "--full recomputes all)"
+        )
     typer.echo(
         f"{typer.style('OK', fg='green')} {path}: {report.blocks} blocks (genesis + "
         f"{report.blocks - 1} rounds), chain, certificates "
         f"({len(report.validators)} validators), rewards ({report.minted} units) "
-        f"and models verified; {report.trust()}"
+        f"and models verified{resumed}; {report.trust()}"
     )
 
 
@@ -597,6 +626,43 @@ def keys_new(
         raise typer.Exit(1) from exc
     out.with_suffix(".pub").write_text(key.verify_key.raw.hex() + "\n")
     typer.echo(key.verify_key.raw.hex())
+
+
+@keys.command("miners")
+def keys_miners(
+    keystore: Annotated[
+        Path, typer.Argument(help="Keystore directory (pot-keystore).")
+    ],
+    count: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Miners: partition-0 .. N-1.")
+    ],
+    allow_list: Annotated[
+        Path,
+        typer.Option("--allow-list", help="Write their public keys here (hex lines)."),
+    ],
+) -> None:
+    """Create (or keep) the keys of miners partition-0..N-1 and write their allow-list.
+
+    For ``pot-registration = "allow-list"`` with ``pot-miner-name =
+    "partition-id"``: a node with partition-id i signs with ``partition-<i>``'s
+    key, so the whole federation can be registered in genesis before it starts.
+    Existing keys are kept.
+    """
+    from pot_flower.keystore import Keystore
+
+    store = Keystore(keystore)
+    lines = []
+    with _bar() as progress:
+        task = progress.add_task("miner keys", total=count)
+        for i in range(count):
+            key = store.miner_key(f"partition-{i}")
+            lines.append(f"{key.verify_key.raw.hex()}  # partition-{i}")
+            progress.update(task, advance=1)
+    try:
+        allow_list.write_text("\n".join(lines) + "\n")
+    except OSError as exc:
+        raise _fail_line(f"error: cannot write {allow_list}: {exc}", 2) from exc
+    typer.echo(f"{count} miner keys in {keystore}; allow-list {allow_list}")
 
 
 CommitteePath = Annotated[Path, typer.Option("--config", help="Committee file (TOML).")]

@@ -32,6 +32,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from pot_flower.committee.base import CertifiedRound, Committee
 from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.encoding import encode
+from pot_flower.keystore import MINER_NAMES
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.block import SubmissionRecord
 from pot_flower.protocol.certificate import CertificateKind
@@ -49,6 +50,7 @@ from pot_flower.protocol.privacy.config import PrivacyConfig, privacy_settings
 from pot_flower.protocol.reasons import Reason
 from pot_flower.protocol.records import (
     CLIENT_KEYS,
+    MINER_NAME_KEY,
     REFUSED,
     SUBMISSION_RECORD,
     TICKET_RECORD,
@@ -500,6 +502,12 @@ class PoTStrategy(Strategy):
             raise ValueError(
                 f"unknown PoT run-config key(s) {', '.join(unknown)}; "
                 f"valid: {', '.join(valid)}"
+            )
+        naming = run_config.get(MINER_NAME_KEY) or "node-id"
+        if naming not in MINER_NAMES:  # the miners would fail every round
+            raise ValueError(
+                f"{MINER_NAME_KEY} must be one of {', '.join(MINER_NAMES)}, "
+                f"got {naming!r}"
             )
         kwargs: dict[str, Any] = {}
         for key, (name, kind) in keys.items():

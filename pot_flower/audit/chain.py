@@ -13,6 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pot_flower.audit.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    FileId,
+    certificate_digest,
+)
 from pot_flower.audit.completeness import _after_last, _wal_note
 from pot_flower.audit.content import (
     COUNTED_ONCE,
@@ -78,6 +84,62 @@ class _Auditor:
         self.pins = pins
         self.models = models
         self.chain = _Chain()
+        self.certificates: list[bytes] = []  # digests, for a checkpoint
+        self.model_files: dict[bytes, FileId] = {}
+
+    # ----------------------------------------------------------- checkpoints
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue after ``checkpoint``'s head (prefix matched, genesis audited)."""
+        chain, report = self.chain, self.report
+        chain.previous_hash = checkpoint.hashes[-1]
+        chain.previous_model = checkpoint.previous_model
+        chain.previous_signers = list(checkpoint.previous_signers)
+        chain.miners = set(checkpoint.miners)
+        chain.reputation = dict(checkpoint.reputation)
+        chain.models_seen = set(checkpoint.models)
+        chain.dp_clip_units = checkpoint.dp_clip_units
+        self.model_files = dict(checkpoint.models)
+        self.certificates = list(checkpoint.certificates)
+        report.blocks = len(checkpoint.hashes)
+        report.hashes = list(checkpoint.hashes)
+        report.miner_balances = dict(checkpoint.miner_balances)
+        report.validator_balances = dict(checkpoint.validator_balances)
+        report.minted = checkpoint.minted
+
+    def checkpoint(self) -> Checkpoint:
+        """What this audit concluded so far."""
+        chain, report = self.chain, self.report
+        return Checkpoint(
+            hashes=list(report.hashes),
+            certificates=list(self.certificates),
+            previous_model=chain.previous_model,
+            previous_signers=list(chain.previous_signers),
+            miners=set(chain.miners),
+            reputation=dict(chain.reputation),
+            models={
+                d: i for d, i in self.model_files.items() if d in chain.models_seen
+            },
+            dp_clip_units=chain.dp_clip_units,
+            miner_balances=dict(report.miner_balances),
+            validator_balances=dict(report.validator_balances),
+            minted=report.minted,
+        )
+
+    def models_unchanged(self, checkpoint: Checkpoint) -> bool:
+        """Whether every model file is still what the checkpoint verified.
+
+        A file whose identity changed is re-hashed; it must still match.
+        """
+        for digest, identity in checkpoint.models.items():
+            file = self.models / digest.hex()
+            try:
+                if FileId.of(file) == identity:
+                    continue
+                if hashlib.sha256(_read_regular(file)).digest() != digest:
+                    return False
+            except OSError:
+                return False
+        return True
 
     # ------------------------------------------------------------- one block
     def block(self, height: int, row: RawRow) -> None:
@@ -103,6 +165,7 @@ class _Auditor:
         chain.previous_signers = cert.signers
         self.report.blocks += 1
         self.report.hashes.append(digest)
+        self.certificates.append(certificate_digest(row.certificate))
 
     def _row(self, row: RawRow) -> tuple[bytes, bytes]:
         for name, value in (("hash", row.hash), ("body", row.body)):
@@ -316,6 +379,7 @@ class _Auditor:
             return
         file = self.models / digest.hex()
         try:
+            identity = FileId.of(file)  # before reading: a later write changes it
             data = _read_regular(file)
         except FileNotFoundError:
             raise BadBlock(
@@ -333,6 +397,7 @@ class _Auditor:
                 f"model file {digest.hex()[:16]} does not match its digest",
             )
         self.chain.models_seen.add(digest)
+        self.model_files[digest] = identity
 
 
 def _read_regular(file: Path) -> bytes:
@@ -345,6 +410,9 @@ def audit_ledger(
     path: Path,
     pins: Pins | None = None,
     progress: Callable[[int, int], None] | None = None,
+    checkpoints: CheckpointStore | None = None,
+    *,
+    resume: bool = True,
 ) -> AuditReport:
     """Recompute the whole ledger at ``path`` under ``pins``; never raises.
 
@@ -356,6 +424,13 @@ def audit_ledger(
         What to trust beyond the ledger (default: nothing; see :class:`Pins`).
     progress : Callable[[int, int], None] | None
         Called with (blocks checked, blocks stored) after each block (progress bars).
+    checkpoints : CheckpointStore | None
+        Where this verifier keeps what earlier audits of this file concluded
+        (:mod:`~pot_flower.audit.checkpoint`): a prefix stored exactly as verified
+        before is re-hashed, not recomputed, and a ledger that verifies leaves a
+        new checkpoint. None (default): every block is recomputed.
+    resume : bool
+        False: recompute every block anyway (a checkpoint is still written).
 
     Returns
     -------
@@ -372,7 +447,9 @@ def audit_ledger(
         pinned_by=pins.committee.source if pins.committee is not None else None,
     )
     try:
-        _audit(report, pins, progress or (lambda done, total: None))
+        _audit(
+            report, pins, progress or (lambda done, total: None), checkpoints, resume
+        )
     except BadBlock as exc:  # a ledger-level failure
         report.fail(exc.failure, exc.detail, None)
     except Exception as exc:  # a bug in a check: report it, never raise
@@ -381,7 +458,11 @@ def audit_ledger(
 
 
 def _audit(
-    report: AuditReport, pins: Pins, progress: Callable[[int, int], None]
+    report: AuditReport,
+    pins: Pins,
+    progress: Callable[[int, int], None],
+    checkpoints: CheckpointStore | None,
+    resume: bool,
 ) -> None:
     try:
         rows = read_rows(report.path)
@@ -394,6 +475,12 @@ def _audit(
         return
     by_height, strays = _rows_by_height(rows)
     auditor = _Auditor(report, pins, db_file.parent / MODELS_DIR)
+    checkpoint = checkpoints.load(db_file) if checkpoints and resume else None
+    if checkpoint is not None and not (
+        _prefix_matches(by_height, checkpoint) and auditor.models_unchanged(checkpoint)
+    ):
+        checkpoint = None
+    report.resumed_at = None if checkpoint is None else checkpoint.height
     total = len(rows)
     height = 0
     while height in by_height:
@@ -401,7 +488,11 @@ def _audit(
         try:
             if len(stored) > 1:
                 raise BadBlock(Failure.DUPLICATE, f"stored {len(stored)} times")
-            auditor.block(height, stored[0])
+            if checkpoint is not None and 0 < height <= checkpoint.height:
+                if height == checkpoint.height:
+                    auditor.restore(checkpoint)
+            else:
+                auditor.block(height, stored[0])
         except BadBlock as exc:
             report.fail(exc.failure, exc.detail + _wal_note(report.wal), height)
             return
@@ -411,3 +502,24 @@ def _audit(
         height += 1
         progress(height, total)
     _after_last(report, pins, height, by_height, strays)
+    verified_more = report.resumed_at != report.head
+    if checkpoints is not None and report.ok and report.blocks > 1 and verified_more:
+        checkpoints.save(db_file, auditor.checkpoint())
+
+
+def _prefix_matches(by_height: dict[int, list[RawRow]], checkpoint: Checkpoint) -> bool:
+    """Whether blocks ``0..h`` are stored exactly as ``checkpoint`` verified them."""
+    for height, (digest, certificate) in enumerate(
+        zip(checkpoint.hashes, checkpoint.certificates, strict=True)
+    ):
+        stored = by_height.get(height, [])
+        if len(stored) != 1:
+            return False
+        row = stored[0]
+        if not isinstance(row.body, bytes) or row.hash != digest:
+            return False
+        if block_hash(row.body) != digest:
+            return False
+        if certificate_digest(row.certificate) != certificate:
+            return False
+    return True

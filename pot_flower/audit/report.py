@@ -286,6 +286,9 @@ class AuditReport:
     validator_balances: dict[int, int] = field(default_factory=dict)
     validators: tuple[bytes, ...] = ()
     minted: int = 0
+    resumed_at: int | None = None
+    """The height up to which an earlier audit's checkpoint was re-hashed, not
+    recomputed (None: every block recomputed)."""
 
     @property
     def ok(self) -> bool:

@@ -2,10 +2,18 @@
 
 Real replicas over the in-memory PBFT transport, real signatures, one SQLite ledger
 each; it implements :class:`~pot_flower.committee.base.Committee`.
+
+The replicas live in one process with keys from one seed: one trust domain, a
+stand-in for a committee, not a committee. So the pure round function runs once per
+ordered batch and every replica takes its own copy of the outcome
+(:class:`SharedExecution`), as the batch is scored once: executing the same bytes
+four times in one process would buy no assurance and cost four times the CPU. The
+remote committee (validators as processes) executes on every validator.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -19,7 +27,7 @@ from pot_flower.committee.base import (
 )
 from pot_flower.consensus.memory import MemoryDriver
 from pot_flower.consensus.quorum import quorum
-from pot_flower.protocol.batch import RoundBatch, SubmissionRef
+from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
 from pot_flower.protocol.block import (
     parse_round,
 )
@@ -30,6 +38,7 @@ from pot_flower.protocol.certificate import (
 )
 from pot_flower.protocol.chain import ChainState, genesis
 from pot_flower.protocol.commitments import CommitmentKind, update_arrays
+from pot_flower.protocol.execution import RoundOutcome, execute_round
 from pot_flower.protocol.model import Arrays, encode_arrays
 from pot_flower.protocol.params import Params
 from pot_flower.protocol.privacy.accountant import spent
@@ -125,6 +134,7 @@ class EmbeddedCommittee(CertifiedHead):
             commit_reveal=commit_reveal,
         )
         noise_key = os.urandom(NOISE_KEY_SIZE)
+        self.execution = SharedExecution()
         if self._params.robust.scored and score_fn is None:
             raise CommitteeError("a scored chain needs a score function")
         self._score_fn = score_fn
@@ -138,7 +148,11 @@ class EmbeddedCommittee(CertifiedHead):
             ledger.store_model(state.model_digest, encode_arrays(state.model))
             ledger.append(0, state.head, body)
             app = PoTApplication(
-                _copy(state), self.payloads, ledger, noise_key=noise_key
+                _copy(state),
+                self.payloads,
+                ledger,
+                noise_key=noise_key,
+                executor=self.execution,
             )
             self.validators.append(Signer(i, key, app))
         apps = iter([v.app for v in self.validators])
@@ -258,6 +272,42 @@ class EmbeddedCommittee(CertifiedHead):
         for v in self.validators:
             if v.app.ledger is not None:
                 v.app.ledger.close()
+
+
+class SharedExecution:
+    """Each ordered batch executed once for all the replicas of one process.
+
+    Keyed by the state it runs on (height and head: the state is a function of
+    the chain) and the batch's bytes; each caller gets its own copy of the state
+    after it, so replicas still share no mutable state. A batch that cannot be
+    executed raises the same :class:`BatchError` for every caller.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[int, bytes, bytes] | None = None
+        self._outcome: RoundOutcome | BatchError | None = None
+        self.executions = 0
+        """How many times the round function ran (tests read it)."""
+
+    def __call__(
+        self,
+        state: ChainState,
+        batch: bytes,
+        payloads: Mapping[bytes, bytes],
+        noise_key: bytes | None,
+    ) -> RoundOutcome:
+        key = (state.height, state.head, hashlib.sha256(batch).digest())
+        if key != self._key or self._outcome is None:
+            self._key, self._outcome = key, None  # nothing stale if it fails
+            self.executions += 1
+            try:
+                self._outcome = execute_round(state, batch, payloads, noise_key)
+            except BatchError as exc:
+                self._outcome = exc
+        outcome = self._outcome
+        if isinstance(outcome, BatchError):
+            raise BatchError(str(outcome))
+        return replace(outcome, state=_copy(outcome.state))
 
 
 def _copy(state: ChainState) -> ChainState:

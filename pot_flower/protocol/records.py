@@ -26,13 +26,21 @@ REFUSED = "refused"
 """A reply's ``"pot"`` record key saying why the miner sealed or revealed nothing."""
 KEYSTORE_KEY = "pot-keystore"
 """Run-config key naming the miners' keystore directory."""
+MINER_NAME_KEY = "pot-miner-name"
+"""Run-config key: how a node's key is named ("node-id" or "partition-id")."""
 FINGERPRINT_KEY = "pot-committee-fingerprint"
 """Node- or run-config key: the committee a commit-reveal miner reveals to."""
 DEMO_ATTACK_KEY = "pot-demo-attack"
 """Run-config key: the attack the demo's Byzantine nodes run (client side)."""
 DEMO_BYZANTINE_KEY = "pot-demo-byzantine"
 """Run-config key: how many nodes (the lowest partition ids) run the demo attack."""
-CLIENT_KEYS = (KEYSTORE_KEY, DEMO_ATTACK_KEY, DEMO_BYZANTINE_KEY, FINGERPRINT_KEY)
+CLIENT_KEYS = (
+    KEYSTORE_KEY,
+    MINER_NAME_KEY,
+    DEMO_ATTACK_KEY,
+    DEMO_BYZANTINE_KEY,
+    FINGERPRINT_KEY,
+)
 """``pot-*`` run-config keys the client side reads (the strategy accepts them)."""
 
 ConfigValue = (

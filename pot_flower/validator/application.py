@@ -16,7 +16,7 @@ from pot_flower.patience import Unavailable
 from pot_flower.protocol.batch import BatchError
 from pot_flower.protocol.certificate import Certificate, CertificateError, sign_block
 from pot_flower.protocol.chain import ChainState
-from pot_flower.protocol.execution import execute_round
+from pot_flower.protocol.execution import RoundOutcome, execute_round
 from pot_flower.protocol.model import encode_arrays
 from pot_flower.protocol.sealing import SealSet, sign_seal_set
 from pot_flower.validator.catchup import NO_PEERS, BlockSource, catch_up
@@ -27,6 +27,12 @@ log = logging.getLogger("pot.validator")
 CLOSE_SEALS = "close-seals"
 """The request kind that closes a commit-reveal round's seals."""
 _CLOSE_PREFIX = encode({"kind": CLOSE_SEALS})[:-1]  # the dict left open
+
+Executor = Callable[
+    [ChainState, bytes, Mapping[bytes, bytes], bytes | None], RoundOutcome
+]
+"""How a batch is executed: :func:`~pot_flower.protocol.execution.execute_round`'s
+signature (state, batch, payloads, noise key)."""
 
 
 class PoTApplication:
@@ -47,6 +53,9 @@ class PoTApplication:
         Whether the validator is shutting down (ends a wait for peers).
     noise_key : bytes | None
         The committee's secret noise key (chains with central DP need it).
+    executor : Executor
+        Runs the pure round function (default: :func:`execute_round`); the
+        embedded committee passes one execution shared by its replicas.
 
     """
 
@@ -60,8 +69,10 @@ class PoTApplication:
         stopping: Callable[[], bool] | None = None,
         patience_s: float = 30.0,
         noise_key: bytes | None = None,
+        executor: Executor = execute_round,
     ) -> None:
         self.state = state
+        self.executor = executor
         self.noise_key = noise_key
         self.payloads = payloads
         self.ledger = ledger
@@ -115,8 +126,8 @@ class PoTApplication:
         if closing is not None:
             return self.close_seals(closing)
         try:
-            outcome = execute_round(
-                self.state, operation, self.payloads, noise_key=self.noise_key
+            outcome = self.executor(
+                self.state, operation, self.payloads, self.noise_key
             )
         except BatchError as exc:
             return encode({"error": str(exc)})

@@ -36,12 +36,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "sim": CORE | {"audit"},
     "attacks": set(),
     "datasets": set(),
+    "keystore": {"zk"},
     "report": CORE | {"audit"},
-    "clients": {"encoding", "zk", "protocol", "attacks"},
-    "strategies": CORE | {"ops"},
-    "cli": CORE | {"audit", "ops", "sim", "report"},
+    "clients": {"encoding", "zk", "protocol", "attacks", "keystore"},
+    "strategies": CORE | {"ops", "keystore"},
+    "cli": CORE | {"audit", "ops", "sim", "report", "keystore"},
     "__main__": {"cli"},
-    "__init__": {"strategies", "clients", "committee", "audit", "protocol"},
+    "__init__": {"strategies", "clients", "committee", "audit", "protocol", "keystore"},
 }
 # Libraries a room must not import: the pure core does no I/O.
 PURE = {"flwr", "grpc", "google", "sqlite3", "torch", "tensorflow", "typer", "rich"}
@@ -52,6 +53,7 @@ MAY_NOT_USE: dict[str, set[str]] = {
     "protocol": PURE,
     "attacks": PURE,
     "datasets": PURE,
+    "keystore": PURE,
     "validator": PURE - {"sqlite3"},
     "transport": {"flwr", "sqlite3", "torch", "tensorflow", "typer", "rich"},
     "committee": {"flwr", "sqlite3", "torch", "tensorflow", "typer", "rich"},

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 from flower_support import BatchNormNet, LocalGrid, Net, make_plain_app
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from typer.testing import CliRunner
 
 from pot_flower.audit import audit_ledger
+from pot_flower.cli import app
 from pot_flower.clients import Keystore, PoTClientApp, pot_mod
+from pot_flower.keystore import miner_name
 from pot_flower.protocol.reasons import Reason
 from pot_flower.strategies import PoTStrategy, RoundReport
 
@@ -23,12 +26,16 @@ def start(
     nodes: int = 5,
     tamper: object = None,
     net: type[Net] = Net,
+    miner_name: str = "node-id",
     **strategy_kwargs: object,
 ) -> tuple[PoTStrategy, object, LocalGrid]:
     grid = LocalGrid(
         app,  # type: ignore[arg-type]
         nodes,
-        run_config={"pot-keystore": str(tmp_path / "keys")},
+        run_config={
+            "pot-keystore": str(tmp_path / "keys"),
+            "pot-miner-name": miner_name,
+        },
         tamper=tamper,  # type: ignore[arg-type]
     )
     reports: list[RoundReport] = []
@@ -144,6 +151,49 @@ def test_allow_list_admits_only_listed_miners(tmp_path: Path) -> None:
     )
     assert strategy.history[0].accepted == 2
     assert strategy.history[0].reasons == {"unknown-miner": 3}
+
+
+def keys_miners(keystore: Path, count: int, allow_list: Path) -> None:
+    """``pot keys miners KEYSTORE --count N --allow-list FILE``."""
+    args = [str(keystore), "--count", str(count), "--allow-list", str(allow_list)]
+    made = CliRunner().invoke(app, ["keys", "miners", *args])
+    assert made.exit_code == 0, made.output
+
+
+def test_a_federation_registered_before_it_starts(tmp_path: Path) -> None:
+    # `pot keys miners` makes partition-0..N-1's keys and their allow-list; the
+    # nodes sign with the key of their partition id, whatever node id they drew.
+    allowed = tmp_path / "miners.txt"
+    keys_miners(tmp_path / "keys", 4, allowed)
+    assert len(allowed.read_text().splitlines()) == 4
+    strategy, _, _ = start(
+        tmp_path,
+        make_plain_app(mods=[pot_mod]),
+        miner_name="partition-id",
+        registration="allow-list",
+        allowed_miners=str(allowed),
+    )
+    # Partitions 0..3 are listed, partition 4 is not.
+    assert [r.accepted for r in strategy.history] == [4, 4]
+    assert strategy.history[0].reasons == {"unknown-miner": 1}
+    keys_miners(tmp_path / "keys", 4, tmp_path / "again.txt")
+    assert (tmp_path / "again.txt").read_text() == allowed.read_text()  # keys kept
+    ledgers_verify(tmp_path)
+
+
+def test_miner_names_are_checked_before_any_round() -> None:
+    with pytest.raises(ValueError, match="pot-miner-name"):
+        PoTStrategy.from_run_config({"pot-miner-name": "hostname"})
+    assert miner_name("partition-id", 7, {"partition-id": 3}) == "partition-3"
+    assert miner_name("node-id", 7, {"partition-id": 3}) == "7"
+    for config in (
+        {},
+        {"partition-id": -1},
+        {"partition-id": True},
+        {"partition-id": "3"},
+    ):
+        with pytest.raises(ValueError, match="partition-id"):
+            miner_name("partition-id", 7, config)  # type: ignore[arg-type]
 
 
 def test_settings_from_run_config() -> None:

@@ -17,9 +17,13 @@ app = ClientApp(mods=[pot_mod, demo_attack_mod])
 
 def _data(context: Context) -> tuple[torch.Tensor, torch.Tensor]:
     rc = context.run_config
+    nodes = int(context.node_config["num-partitions"])
+    # More nodes than the data has shares for (10,000 nodes): node i trains on
+    # share i mod data-partitions.
+    shares = int(rc.get("data-partitions", 0)) or nodes
     return load_partition(
-        int(context.node_config["partition-id"]),
-        int(context.node_config["num-partitions"]),
+        int(context.node_config["partition-id"]) % shares,
+        shares,
         alpha=float(rc["dirichlet-alpha"]),
         seed=int(rc["partition-seed"]),
         source=str(rc["data-source"]),
