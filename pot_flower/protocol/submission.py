@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,10 +32,19 @@ class Submission:
     envelope: Envelope
     envelope_bytes: bytes
     signature: bytes
-    payload: bytes  # canonical bytes of the returned arrays
+    returned: Mapping[str, NDArray[np.generic]] = field(repr=False)
+    """The returned arrays (canonical dtypes), as committed to."""
     blinding: int | None = field(default=None, repr=False)
     """The Pedersen commitment's blinding factor (Pedersen chains); it travels
     to the validators with the arrays (:func:`~.commitments.with_opening`)."""
+
+    @cached_property
+    def payload(self) -> bytes:
+        """Canonical bytes of the returned arrays, encoded when first asked for.
+
+        ``pot_mod`` never asks: the arrays travel in Flower's own record.
+        """
+        return encode_arrays(self.returned)
 
     @property
     def validator_payload(self) -> bytes:
@@ -129,7 +139,7 @@ def build_submission(
         envelope,
         envelope.to_bytes(),
         envelope.sign(key),
-        encode_arrays(returned),
+        returned,
         blinding,
     )
 

@@ -387,10 +387,14 @@ class ValidatorNode:
         elif kind == "call":
             self._flush()  # calls read durable state: make it current first
             fn, done = value
+            if not done.set_running_or_notify_cancel():
+                return  # its caller gave up waiting (the edge cancelled it): skip
             try:
-                done.set_result(fn())
+                result = fn()
             except Exception as exc:  # reported to the caller
                 done.set_exception(exc)
+            else:
+                done.set_result(result)
 
     def _flush(self) -> None:
         if self._pending_writes and self.store is not None:

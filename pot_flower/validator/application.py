@@ -1,7 +1,8 @@
 """A validator: the PoT round execution as a PBFT application, with its own ledger.
 
-The replica orders batches; this application executes them (every validator checks
-every submission itself), appends the block to the validator's ledger and keeps
+The replica orders batches; this application executes them (every validator process
+checks every submission itself; the embedded committee's replicas, one process,
+share one execution), appends the block to the validator's ledger and keeps
 the chain state that the next round starts from. Results are the same bytes at
 every honest validator: ``encode({"height", "block"})`` or ``{"error"}``.
 """
