@@ -154,7 +154,7 @@ def _update_reason(
     """Whether the update is the model's layout, finite, bounded and committed to.
 
     On success the verdict keeps the update's fixed-point units for aggregation
-    (as exact float64 integers; :func:`~.geometry.stack` makes them int64 rows).
+    (exact float64 integers; :func:`~.execution.stack_and_free` makes int64 rows).
     """
     payload = payloads.get(sub.payload) if sub.payload is not None else None
     if payload is None or hashlib.sha256(payload).digest() != sub.payload:

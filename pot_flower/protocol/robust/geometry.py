@@ -18,21 +18,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 
 from pot_flower.protocol.fixedpoint import FloatArray, IntArray, exact_dot
 
 _WIDEST = 1 << 32  # |element| bound every function here relies on
-
-
-def stack(rows: Sequence[NDArray[np.generic]]) -> IntArray:
-    """The updates as one ``(n, d)`` int64 matrix (n >= 1).
-
-    Rows may be integer arrays or float64 arrays holding integers (the verdicts'
-    exact fixed-point updates); either is converted exactly, in one pass.
-    """
-    out: IntArray = np.stack(rows, dtype=np.int64, casting="unsafe")
-    return out
 
 
 def rounded_div(total: IntArray, count: int) -> IntArray:
