@@ -14,6 +14,9 @@ with the same ``partition-id`` train on the same images.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 HUB_DATASET = "zalando-datasets/fashion_mnist"
+CACHE_ENV = "POT_DATA_CACHE"
+"""Where partition indices are kept (else ``~/.cache/pot-flower/partitions``)."""
 MEAN, STD = 0.2860, 0.3530  # of the training images, scaled to [0, 1]
 
 
@@ -104,6 +109,60 @@ def _hub_dataset(num_partitions: int, alpha: float, seed: int) -> Any:
     return FederatedDataset(dataset=HUB_DATASET, partitioners={"train": partitioner})
 
 
+def _cache_dir() -> Path:
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override)
+    home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(home) / "pot-flower" / "partitions"
+
+
+@cache
+def _partition_indices(
+    num_partitions: int, alpha: float, seed: int, data_dir: str
+) -> dict[int, np.ndarray]:
+    """Every partition's indices into the training set, computed once per machine.
+
+    Flower Datasets' partitioner takes seconds (the Deployment Engine starts a
+    process per message, each paying it again): the result, a pure function of
+    the labels and the settings, is kept on disk by their digest.
+    """
+    _, labels = load_split("train", data_dir)
+    key = hashlib.sha256(
+        f"{num_partitions}/{alpha!r}/{seed}/".encode() + labels.tobytes()
+    ).hexdigest()[:32]
+    file = _cache_dir() / f"dirichlet-{key}.npz"
+    try:
+        with np.load(file) as stored:
+            return {int(k[1:]): stored[k] for k in stored.files}
+    except (OSError, ValueError, KeyError):
+        pass
+    partitioner = _partitioner(num_partitions, alpha, seed, data_dir)
+    indices = {
+        i: np.asarray(partitioner.load_partition(i)[:]["index"], dtype=np.int64)
+        for i in range(num_partitions)
+    }
+    tmp = None
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{f"p{i}": v for i, v in indices.items()})  # type: ignore[arg-type]
+        os.replace(tmp, file)
+    except OSError:  # no cache, no harm: computed again next time
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return indices
+
+
+def _partition_index(
+    partition_id: int, num_partitions: int, alpha: float, seed: int, data_dir: str
+) -> np.ndarray:
+    if not 0 <= partition_id < num_partitions:
+        raise ValueError(f"partition-id {partition_id} not in [0, {num_partitions})")
+    return _partition_indices(num_partitions, alpha, seed, data_dir)[partition_id]
+
+
 def load_partition(
     partition_id: int,
     num_partitions: int,
@@ -115,11 +174,8 @@ def load_partition(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One client's non-IID (Dirichlet) share of the training set (uint8, int64)."""
     if use_local(source, data_dir):
-        part = _partitioner(num_partitions, alpha, seed, data_dir).load_partition(
-            partition_id
-        )
-        index = np.asarray(part[:]["index"], dtype=np.int64)
         images, labels = load_split("train", data_dir)
+        index = _partition_index(partition_id, num_partitions, alpha, seed, data_dir)
         return images[index], labels[index].astype(np.int64)
     part = _hub_dataset(num_partitions, alpha, seed).load_partition(partition_id)
     images = np.stack([np.asarray(img, dtype=np.uint8) for img in part[:]["image"]])

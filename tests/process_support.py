@@ -7,6 +7,7 @@ import hashlib
 import os
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -50,22 +51,7 @@ class ProcessCommittee:
 
     def round(self, miners: int = 3) -> int:
         """One PoT round with ``miners`` honest submissions; its height."""
-        ticket, current = self.remote.ticket(), self.remote.model
-        refs, payloads = [], {}
-        for i in range(miners):
-            sub = build_submission(
-                SigningKey.from_seed(b"miner-%d" % i),
-                run=RUN,
-                round_=ticket.round,
-                node=i,
-                nonce=ticket.nonce,
-                received=current,
-                returned={"w": current["w"] + np.float32(0.01 * (i + 1))},
-                num_examples=5,
-            )
-            digest = hashlib.sha256(sub.payload).digest()
-            payloads[digest] = sub.payload
-            refs.append(SubmissionRef(i, sub.envelope_bytes, sub.signature, digest))
+        refs, payloads = honest_batch(self.remote, range(miners))
         return self.remote.certify_round(refs, payloads).height
 
     def pings(self, count: int) -> None:
@@ -157,3 +143,26 @@ class ProcessCommittee:
                     os.kill(process.pid, signal.SIGCONT)
         stop_all(self.processes, timeout=15)
         return {vid: p.returncode for vid, p in self.processes.items()}
+
+
+def honest_batch(
+    remote: RemoteCommittee, nodes: Iterable[int]
+) -> tuple[list[SubmissionRef], dict[bytes, bytes]]:
+    """Honest updates of miners ``nodes`` (node i signs as ``miner-i``), next round."""
+    ticket, current = remote.ticket(), remote.model
+    refs, payloads = [], {}
+    for i in nodes:
+        sub = build_submission(
+            SigningKey.from_seed(b"miner-%d" % i),
+            run=remote.params.run,
+            round_=ticket.round,
+            node=i,
+            nonce=ticket.nonce,
+            received=current,
+            returned={"w": current["w"] + np.float32(0.01 * (i + 1))},
+            num_examples=5,
+        )
+        digest = hashlib.sha256(sub.payload).digest()
+        payloads[digest] = sub.payload
+        refs.append(SubmissionRef(i, sub.envelope_bytes, sub.signature, digest))
+    return refs, payloads

@@ -28,6 +28,7 @@ from pot_flower.committee.base import (
     CommitteeError,
 )
 from pot_flower.consensus.config import CommitteeConfig
+from pot_flower.consensus.quorum import weak_quorum
 from pot_flower.encoding import DecodeError, decode, encode
 from pot_flower.protocol.batch import RoundBatch, SubmissionRef
 from pot_flower.protocol.block import (
@@ -99,6 +100,14 @@ def _poll(
         done.wait(pause)
         pause = min(2 * pause, 0.5)
     return None
+
+
+class MovedOn(CommitteeError):
+    """f + 1 validators hold block ``height`` already: the round was taken."""
+
+    def __init__(self, height: int) -> None:
+        super().__init__(f"the chain moved on to block {height}")
+        self.height = height
 
 
 class RemoteCommittee(CertifiedHead):
@@ -232,20 +241,73 @@ class RemoteCommittee(CertifiedHead):
         payloads: Mapping[bytes, bytes],
         sealed: ClosedSeals | None = None,
     ) -> CertifiedRound:
-        named = [s.payload for s in submissions if s.payload]
-        receipts = self._make_available(payloads, named, round_=self._height + 1)
         height = self._height + 1
-        batch = RoundBatch(
-            self._params.run, height, tuple(submissions), self._last, sealed=sealed
-        )
-        if self._params.robust.scored:
-            batch = replace(batch, scores=self._gather_scores(batch))
-        if self._params.privacy.on:
-            batch = replace(batch, privacy=spent(self._params.privacy, height))
-        _, digest = self._order(available_request(batch.to_bytes(), receipts), height)
-        self._last = self._certify(height, digest)
+        try:
+            digest = self._submit_round(height, submissions, payloads, sealed)
+        except MovedOn as moved:
+            # Another coordinator's batch for this round executed after this one
+            # resumed (it was still being ordered when the last run died): that
+            # block is this round's, certified once; these replies are dropped.
+            if moved.height != height:
+                raise CommitteeError(
+                    f"round {height}: the chain is at block {moved.height}, "
+                    "certified from another coordinator's batches; resume the "
+                    "run again to continue from there"
+                ) from moved
+            self._last = self._resume()
+            if self._height != height:
+                raise CommitteeError(
+                    f"round {height}: no quorum certifies the block it moved to"
+                ) from moved
+            assert self._head_hash is not None
+            digest = self._head_hash
+        else:
+            self._last = self._certify(height, digest)
         assert self._body is not None  # set by _certify
         return CertifiedRound(height, digest, self._body, self._last, self._model)
+
+    def _submit_round(
+        self,
+        height: int,
+        submissions: list[SubmissionRef],
+        payloads: Mapping[bytes, bytes],
+        sealed: ClosedSeals | None,
+    ) -> bytes:
+        """Make the round's payloads available and order its batch; the block hash.
+
+        Raises :class:`MovedOn` where f + 1 validators already hold block
+        ``height`` (at least one honest one executed another batch for it).
+        """
+        named = [s.payload for s in submissions if s.payload]
+        try:
+            receipts = self._make_available(payloads, named, round_=height)
+            batch = RoundBatch(
+                self._params.run, height, tuple(submissions), self._last, sealed=sealed
+            )
+            if self._params.robust.scored:
+                batch = replace(batch, scores=self._gather_scores(batch))
+            if self._params.privacy.on:
+                batch = replace(batch, privacy=spent(self._params.privacy, height))
+            request = available_request(batch.to_bytes(), receipts)
+            return self._order(request, height)[1]
+        except CommitteeError as exc:
+            self._check_moved_on(height, exc)
+            raise
+
+    def _check_moved_on(self, height: int, cause: Exception | None = None) -> None:
+        """Raise :class:`MovedOn` if f + 1 validators hold a block at ``height``."""
+        request = pot_pb2.BlockRequest(run=self._params.run, height=LATEST)
+        heights = []
+        for _, reply in self._ask_all("GetBlock", request):
+            try:
+                heights.append(parse_block(reply.body).height)
+            except BlockFormatError:
+                continue
+        ahead = sorted((h for h in heights if h >= height), reverse=True)
+        need = weak_quorum(len(self.config.replicas))
+        if len(ahead) >= need:
+            # The (f + 1)-th highest: at least one honest validator holds it.
+            raise MovedOn(ahead[need - 1]) from cause
 
     def close(self) -> None:
         self._client.close()
@@ -444,6 +506,8 @@ class RemoteCommittee(CertifiedHead):
                     receipts[rid] = reply.receipt
                     if len(receipts) == self.config.quorum:
                         return sorted(receipts.items())
+            if refusals and round_ > 0:
+                self._check_moved_on(round_)  # refused because it is past?
             if time.monotonic() + pause > deadline:
                 raise CommitteeError(
                     f"{len(receipts)} validators hold the payloads, quorum is "

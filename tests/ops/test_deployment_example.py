@@ -13,29 +13,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-from contextlib import suppress
 from pathlib import Path
 
 import pytest
+from recipe_support import reap, run_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+# Minutes of processes: outside the test command, run by CI (pytest -m recipe).
+pytestmark = pytest.mark.recipe
 NODES = 10
-
-
-def _alive(group: int) -> list[int]:
-    """The live (not zombie) processes of process group or session ``group``."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with suppress(OSError):
-            # pid (comm) state ppid pgrp session ...; comm may hold spaces
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if fields[0] != "Z" and group in (int(fields[2]), int(fields[3])):
-                pids.append(int(stat.parent.name))
-    return pids
 
 
 @pytest.mark.skipif(not DATA.exists(), reason="apt-get install dataset-fashion-mnist")
@@ -45,35 +34,16 @@ def test_deployment_recipe_certifies_a_round_from_ten_supernodes(
 ) -> None:
     work = tmp_path / "work"
     env = dict(os.environ, ROUNDS="1", NODES=str(NODES), WORK=str(work))
-    log = tmp_path / "run.out"
-    with log.open("w") as out:
-        # Own session: on a timeout the script and its foreground children get
-        # SIGTERM together, and its EXIT trap stops every process group it started.
-        proc = subprocess.Popen(
-            ["bash", str(ROOT / "examples/deployment/run.sh")],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            proc.wait(timeout=480)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    output = log.read_text(errors="replace")
+    code, output = run_recipe(
+        ["bash", str(ROOT / "examples/deployment/run.sh")],
+        env,
+        tmp_path / "run.out",
+        480,
+    )
     stopped = re.search(r"stopped process groups ([\d ]+)", output)
     groups = [int(g) for g in stopped.group(1).split()] if stopped else []
-    leftovers = {g: _alive(g) for g in groups}
-    for pids in leftovers.values():  # never leave daemons behind on this machine
-        for pid in pids:
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    assert proc.returncode == 0, output[-4000:]
+    leftovers = reap(groups)  # never leave daemons behind on this machine
+    assert code == 0, output[-4000:]
     # The committee, the SuperLink and every SuperNode, all stopped.
     assert len(groups) == 2 + NODES, output[-2000:]
     assert not any(leftovers.values()), leftovers
