@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from progress import steps
 
+from pot_flower.committee.base import Ticket
 from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.fixedpoint import max_norm_units
@@ -46,6 +47,39 @@ SHAPES = {  # the quickstart CNN's state dict (examples/quickstart-pytorch)
     "fc2.weight": (10, 128),
     "fc2.bias": (10,),
 }
+
+
+def honest_round(
+    ticket: Ticket,
+    model: Arrays,
+    miners: list[tuple[int, SigningKey]],
+    shared: Arrays,
+    rng: np.random.Generator,
+) -> tuple[list[SubmissionRef], dict[bytes, bytes]]:
+    """Signed updates of ``miners`` (index, key; node = index + 1) for ``ticket``.
+
+    A step all miners share plus their own noise, as SGD steps on one task are.
+    """
+    refs, payloads = [], {}
+    for i, key in miners:
+        step = {
+            k: 0.005 * (shared[k] + rng.standard_normal(v.shape)).astype(np.float32)
+            for k, v in model.items()
+        }
+        sub = build_submission(
+            key,
+            run=1,
+            round_=ticket.round,
+            node=1 + i,
+            nonce=ticket.nonce,
+            received=model,
+            returned={k: v + step[k] for k, v in model.items()},
+            num_examples=100,
+        )
+        digest = hashlib.sha256(sub.payload).digest()
+        payloads[digest] = sub.payload
+        refs.append(SubmissionRef(1 + i, sub.envelope_bytes, sub.signature, digest))
+    return refs, payloads
 
 
 def build_ledger(directory: Path, rounds: int, miners: int, seed: int) -> Path:
@@ -68,28 +102,8 @@ def build_ledger(directory: Path, rounds: int, miners: int, seed: int) -> Path:
     with steps("rounds certified", total=rounds) as advance:
         for _ in range(rounds):
             ticket = committee.ticket()
-            refs, payloads = [], {}
-            for i, key in enumerate(keys):
-                step = {
-                    k: 0.005
-                    * (shared[k] + rng.standard_normal(v.shape)).astype(np.float32)
-                    for k, v in model.items()
-                }
-                sub = build_submission(
-                    key,
-                    run=1,
-                    round_=ticket.round,
-                    node=1 + i,
-                    nonce=ticket.nonce,
-                    received=model,
-                    returned={k: v + step[k] for k, v in model.items()},
-                    num_examples=100,
-                )
-                digest = hashlib.sha256(sub.payload).digest()
-                payloads[digest] = sub.payload
-                refs.append(
-                    SubmissionRef(1 + i, sub.envelope_bytes, sub.signature, digest)
-                )
+            miners = list(enumerate(keys))
+            refs, payloads = honest_round(ticket, model, miners, shared, rng)
             model = committee.certify_round(refs, payloads).model
             advance()
     committee.close()

@@ -13,7 +13,6 @@ peak RSS; then ``pot ledger verify`` of validator 0's ledger.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import resource
@@ -24,15 +23,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from audit_length import SHAPES
+from audit_length import SHAPES, honest_round
 from progress import steps
 
 from pot_flower.committee.embedded import EmbeddedCommittee
-from pot_flower.protocol.batch import SubmissionRef
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import Arrays
 from pot_flower.protocol.robust.config import PRESETS
-from pot_flower.protocol.submission import build_submission
 from pot_flower.zk.signatures import SigningKey
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,28 +73,8 @@ def main() -> None:
             )
             old = pick.sample(registered, min(args.miners - len(new), len(registered)))
             ticket = committee.ticket()
-            refs, payloads = [], {}
-            for i in sorted(new + old):
-                step = {
-                    k: 0.005
-                    * (shared[k] + rng.standard_normal(v.shape)).astype(np.float32)
-                    for k, v in model.items()
-                }
-                sub = build_submission(
-                    keys[i],
-                    run=1,
-                    round_=ticket.round,
-                    node=1 + i,
-                    nonce=ticket.nonce,
-                    received=model,
-                    returned={k: v + step[k] for k, v in model.items()},
-                    num_examples=100,
-                )
-                digest = hashlib.sha256(sub.payload).digest()
-                payloads[digest] = sub.payload
-                refs.append(
-                    SubmissionRef(1 + i, sub.envelope_bytes, sub.signature, digest)
-                )
+            miners = [(i, keys[i]) for i in sorted(new + old)]
+            refs, payloads = honest_round(ticket, model, miners, shared, rng)
             started = time.perf_counter()
             certified = committee.certify_round(refs, payloads)
             seconds = time.perf_counter() - started
