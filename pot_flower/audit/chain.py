@@ -105,6 +105,7 @@ class _Auditor:
         report.miner_balances = dict(checkpoint.miner_balances)
         report.validator_balances = dict(checkpoint.validator_balances)
         report.minted = checkpoint.minted
+        report.resumed_at = checkpoint.height
 
     def checkpoint(self) -> Checkpoint:
         """What this audit concluded so far."""
@@ -480,7 +481,6 @@ def _audit(
         _prefix_matches(by_height, checkpoint) and auditor.models_unchanged(checkpoint)
     ):
         checkpoint = None
-    report.resumed_at = None if checkpoint is None else checkpoint.height
     total = len(rows)
     height = 0
     while height in by_height:
