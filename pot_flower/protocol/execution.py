@@ -145,9 +145,17 @@ def check_all(
     """Every submission's own verdict (with its agreed score), in canonical order."""
     scores = agreed(state, batch)
     sealed = None if batch.sealed is None else batch.sealed.seals
+    # A row for each submission with a payload at hand (a bound set by memory
+    # already spent); only the rows of updates that pass are written.
+    present = [
+        s.payload is not None and s.payload in payloads for s in batch.submissions
+    ]
+    matrix = np.empty((sum(present), state.layout.size), dtype=np.int64)
+    free = iter(matrix)
     checked = []
-    for sub, score in zip(batch.submissions, scores, strict=True):
-        verdict = check_submission(state, sub, payloads, sealed)
+    for sub, score, here in zip(batch.submissions, scores, present, strict=True):
+        row = next(free) if here else None
+        verdict = check_submission(state, sub, payloads, row, sealed)
         verdict.score = score
         checked.append((verdict, sub))
     check_openings(state, checked)
@@ -271,18 +279,53 @@ def reject_copies(
 
 
 def stack_and_free(passed: list[Verdict]) -> IntArray:
-    """The passed updates as one int64 matrix, each verdict's copy freed as it goes.
+    """The passed updates as one int64 matrix in ``passed``'s order, copied nowhere.
 
-    The peak is the matrix plus what is not copied yet, never two full copies.
+    Each update already sits in a row of the round's matrix (:func:`check_all`,
+    in submission order); the rows are moved into canonical order in place and
+    the verdicts let go of theirs, so the round holds each update once.
     """
     held = [v for v in passed if v.flat is not None]
-    first = held[0].flat
-    assert first is not None
-    rows: IntArray = np.empty((len(held), first.size), dtype=np.int64)
-    for i, v in enumerate(held):
-        rows[i] = v.flat.astype(np.int64)  # type: ignore[union-attr]  # exact
+    matrix = held[0].flat.base  # type: ignore[union-attr]
+    assert isinstance(matrix, np.ndarray) and matrix.ndim == 2
+    start, stride = matrix.ctypes.data, matrix.strides[0]
+    order = [(v.flat.ctypes.data - start) // stride for v in held]  # type: ignore[union-attr]
+    for v in held:
         v.flat = None
-    return rows
+    return permute_rows(matrix, order)
+
+
+def permute_rows(matrix: IntArray, order: list[int]) -> IntArray:
+    """``matrix[order]`` (distinct rows) as a view of ``matrix``, moved in place.
+
+    Rows past ``len(order)`` are left in any order. One spare row: each cycle of
+    the permutation is followed once.
+    """
+    n = matrix.shape[0]
+    listed = set(order)
+    source = order + [i for i in range(n) if i not in listed]
+    spare = np.empty(matrix.shape[1], dtype=matrix.dtype)
+    done = [False] * n
+    for first in range(n):
+        if done[first] or source[first] == first:
+            continue
+        spare[:] = matrix[first]
+        j = first
+        while source[j] != first:
+            matrix[j] = matrix[source[j]]
+            done[j] = True
+            j = source[j]
+        matrix[j] = spare
+        done[j] = True
+    return matrix[: len(order)]
+
+
+def keep_rows(rows: IntArray, keep: list[int]) -> IntArray:
+    """``rows[keep]`` for ascending ``keep``, moved down in place (a view)."""
+    for j, i in enumerate(keep):
+        if i != j:
+            rows[j] = rows[i]
+    return rows[: len(keep)]
 
 
 def contributions(
@@ -290,9 +333,9 @@ def contributions(
 ) -> tuple[list[Verdict], IntArray | None]:
     """The verdicts whose updates the robust stage combines, and those updates.
 
-    The updates are stacked once and the verdicts' own copies freed (at 1,000
-    miners each copy of all updates is 300 MB; a row scores its verdict later):
-    copies are set aside, then low scores.
+    The updates stay in the round's matrix, moved in place (at 1,000 miners of
+    the quickstart CNN a copy of all updates is 300 MB; a row scores its verdict
+    later): copies are set aside, then low scores.
     """
     if not passed:
         return [], None
@@ -300,7 +343,7 @@ def contributions(
     config = state.params.robust
     keep = reject_low_scores(config, passed, reject_copies(config, passed, rows))
     if len(keep) < len(passed):
-        rows = rows[keep]
+        rows = keep_rows(rows, keep)
     return [passed[i] for i in keep], rows if keep else None
 
 
@@ -405,7 +448,7 @@ def aggregate(
     for i, v in enumerate(contributing):
         if v.accepted:
             ref_flat, ref_sq = as_float(reference(i))
-            # The same float64 integers the verdict held (every |unit| < 2**53).
+            # Exact as float64: every |unit| < 2**31.
             quality = quality_ppm(rows[i].astype(np.float64), ref_flat, ref_sq)
             v.quality_ppm = quality if quality >= floor else 0
     size = state.layout.float_size

@@ -23,7 +23,7 @@ from pot_flower.protocol.envelope import (
     LocalDp,
     verify_envelope,
 )
-from pot_flower.protocol.fixedpoint import FloatArray, norm_within
+from pot_flower.protocol.fixedpoint import IntArray, norm_within
 from pot_flower.protocol.model import ModelFormatError, decode_arrays
 from pot_flower.protocol.params import MAX_EXAMPLES
 from pot_flower.protocol.reasons import Reason
@@ -45,8 +45,8 @@ class Verdict:
     score: int | None = None  # the committee's agreed score (scored chains)
     reputation_ppm: int = 0  # after this round, if judged (see block.JUDGED)
     local_dp: LocalDp | None = None  # the miner's own report, from its envelope
-    flat: FloatArray | None = field(default=None, repr=False)
-    """The update's fixed-point units in flat order (exact integers as float64)."""
+    flat: IntArray | None = field(default=None, repr=False)
+    """The update's fixed-point units in flat order: its row of the round's matrix."""
     update_digest: bytes | None = None
     """SHA-256 of the update (the hash commitment's value): copies share it."""
     blinding: int | None = field(default=None, repr=False)
@@ -84,13 +84,16 @@ def check_submission(
     state: ChainState,
     sub: SubmissionRef,
     payloads: Mapping[bytes, bytes],
+    row: IntArray | None,
     sealed: SealSet | None = None,
 ) -> Verdict:
     """Every per-submission check, in a fixed order; the first failure decides.
 
     A pure function of the state and the submission: the signature, then the
     envelope against the round's ticket, then (commit-reveal rounds, ``sealed``)
-    against its node's seal, then the update against its commitment.
+    against its node's seal, then the update against its commitment. An update
+    that passes is written to ``row`` (int64, the layout's size; ``None`` where
+    the payload is missing), which becomes the verdict's ``flat``.
     """
     verdict = Verdict(sub.node, None, None, 0)
     envelope, verdict.reason = _signed_envelope(sub)
@@ -109,7 +112,7 @@ def check_submission(
         )
         verdict.salt = sub.salt if verdict.reason is None else None
     if verdict.reason is None:
-        verdict.reason = _update_reason(state, envelope, sub, payloads, verdict)
+        verdict.reason = _update_reason(state, envelope, sub, payloads, verdict, row)
     return verdict
 
 
@@ -150,14 +153,19 @@ def _update_reason(
     sub: SubmissionRef,
     payloads: Mapping[bytes, bytes],
     verdict: Verdict,
+    row: IntArray | None,
 ) -> Reason | None:
     """Whether the update is the model's layout, finite, bounded and committed to.
 
-    On success the verdict keeps the update's fixed-point units for aggregation
-    (exact float64 integers; :func:`~.execution.stack_and_free` makes int64 rows).
+    On success the update's fixed-point units go to ``row`` (the verdict's
+    ``flat``): each update is held once, in the round's matrix.
     """
     payload = payloads.get(sub.payload) if sub.payload is not None else None
-    if payload is None or hashlib.sha256(payload).digest() != sub.payload:
+    if (
+        payload is None
+        or row is None
+        or hashlib.sha256(payload).digest() != sub.payload
+    ):
         return Reason.MALFORMED_UPDATE
     blinding = None
     if state.params.commitment == CommitmentKind.PEDERSEN:
@@ -181,7 +189,8 @@ def _update_reason(
             return Reason.COMMITMENT_MISMATCH
     elif len(envelope.commitment) != CommitmentKind.PEDERSEN.size:
         return Reason.COMMITMENT_MISMATCH
-    verdict.flat, verdict.update_digest, verdict.blinding = flat, digest, blinding
+    row[:] = flat  # exact: integers below 2**31
+    verdict.flat, verdict.update_digest, verdict.blinding = row, digest, blinding
     return None
 
 
@@ -201,7 +210,8 @@ def check_openings(
     key = openings_key(
         state.model_digest, commitments, [s.payload or b"" for _, s in pending]
     )
-    vectors = [np.asarray(v.flat).astype(np.int64) for v, _ in pending]
+    vectors = [v.flat for v, _ in pending if v.flat is not None]
+    assert len(vectors) == len(pending)  # every pending update passed its checks
     blindings = [v.blinding or 0 for v, _ in pending]
     for i in failed_openings(commitments, vectors, blindings, key):
         v = pending[i][0]

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pot_flower.protocol.robust import geometry, rules
+from pot_flower.protocol.robust import RobustConfig, geometry, robust_aggregate, rules
+from pot_flower.protocol.robust.config import PRESETS, PreAggregator
 from pot_flower.protocol.robust.geometry import clip, sketch, sq_distances
 
 SMALL = 1 << 20  # elements this small need no sketch shift at these widths
@@ -102,6 +103,37 @@ def test_clip_rows_clips_each_row_and_copies_only_when_needed(values, bound):
         assert np.array_equal(out[i], want)
     assert np.array_equal(rows, before)  # the input is never modified
     assert (out is rows) == (not any(flags))
+
+
+@given(matrices(bound=1 << 31), st.integers(0, 1 << 33))
+def test_clipping_in_place_writes_what_clip_rows_returns_and_keeps_the_originals(
+    values, bound
+):
+    rows = as_rows(values)
+    before = rows.copy()
+    want, flags = rules.clip_rows(before, bound)
+    originals = rules.clip_rows_in_place(rows, bound)
+    assert np.array_equal(rows, want)
+    assert sorted(originals) == [i for i, was in enumerate(flags) if was]
+    for i, row in originals.items():
+        assert np.array_equal(row, before[i])
+
+
+@given(matrices(max_n=12), st.sampled_from(sorted(PRESETS)), st.binary(max_size=4))
+def test_the_robust_stage_leaves_its_rows_as_it_found_them(values, preset, seed):
+    rows = as_rows(values)
+    before = rows.copy()
+    robust_aggregate(PRESETS[preset], rows, [1] * len(rows), seed=seed, bounds=True)
+    assert np.array_equal(rows, before)
+
+
+def test_a_clipped_single_row_mean_is_not_undone_by_the_restore():
+    rows = np.array([[30_000, -40_000]], dtype=np.int64)
+    config = RobustConfig(pre_aggregators=(PreAggregator.CLIP,), clip_norm_units=5)
+    clipped, _ = clip(rows[0], 5)
+    result = robust_aggregate(config, rows, [1], seed=b"")
+    assert result.aggregate.tolist() == clipped.tolist() == [2, -3]  # toward zero
+    assert rows.tolist() == [[30_000, -40_000]]
 
 
 def test_the_sketch_keeps_every_dot_product_below_2_53_at_a_million_columns():

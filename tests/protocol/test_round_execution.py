@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pot_support
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pot_support import VALIDATOR_KEYS, RoundBuilder, chain, miner, trained
 
 from pot_flower.audit import audit_ledger
@@ -16,7 +18,14 @@ from pot_flower.committee.embedded import EmbeddedCommittee
 from pot_flower.encoding import decode
 from pot_flower.protocol.batch import BatchError, RoundBatch, SubmissionRef
 from pot_flower.protocol.envelope import Envelope
-from pot_flower.protocol.execution import execute_round
+from pot_flower.protocol.execution import (
+    check_all,
+    execute_round,
+    keep_rows,
+    parse_batch,
+    permute_rows,
+    stack_and_free,
+)
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import encode_arrays
 from pot_flower.protocol.params import MAX_EXAMPLES
@@ -340,3 +349,35 @@ def test_a_round_of_copies_only_still_moves_the_model_and_verifies(
     assert certified.body.model != certified.body.base  # the copy counted once
     report = audit_ledger(tmp_path / "validator-0")
     assert report.ok, report.problem
+
+
+@given(
+    st.integers(1, 12).flatmap(
+        lambda n: st.tuples(st.just(n), st.permutations(range(n)), st.integers(0, n))
+    )
+)
+def test_rows_are_put_in_order_in_place_as_a_view(
+    case: tuple[int, list[int], int],
+) -> None:
+    n, shuffled, k = case
+    matrix = np.arange(n * 3, dtype=np.int64).reshape(n, 3).copy()
+    before, order = matrix.copy(), list(shuffled[:k])
+    rows = permute_rows(matrix, order)
+    assert np.array_equal(rows, before[order]) and rows.base is matrix
+    keep = sorted(set(shuffled[: k // 2]) & set(range(k)))
+    kept = keep_rows(rows, keep)
+    assert np.array_equal(kept, before[order][keep]) and kept.base is matrix
+
+
+def test_a_round_holds_each_update_in_one_matrix_in_canonical_order() -> None:
+    state = chain()
+    b = RoundBuilder(state)
+    for i in range(6):
+        b.honest(i)
+    verdicts = check_all(state, parse_batch(state, b.batch()), b.payloads)
+    bases = {id(v.flat.base) for v in verdicts if v.flat is not None}
+    assert len(bases) == 1  # no update has a copy of its own
+    expected = [v.flat.copy() for v in verdicts if v.flat is not None]
+    rows = stack_and_free(verdicts)
+    assert all(v.flat is None for v in verdicts)
+    assert np.array_equal(rows, np.stack(expected)) and id(rows.base) in bases

@@ -282,3 +282,19 @@ def test_every_pot_key_is_listed_in_the_quickstart_config() -> None:
             if k in wanted
         }
     )
+
+
+def test_a_round_lets_go_of_the_replies_arrays_once_the_payloads_hold_them(
+    tmp_path: Path,
+) -> None:
+    replies: list[Message] = []
+
+    def keep(node: int, reply: Message) -> Message:
+        replies.append(reply)
+        return reply
+
+    strategy, _, _ = start(tmp_path, make_plain_app(mods=[pot_mod]), tamper=keep)
+    train = [r for r in replies if r.metadata.message_type == "train"]
+    assert len(train) == 10 and all(r.accepted == 5 for r in strategy.history)
+    assert all(not r.content.array_records for r in train)
+    assert all(r.content.metric_records for r in train)  # metrics are aggregated

@@ -72,6 +72,25 @@ def clip_rows(
     return out, clipped
 
 
+def clip_rows_in_place(
+    rows: IntArray, bound: int, sq: Sequence[int] | None = None
+) -> dict[int, IntArray]:
+    """:func:`clip_rows` written into ``rows``; the clipped rows' originals, by row.
+
+    Copies only the rows it scales (their originals, for the caller to restore).
+    """
+    if bound < 0 and rows.shape[0]:
+        raise ValueError("bound must be non-negative")
+    if sq is None:
+        sq = sq_norms(rows)
+    originals: dict[int, IntArray] = {}
+    for i, norm in enumerate(sq):
+        if norm > bound * bound:
+            originals[i] = rows[i].copy()
+            rows[i], _ = clip(originals[i], bound, norm)
+    return originals
+
+
 def adaptive_bound(
     rows: IntArray, multiple_ppm: int, sq: Sequence[int] | None = None
 ) -> int:
