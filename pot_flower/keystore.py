@@ -10,6 +10,8 @@ Creation is atomic, so concurrent ClientApps agree on one key. The miners' side
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from pot_flower.zk.signatures import SigningKey
@@ -18,6 +20,11 @@ KEYSTORE_ENV = "POT_KEYSTORE"
 MINER_NAMES = ("node-id", "partition-id")
 """How ``pot-miner-name`` names a node's key (see :func:`miner_name`)."""
 DEFAULT_KEYSTORE = Path.home() / ".pot" / "keystore"
+
+_LOADED = 4096
+"""Keys a process remembers (a simulation actor serves many miners a round)."""
+_loaded: OrderedDict[Path, tuple[tuple[int, int, int], SigningKey]] = OrderedDict()
+_lock = threading.Lock()
 
 
 def default_keystore() -> Path:
@@ -35,8 +42,11 @@ class Keystore:
         """The key for miner ``name``, generated and stored if it does not exist."""
         if not name or not all(c.isalnum() or c in "-_." for c in name):
             raise ValueError(f"bad miner name {name!r}")
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"miner-{name}.key"
+        known = _remembered(path)
+        if known is not None:
+            return known
+        self.directory.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             key = SigningKey.generate()
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -56,7 +66,42 @@ class Keystore:
         pub = path.with_suffix(".pub")
         if not pub.exists():
             pub.write_text(key.verify_key.raw.hex() + "\n")
+        _remember(path, key)
         return key
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _remembered(path: Path) -> SigningKey | None:
+    """The key loaded from ``path`` before, if the file is still that one.
+
+    Reading and checking a key file each round cost ~0.5 ms a miner; a file
+    replaced or rewritten since (inode, mtime or size) is read again.
+    """
+    identity = _identity(path)
+    with _lock:
+        entry = _loaded.get(path)
+        if entry is None or identity is None or entry[0] != identity:
+            return None
+        _loaded.move_to_end(path)
+        return entry[1]
+
+
+def _remember(path: Path, key: SigningKey) -> None:
+    identity = _identity(path)
+    if identity is None:
+        return
+    with _lock:
+        _loaded[path] = (identity, key)
+        _loaded.move_to_end(path)
+        while len(_loaded) > _LOADED:
+            _loaded.popitem(last=False)
 
 
 def miner_name(how: str, node_id: int, node_config: dict[str, object]) -> str:

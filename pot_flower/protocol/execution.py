@@ -7,7 +7,7 @@ rounding, canonical order by miner id, canonical encoding before hashing: honest
 validators produce identical bytes on any machine. Nothing in a submission can make
 this raise; a malformed *batch* (the coordinator's fault) yields a batch error.
 
-The steps, in order: :func:`parse_batch`, :func:`check_submission` for each reply,
+The steps, in order: :func:`parse_batch`, :func:`check_all` (each reply's checks),
 :func:`register_and_dedupe`, :func:`reject_copies`, :func:`reject_low_scores`,
 :func:`aggregate` (the robust stage), :func:`pay`, then the block.
 """
@@ -67,7 +67,12 @@ from pot_flower.protocol.robust.rules import (
 from pot_flower.protocol.scores import ScoreError, agreed_scores
 from pot_flower.protocol.sealing import SealSet
 from pot_flower.protocol.settlement import settle
-from pot_flower.protocol.verdicts import Verdict, check_openings, check_submission
+from pot_flower.protocol.verdicts import (
+    Verdict,
+    check_openings,
+    check_signed,
+    check_update,
+)
 
 SEED_DOMAIN = b"pot-flower/round-seed/v1"
 # Rejections that do not register a miner: the envelope is not for this round.
@@ -142,20 +147,28 @@ def _sort_key(v: Verdict, sub: SubmissionRef) -> tuple[bytes, int, bytes, bytes]
 def check_all(
     state: ChainState, batch: RoundBatch, payloads: Mapping[bytes, bytes]
 ) -> list[Verdict]:
-    """Every submission's own verdict (with its agreed score), in canonical order."""
+    """Every submission's own verdict (with its agreed score), in canonical order.
+
+    The updates that pass sit in one int64 matrix, a row each (their ``flat``).
+    """
     scores = agreed(state, batch)
     sealed = None if batch.sealed is None else batch.sealed.seals
-    # A row for each submission with a payload at hand (a bound set by memory
-    # already spent); only the rows of updates that pass are written.
+    signed = [check_signed(state, sub, sealed) for sub in batch.submissions]
+    # A row for each signed submission whose payload is at hand, no more: the
+    # updates that pass are written into it (the others' rows stay untouched).
     present = [
-        s.payload is not None and s.payload in payloads for s in batch.submissions
+        envelope is not None and sub.payload in payloads
+        for (_, envelope), sub in zip(signed, batch.submissions, strict=True)
     ]
     matrix = np.empty((sum(present), state.layout.size), dtype=np.int64)
     free = iter(matrix)
     checked = []
-    for sub, score, here in zip(batch.submissions, scores, present, strict=True):
-        row = next(free) if here else None
-        verdict = check_submission(state, sub, payloads, row, sealed)
+    for (verdict, envelope), sub, score, here in zip(
+        signed, batch.submissions, scores, present, strict=True
+    ):
+        if envelope is not None:
+            row = next(free) if here else None
+            verdict.reason = check_update(state, envelope, sub, payloads, verdict, row)
         verdict.score = score
         checked.append((verdict, sub))
     check_openings(state, checked)

@@ -14,10 +14,13 @@ from typing import Protocol
 
 import numpy as np
 
+from pot_flower.protocol import npy
 from pot_flower.protocol.commitments import CommitmentKind
 from pot_flower.protocol.model import Arrays, canonical
 from pot_flower.protocol.sealing import Seal
 
+NUMPY_STYPE = "numpy.ndarray"
+"""Flower's serialization type of ``.npy`` arrays (``flwr...constant.SType.NUMPY``)."""
 TICKET_RECORD = "pot.ticket"
 """ConfigRecord of a train message: the round's ticket."""
 SUBMISSION_RECORD = "pot"
@@ -190,7 +193,17 @@ class ArrayItems(Protocol):
 
 def arrays_of(record: ArrayItems) -> Arrays:
     """An ArrayRecord as canonical numpy arrays, in the record's key order."""
-    return {name: canonical(array.numpy()) for name, array in record.items()}
+    return {name: canonical(_numpy(array)) for name, array in record.items()}
+
+
+def _numpy(array: _HasNumpy) -> np.ndarray:
+    """``array.numpy()``, without re-parsing a header seen before (:mod:`.npy`)."""
+    data = getattr(array, "data", None)
+    if getattr(array, "stype", None) == NUMPY_STYPE and isinstance(data, bytes):
+        loaded = npy.load(data)
+        if loaded is not None:
+            return loaded
+    return array.numpy()
 
 
 def in_order(arrays: Arrays, keys: list[str]) -> Arrays:

@@ -80,25 +80,20 @@ class Verdict:
         )
 
 
-def check_submission(
-    state: ChainState,
-    sub: SubmissionRef,
-    payloads: Mapping[bytes, bytes],
-    row: IntArray | None,
-    sealed: SealSet | None = None,
-) -> Verdict:
-    """Every per-submission check, in a fixed order; the first failure decides.
+def check_signed(
+    state: ChainState, sub: SubmissionRef, sealed: SealSet | None = None
+) -> tuple[Verdict, Envelope | None]:
+    """The checks before the update, in a fixed order; the first failure decides.
 
     A pure function of the state and the submission: the signature, then the
     envelope against the round's ticket, then (commit-reveal rounds, ``sealed``)
-    against its node's seal, then the update against its commitment. An update
-    that passes is written to ``row`` (int64, the layout's size; ``None`` where
-    the payload is missing), which becomes the verdict's ``flat``.
+    against its node's seal. Returns the verdict and, if all of these passed, the
+    envelope (the update is checked next, :func:`check_update`).
     """
     verdict = Verdict(sub.node, None, None, 0)
     envelope, verdict.reason = _signed_envelope(sub)
     if envelope is None:
-        return verdict
+        return verdict, None
     verdict.miner = envelope.miner
     verdict.signature = sub.signature
     verdict.commitment = envelope.commitment
@@ -111,9 +106,7 @@ def check_submission(
             sealed, sub.node, envelope.miner, sub.envelope, sub.salt
         )
         verdict.salt = sub.salt if verdict.reason is None else None
-    if verdict.reason is None:
-        verdict.reason = _update_reason(state, envelope, sub, payloads, verdict, row)
-    return verdict
+    return verdict, envelope if verdict.reason is None else None
 
 
 def _signed_envelope(sub: SubmissionRef) -> tuple[Envelope | None, Reason | None]:
@@ -147,7 +140,7 @@ def _ticket_reason(state: ChainState, envelope: Envelope, node: int) -> Reason |
     return next((reason for failed, reason in checks if failed), None)
 
 
-def _update_reason(
+def check_update(
     state: ChainState,
     envelope: Envelope,
     sub: SubmissionRef,
@@ -155,10 +148,11 @@ def _update_reason(
     verdict: Verdict,
     row: IntArray | None,
 ) -> Reason | None:
-    """Whether the update is the model's layout, finite, bounded and committed to.
+    """The last check: the update against the model's layout, bound and commitment.
 
-    On success the update's fixed-point units go to ``row`` (the verdict's
-    ``flat``): each update is held once, in the round's matrix.
+    An update that passes is written to ``row`` (int64, the layout's size;
+    ``None`` where its payload is missing), which becomes the verdict's ``flat``:
+    the round holds each update once, in one matrix.
     """
     payload = payloads.get(sub.payload) if sub.payload is not None else None
     if (

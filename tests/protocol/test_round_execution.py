@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pot_support
@@ -381,3 +382,25 @@ def test_a_round_holds_each_update_in_one_matrix_in_canonical_order() -> None:
     rows = stack_and_free(verdicts)
     assert all(v.flat is None for v in verdicts)
     assert np.array_equal(rows, np.stack(expected)) and id(rows.base) in bases
+
+
+def test_submissions_nobody_signed_reserve_no_rows_for_their_updates() -> None:
+    # A coordinator pointing 2,000 forged submissions at one real payload: the
+    # round reserves rows only for signed ones, not 2,000 x the model.
+    state = chain()
+    b = RoundBuilder(state)
+    honest = b.honest(0)
+    for k in range(2000):
+        b.add(honest, node=5000 + k, signature=bytes(64))
+    reserved: list[tuple[int, ...]] = []
+    empty = np.empty
+
+    def watch(shape: object, *args: object, **kwargs: object) -> np.ndarray:
+        if isinstance(shape, tuple) and len(shape) == 2:
+            reserved.append(shape)
+        return empty(shape, *args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    with mock.patch("pot_flower.protocol.execution.np.empty", watch):
+        verdicts = check_all(state, parse_batch(state, b.batch()), b.payloads)
+    assert [v.reason for v in verdicts].count(Reason.BAD_SIGNATURE) == 2000
+    assert reserved == [(1, state.layout.size)]

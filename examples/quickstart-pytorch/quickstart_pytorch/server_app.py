@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Iterable
 from logging import INFO
 from pathlib import Path
+from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
@@ -39,6 +41,19 @@ def main(grid: Grid, context: Context) -> None:
     initial = ArrayRecord(Net().state_dict())
     x_test, y_test = load_test(str(rc["data-source"]), str(rc["data-dir"]))
     timeline: list[dict[str, float]] = []
+    exchanges: list[float] = []  # seconds Flower took to deliver and train, a round
+    if str(rc.get("metrics-out", "")):
+        send_and_receive = grid.send_and_receive
+
+        def timed(messages: Iterable[Message], **kwargs: Any) -> Iterable[Message]:
+            messages = list(messages)
+            started = time.perf_counter()
+            replies = send_and_receive(messages, **kwargs)
+            if any(m.metadata.message_type.startswith("train") for m in messages):
+                exchanges.append(time.perf_counter() - started)
+            return replies
+
+        grid.send_and_receive = timed  # type: ignore[method-assign]
 
     def progress(report: RoundReport) -> None:
         acc = report.evaluation.get("accuracy", float("nan"))
@@ -69,6 +84,9 @@ def main(grid: Grid, context: Context) -> None:
                 "round": server_round,
                 "eval_start": started,
                 "eval_end": time.perf_counter(),
+                "exchange_seconds": exchanges[-1]
+                if server_round and exchanges
+                else 0.0,
                 "accuracy": accuracy,
                 "loss": loss,
             }
