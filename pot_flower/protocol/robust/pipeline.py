@@ -102,7 +102,7 @@ def _run(
             rows = rules.bucket_means(rows, groups)
             f = min(f, config.limit(len(groups)))
     aggregate, kept = _aggregate(config, rows, None if groups else weights, f, previous)
-    if np.shares_memory(aggregate, rows):
+    if np.may_share_memory(aggregate, rows):
         aggregate = aggregate.copy()  # e.g. the mean of one row: rows are restored
     excluded = (
         tuple(sorted(set(range(n)) - set(kept)))
