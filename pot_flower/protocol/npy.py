@@ -47,7 +47,7 @@ def load(data: bytes) -> NDArray[np.generic] | None:
         return None
     shape, dtype = header
     count = math.prod(shape)
-    if count == 0 or len(data) != start + count * dtype.itemsize:
+    if count == 0 or dtype.itemsize == 0 or len(data) != start + count * dtype.itemsize:
         return None
     return (
         np.frombuffer(data, dtype=dtype, count=count, offset=start)

@@ -52,6 +52,9 @@ def test_what_it_is_unsure_of_goes_back_to_np_load() -> None:
     assert npy.load(b"not an npy blob") is None
     broken = good.replace(b"'descr'", b"'descX'")
     assert npy.load(broken) is None
+    text = blob(np.zeros(3, dtype="S1"))
+    empty_items = text.replace(b"'|S1'", b"'|S0'")[:-3]  # three items of 0 bytes
+    assert npy.load(empty_items) is None
 
 
 @given(st.binary(max_size=300))

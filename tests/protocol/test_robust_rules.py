@@ -127,6 +127,14 @@ def test_the_robust_stage_leaves_its_rows_as_it_found_them(values, preset, seed)
     assert np.array_equal(rows, before)
 
 
+def test_a_clip_that_fails_leaves_the_rows_as_they_were():
+    rows = np.array([[3_000, 4_000], [1 << 33, 0]], dtype=np.int64)
+    before = rows.copy()
+    with pytest.raises(ValueError, match="2\\*\\*32"):
+        rules.clip_rows_in_place(rows, 5)
+    assert np.array_equal(rows, before)
+
+
 def test_a_clipped_single_row_mean_is_not_undone_by_the_restore():
     rows = np.array([[30_000, -40_000]], dtype=np.int64)
     config = RobustConfig(pre_aggregators=(PreAggregator.CLIP,), clip_norm_units=5)

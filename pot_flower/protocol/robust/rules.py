@@ -78,16 +78,20 @@ def clip_rows_in_place(
     """:func:`clip_rows` written into ``rows``; the clipped rows' originals, by row.
 
     Copies only the rows it scales (their originals, for the caller to restore).
+    Every clip is computed before any row is written: if one raises, ``rows`` is
+    as it was.
     """
     if bound < 0 and rows.shape[0]:
         raise ValueError("bound must be non-negative")
     if sq is None:
         sq = sq_norms(rows)
-    originals: dict[int, IntArray] = {}
-    for i, norm in enumerate(sq):
-        if norm > bound * bound:
-            originals[i] = rows[i].copy()
-            rows[i], _ = clip(originals[i], bound, norm)
+    limit = bound * bound
+    scaled = {
+        i: clip(rows[i], bound, norm)[0] for i, norm in enumerate(sq) if norm > limit
+    }
+    originals = {i: rows[i].copy() for i in scaled}
+    for i, row in scaled.items():
+        rows[i] = row
     return originals
 
 
