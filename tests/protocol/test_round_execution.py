@@ -26,6 +26,7 @@ from pot_flower.protocol.execution import (
     parse_batch,
     permute_rows,
     stack_and_free,
+    update_matrix,
 )
 from pot_flower.protocol.fixedpoint import max_norm_units
 from pot_flower.protocol.model import encode_arrays
@@ -392,15 +393,43 @@ def test_submissions_nobody_signed_reserve_no_rows_for_their_updates() -> None:
     honest = b.honest(0)
     for k in range(2000):
         b.add(honest, node=5000 + k, signature=bytes(64))
-    reserved: list[tuple[int, ...]] = []
-    empty = np.empty
-
-    def watch(shape: object, *args: object, **kwargs: object) -> np.ndarray:
-        if isinstance(shape, tuple) and len(shape) == 2:
-            reserved.append(shape)
-        return empty(shape, *args, **kwargs)  # type: ignore[call-overload,no-any-return]
-
-    with mock.patch("pot_flower.protocol.execution.np.empty", watch):
-        verdicts = check_all(state, parse_batch(state, b.batch()), b.payloads)
+    verdicts = check_all(state, parse_batch(state, b.batch()), b.payloads)
     assert [v.reason for v in verdicts].count(Reason.BAD_SIGNATURE) == 2000
-    assert reserved == [(1, state.layout.size)]
+    (held,) = [v.flat for v in verdicts if v.flat is not None]
+    # One row, in a matrix of at most two (a reused one may have a spare row).
+    assert held.base.shape[0] <= 2 and held.base.shape[1] == state.layout.size
+
+
+def _address(a: np.ndarray) -> int:
+    return int(a.__array_interface__["data"][0])
+
+
+def test_the_next_round_reuses_the_matrix_once_nothing_holds_it() -> None:
+    first = update_matrix(4, 3)
+    address = _address(first)
+    del first
+    again = update_matrix(3, 3)  # fits, and nothing else holds it: no fresh pages
+    assert _address(again) == address and again.shape == (3, 3)
+    other = update_matrix(3, 3)  # ``again`` is in use: never handed out twice
+    assert not np.may_share_memory(other, again)
+    rows = iter(other)
+    row = next(rows)
+    del other, rows
+    assert not np.may_share_memory(update_matrix(3, 3), row)  # a row view holds it
+    assert update_matrix(1, 3).base.shape == (1, 3)  # twice too large: not kept
+
+
+def test_a_reused_matrix_leaves_nothing_of_the_last_round_in_the_next() -> None:
+    state = chain()
+    b = RoundBuilder(state)
+    for i in range(5):
+        b.honest(i)
+    execute_round(state, b.batch(), b.payloads)  # fills a matrix that is kept
+    small = RoundBuilder(state)
+    small.honest(7)
+    bad_payload(small, 8, trained(state.model, 8))  # its row is never written
+    reused = execute_round(state, small.batch(), small.payloads)
+    update_matrix(0, 1)  # nothing to keep: the pool is left as it is
+    with mock.patch("pot_flower.protocol.execution._spare", []):
+        fresh = execute_round(state, small.batch(), small.payloads)
+    assert reused.hash == fresh.hash
