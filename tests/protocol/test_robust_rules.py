@@ -171,6 +171,20 @@ def test_leave_one_out_medians_are_the_medians_of_the_others(values):
         assert np.array_equal(got, rules.median(others))
 
 
+@given(matrices(bound=50), st.integers(0, 4))
+def test_order_statistics_leave_the_rows_where_they_are(values, f):
+    # Rows are an update each: reordering them in a column (a single-column
+    # model's transposed block is contiguous) would pay miners for others' work.
+    rows = as_rows(values)
+    before = rows.copy()
+    rules.median(rows)
+    if len(values) >= 2:
+        rules.leave_one_out_stats(rows)
+    if len(values) > 2 * f:
+        rules.trimmed_mean(rows, f)
+    assert np.array_equal(rows, before)
+
+
 def test_a_leave_one_out_median_needs_two_rows():
     with pytest.raises(ValueError, match="two updates"):
         rules.leave_one_out_stats(as_rows([[1, 2]]))

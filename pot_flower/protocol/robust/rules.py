@@ -244,9 +244,11 @@ def _column_major(block: IntArray) -> IntArray:
     """``block`` transposed into a contiguous copy: a column per row.
 
     Partitioning contiguous rows is several times faster than partitioning
-    strided columns in place (numpy copies each one out and back).
+    strided columns in place (numpy copies each one out and back). Always a
+    copy: the caller's rows are partitioned in place, and a transposed view of a
+    single column is already contiguous (``ascontiguousarray`` would return it).
     """
-    return np.ascontiguousarray(block.T)
+    return block.T.copy(order="C")
 
 
 def median(rows: IntArray) -> IntArray:
