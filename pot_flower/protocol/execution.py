@@ -155,6 +155,8 @@ def update_matrix(rows: int, size: int) -> IntArray:
     them (0.6-1.4 s for the 300 MB of 1,000 quickstart updates on the benchmark
     machine). A matrix more than twice the rows needed is not kept.
     """
+    if rows == 0:
+        return np.empty((0, size), dtype=np.int64)  # the kept matrix stays kept
     with _spare_lock:
         spare = _spare.pop() if _spare else None
     # Two references: ``spare`` and getrefcount's argument; a third is a view.
@@ -166,9 +168,8 @@ def update_matrix(rows: int, size: int) -> IntArray:
         spare = None
     if spare is None:
         spare = np.empty((rows, size), dtype=np.int64)
-    if rows:
-        with _spare_lock:
-            _spare[:] = [spare]
+    with _spare_lock:
+        _spare[:] = [spare]
     return spare[:rows]
 
 

@@ -417,6 +417,9 @@ def test_the_next_round_reuses_the_matrix_once_nothing_holds_it() -> None:
     del other, rows
     assert not np.may_share_memory(update_matrix(3, 3), row)  # a row view holds it
     assert update_matrix(1, 3).base.shape == (1, 3)  # twice too large: not kept
+    kept = _address(update_matrix(1, 3))
+    assert update_matrix(0, 3).shape == (0, 3)  # a round without updates...
+    assert _address(update_matrix(1, 3)) == kept  # ...leaves the kept one kept
 
 
 def test_a_reused_matrix_leaves_nothing_of_the_last_round_in_the_next() -> None:
@@ -429,7 +432,6 @@ def test_a_reused_matrix_leaves_nothing_of_the_last_round_in_the_next() -> None:
     small.honest(7)
     bad_payload(small, 8, trained(state.model, 8))  # its row is never written
     reused = execute_round(state, small.batch(), small.payloads)
-    update_matrix(0, 1)  # nothing to keep: the pool is left as it is
     with mock.patch("pot_flower.protocol.execution._spare", []):
         fresh = execute_round(state, small.batch(), small.payloads)
     assert reused.hash == fresh.hash
