@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from unittest import mock
@@ -420,6 +421,20 @@ def test_the_next_round_reuses_the_matrix_once_nothing_holds_it() -> None:
     kept = _address(update_matrix(1, 3))
     assert update_matrix(0, 3).shape == (0, 3)  # a round without updates...
     assert _address(update_matrix(1, 3)) == kept  # ...leaves the kept one kept
+
+
+def test_rounds_executed_at_once_on_threads_never_share_a_matrix() -> None:
+    state = chain()
+    rounds = []
+    for size in (3, 4, 5, 6):
+        b = RoundBuilder(state)
+        for i in range(size):
+            b.honest(10 * size + i)
+        rounds.append((b.batch(), b.payloads))
+    alone = [execute_round(state, *r).hash for r in rounds]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda r: execute_round(state, *r).hash, rounds * 5))
+    assert together == alone * 5
 
 
 def test_a_reused_matrix_leaves_nothing_of_the_last_round_in_the_next() -> None:
